@@ -1,0 +1,1 @@
+"""Pure computations on polars DataFrames: VEE, leaks, rollups, chart series."""

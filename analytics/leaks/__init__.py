@@ -1,0 +1,1 @@
+"""Leak and anomaly detectors."""

@@ -1,0 +1,1 @@
+"""Validation, estimation and editing of billing consumption."""

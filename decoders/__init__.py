@@ -1,0 +1,1 @@
+"""Frames to readings: wireless M-Bus (decoders.wmbus) and Modbus register profiles (decoders.modbus)."""

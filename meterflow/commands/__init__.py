@@ -1,0 +1,1 @@
+"""Command-line edges: parse arguments, call the core, print results."""

@@ -1,0 +1,141 @@
+"""One typed settings object, from environment variables (METERFLOW_*) and an optional TOML file.
+
+Precedence: explicit init values > environment > TOML file > defaults.
+Nested sections use `__` in environment names, e.g. METERFLOW_VEE__STUCK_DAYS=30.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from analytics.leaks.config import LeakConfig
+from analytics.vee.config import VeeConfig
+
+DEFAULT_TOML = Path("meterflow.toml")
+
+
+class MqttSettings(BaseModel):
+    """Broker connection shared by the gateway, the decoder service and the demo."""
+
+    url: str | None = Field(None, description="mqtt://host:1883 or mqtts://host:8883; unset = in-process broker")
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: str | None = None
+    client_id_prefix: str = "meterflow"
+    topic_prefix: str = "meterflow/v1"
+    qos: int = 1
+
+
+class DecoderServiceSettings(BaseModel):
+    """Tuning of `meterflow decoder`."""
+
+    shared_group: str = "decoders"
+    batch_max_frames: int = 5000
+    batch_max_ms: int = 200
+    metrics_port: int = 9464
+    metrics_log_seconds: int = 60
+
+
+class ApiSettings(BaseModel):
+    """`meterflow serve`: the web app, billing API and dashboards."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    tokens: list[SecretStr] = Field(default_factory=list, description="bearer tokens for analysts and billing")
+    customer_link_secret: SecretStr = SecretStr("change-me")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="METERFLOW_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    database_url: SecretStr | None = Field(
+        None, description="postgresql://user:pass@host:5432/db; unset = embedded PostgreSQL under data_dir"
+    )
+    timescale_url: SecretStr | None = Field(None, description="a TimescaleDB server for the timescale tests")
+    mqtt: MqttSettings = MqttSettings()
+    data_dir: Path = Path(".meterflow")
+    log_format: str = "text"
+    log_level: str = "INFO"
+    timezone: str = "Europe/Warsaw"
+    decoder: DecoderServiceSettings = DecoderServiceSettings()
+    api: ApiSettings = ApiSettings()
+    vee: VeeConfig = VeeConfig()
+    leaks: LeakConfig = LeakConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = os.environ.get("METERFLOW_CONFIG_FILE") or (str(DEFAULT_TOML) if DEFAULT_TOML.exists() else None)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @property
+    def mqtt_url(self) -> str | None:
+        return self.mqtt.url
+
+    def database_dsn(self) -> str | None:
+        return self.database_url.get_secret_value() if self.database_url else None
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Build settings; a config file given here wins over METERFLOW_CONFIG_FILE."""
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.exists():
+            raise FileNotFoundError(f"settings file {path} does not exist (create it or drop --config-file)")
+        os.environ["METERFLOW_CONFIG_FILE"] = str(path)
+    return Settings(**overrides)
+
+
+def mask_url(url: str) -> str:
+    """postgresql://user:secret@host/db -> postgresql://user:***@host/db."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def masked_dict(settings: Settings) -> dict[str, Any]:
+    """Effective settings as plain data with every secret masked, for `config show`."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            secret = value.get_secret_value()
+            return mask_url(secret) if "://" in secret else "***"
+        if isinstance(value, BaseModel):
+            return {k: walk(getattr(value, k)) for k in type(value).model_fields}
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, str) and "://" in value:
+            return mask_url(value)
+        return value
+
+    return dict(walk(settings))
