@@ -1,1 +1,1 @@
-"""meterflow api."""
+"""HTTP edge: the billing API, manual reads, and the dashboard pages (FastAPI)."""

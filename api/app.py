@@ -1,0 +1,47 @@
+"""The web application served by `meterflow serve`: billing API, manual reads and dashboards."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from psycopg_pool import ConnectionPool
+
+from meterflow import __version__
+from meterflow.config import Settings
+from meterflow.logs import get_logger
+
+from api.routes import ROUTERS
+
+log = get_logger(__name__)
+
+
+def create_app(settings: Settings, dsn: str) -> FastAPI:
+    """Build the app for one database; routers of areas not built yet are skipped."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.pool.open(wait=True, timeout=30)
+        yield
+        app.state.pool.close()
+
+    app = FastAPI(
+        title="meterflow",
+        version=__version__,
+        description="Billing consumption, manual reads and dashboards of a water utility.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.pool = ConnectionPool(dsn, min_size=1, max_size=8, open=False)
+    for spec in ROUTERS:
+        module_name, attr = spec.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        app.include_router(getattr(module, attr))
+    return app

@@ -1,0 +1,8 @@
+"""One router per area; api.app includes each router listed in ROUTERS."""
+
+ROUTERS: list[str] = [
+    "api.routes.health:router",
+    "api.routes.billing:router",
+    "api.routes.readings:router",
+    "api.routes.dashboards:router",
+]
