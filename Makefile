@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(BIN)/meterflow demo
 
 test: $(STAMP)
+	@scripts/browser.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -1,1 +1,1 @@
-"""meterflow pipelines."""
+"""Prefect flows: thin orchestration around storage queries and analytics functions."""
