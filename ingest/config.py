@@ -1,0 +1,183 @@
+"""The gateway's typed configuration, loaded from its own TOML file (see ingest/gateway.example.toml).
+
+Validated once at start; `masked()` is what may be logged or printed (the broker password never is).
+The password can also come from METERFLOW_GATEWAY_MQTT_PASSWORD or a file, so the TOML can be public.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+PASSWORD_ENV = "METERFLOW_GATEWAY_MQTT_PASSWORD"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MqttConfig(_Strict):
+    """Broker connection. mqtts:// (or ca_file) turns TLS on."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = Field(None, description="file holding the password (first line)")
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    tls_insecure: bool = Field(False, description="skip host name check (test brokers only)")
+    client_id: str | None = Field(None, description="default: meterflow-gw-<gateway_id>")
+    topic_prefix: str = "meterflow/v1"
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    keepalive_s: int = Field(30, ge=5)
+    max_inflight: int = Field(16, ge=1, le=1000, description="batches awaiting PUBACK at once")
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+            raise ValueError("mqtt url must look like mqtt://host:1883 or mqtts://host:8883")
+        if parts.password:
+            raise ValueError("put the password in mqtt.password / password_file, not in the url")
+        return value
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if self.tls else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme in ("mqtts", "ssl") or self.ca_file is not None
+
+    def password_value(self) -> str | None:
+        """The password from (in order) the environment, password_file, or the config."""
+        env = os.environ.get(PASSWORD_ENV)
+        if env:
+            return env
+        if self.password_file is not None:
+            return self.password_file.read_text().splitlines()[0].strip()
+        return self.password.get_secret_value() if self.password else None
+
+
+class OutboxConfig(_Strict):
+    path: Path = Path("/var/lib/meterflow/gateway-outbox.sqlite3")
+    max_frames: int = Field(2_000_000, ge=1000, description="when full, the oldest frames are dropped")
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+
+
+class ImstSource(_Strict):
+    """IMST iM871A USB stick (HCI protocol)."""
+
+    type: Literal["imst"]
+    name: str = "im871a"
+    port: str = Field("/dev/ttyUSB0", description="device path or pyserial URL (socket://host:port)")
+    baudrate: int = 57600
+    link_mode: Literal["S1", "T1", "C1", "C1+T1"] = "C1+T1"
+    configure: bool = Field(True, description="send the link mode at start (off for read-only feeds)")
+
+
+class AmberSource(_Strict):
+    """Amber / Wurth AMB8465 USB stick (command mode, RSSI appended)."""
+
+    type: Literal["amber"]
+    name: str = "amb8465"
+    port: str = "/dev/ttyUSB0"
+    baudrate: int = 9600
+    link_mode: Literal["S1", "T1", "C1", "C1+T1"] = "C1+T1"
+    configure: bool = True
+    rssi_appended: bool = Field(True, description="the stick's RSSI_Enable user setting is on")
+
+
+class RawHexSource(_Strict):
+    """Hex lines, one frame per line (rtl_wmbus style or plain hex) from serial, TCP or stdin."""
+
+    type: Literal["rawhex"]
+    name: str = "rawhex"
+    port: str = Field("-", description="'-' for stdin, a device path, or a pyserial URL (socket://h:p)")
+    baudrate: int = 115200
+
+
+SourceConfig = Annotated[ImstSource | AmberSource | RawHexSource, Field(discriminator="type")]
+
+
+class ModbusMeterConfig(_Strict):
+    meter_id: str
+    profile: str
+    unit: int = Field(1, ge=0, le=247, description="Modbus device (slave) address")
+    interval_s: float = Field(60.0, gt=0)
+
+
+class ModbusBusConfig(_Strict):
+    """One RS-485 line (rtu) or one TCP endpoint, and the meters polled on it."""
+
+    name: str = "modbus"
+    transport: Literal["rtu", "tcp"] = "rtu"
+    port: str = "/dev/ttyUSB1"  # rtu: serial device
+    baudrate: int = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: int = 1
+    bytesize: int = 8
+    host: str = "127.0.0.1"  # tcp
+    tcp_port: int = 502
+    timeout_s: float = 1.0
+    meters: list[ModbusMeterConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_profiles(self) -> ModbusBusConfig:
+        from decoders.modbus.profiles import PROFILES
+
+        for meter in self.meters:
+            if meter.profile not in PROFILES:
+                raise ValueError(f"meter {meter.meter_id}: unknown profile {meter.profile!r} "
+                                 f"(known: {', '.join(sorted(PROFILES))})")
+        return self
+
+
+class GatewayConfig(_Strict):
+    """Everything one gateway box needs; one TOML file per box."""
+
+    gateway_id: str = Field(..., description="letters, digits, - and _; becomes a topic level")
+    mqtt: MqttConfig = MqttConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    batch_max_frames: int = Field(500, ge=1, le=20000)
+    batch_max_ms: int = Field(200, ge=0)
+    dedup_window_s: float = Field(30.0, ge=0, description="0 disables duplicate suppression")
+    status_interval_s: float = Field(60.0, gt=0)
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics port; 0 = off")
+    metrics_addr: str = "127.0.0.1"
+    sources: list[SourceConfig] = Field(default_factory=list)
+    modbus: list[ModbusBusConfig] = Field(default_factory=list)
+
+    @field_validator("gateway_id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
+            raise ValueError("gateway_id: 1-64 letters, digits, '-' or '_' (it is an MQTT topic level)")
+        return value
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str]) -> GatewayConfig:
+        with open(path, "rb") as fh:
+            return cls.model_validate(tomllib.load(fh))
+
+    def masked(self) -> dict[str, Any]:
+        """The configuration as JSON-able data with the password replaced, for logs and --check."""
+        data = self.model_dump(mode="json")
+        if self.mqtt.password is not None:
+            data["mqtt"]["password"] = "***"
+        return data

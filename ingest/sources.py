@@ -1,0 +1,152 @@
+"""Source workers: each owns one port (serial device, pyserial URL such as socket://host:port, or
+stdin) or one Modbus bus, runs in its own thread, and survives unplugged sticks and dropped links by
+reopening with a back-off. Frames go to a FrameSink; unusable input is counted there."""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Protocol
+
+import serial
+
+from ingest.dongles import BadInput, StreamDecoder
+from ingest.dongles.amber import AmberDecoder
+from ingest.dongles.imst import ImstDecoder
+from ingest.dongles.rawhex import RawHexDecoder
+from ingest.frames import ModbusRead, ReceivedFrame
+from meterflow.logs import ctx, get_logger
+
+if TYPE_CHECKING:
+    from ingest.config import GatewayConfig
+
+log = get_logger(__name__)
+
+
+class FrameSink:
+    """Where workers deliver; the gateway's implementation queues frames and counts bad input."""
+
+    def frame(self, item: ReceivedFrame | ModbusRead) -> None:
+        raise NotImplementedError
+
+    def bad(self, source: str, reason: str, detail: str = "") -> None:
+        raise NotImplementedError
+
+
+class Worker(Protocol):
+    name: str
+
+    def run(self, stop: threading.Event) -> None: ...
+
+
+class _Port(Protocol):
+    def read(self, size: int = 1) -> bytes: ...
+    def write(self, data: bytes) -> int | None: ...
+    def close(self) -> None: ...
+
+
+class _Stdin:
+    """stdin with the read timeout of a serial port, so the worker still sees `stop`."""
+
+    def __init__(self) -> None:
+        self.fd = sys.stdin.buffer.fileno()
+        self.eof = False
+
+    def read(self, size: int = 1) -> bytes:
+        ready, _, _ = select.select([self.fd], [], [], 0.1)
+        if not ready:
+            return b""
+        data = os.read(self.fd, max(size, 4096))
+        self.eof = not data
+        return data
+
+    def write(self, data: bytes) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+def open_port(port: str, baudrate: int) -> _Port:
+    if port == "-":
+        return _Stdin()
+    return serial.serial_for_url(port, baudrate=baudrate, timeout=0.1)  # type: ignore[no-any-return]
+
+
+class StreamWorker:
+    """Reads one byte stream through a StreamDecoder."""
+
+    def __init__(self, name: str, port: str, baudrate: int, decoder: StreamDecoder, sink: FrameSink,
+                 gateway_id: str = "") -> None:
+        self.name = name
+        self.port = port
+        self.baudrate = baudrate
+        self.decoder = decoder
+        self.sink = sink
+        self.gateway_id = gateway_id
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                port = open_port(self.port, self.baudrate)
+            except (serial.SerialException, OSError, ValueError) as exc:
+                log.warning("cannot open source port; retrying", extra=ctx(
+                    gateway_id=self.gateway_id, source=self.name, port=self.port, error=str(exc), retry_s=backoff))
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            log.info("source open", extra=ctx(gateway_id=self.gateway_id, source=self.name, port=self.port))
+            try:
+                for cmd in self.decoder.init_commands():
+                    port.write(cmd)
+                self._read(port, stop)
+                backoff = 0.5
+                if isinstance(port, _Stdin) and port.eof:
+                    log.info("source reached end of input", extra=ctx(gateway_id=self.gateway_id, source=self.name))
+                    return
+            except (serial.SerialException, OSError) as exc:
+                log.warning("source port failed; reopening", extra=ctx(
+                    gateway_id=self.gateway_id, source=self.name, error=str(exc)))
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+            finally:
+                port.close()
+
+    def _read(self, port: _Port, stop: threading.Event) -> None:
+        decoder, sink, name = self.decoder, self.sink, self.name
+        while not stop.is_set():
+            data = port.read(4096)
+            now = time.time()
+            events = decoder.feed(data, now) if data else decoder.expire(now)
+            for ev in events:
+                if isinstance(ev, BadInput):
+                    sink.bad(name, ev.reason, ev.detail)
+                else:
+                    sink.frame(ev)
+            if isinstance(port, _Stdin) and port.eof:
+                for ev in decoder.feed(b"\n", now):
+                    sink.bad(name, ev.reason, ev.detail) if isinstance(ev, BadInput) else sink.frame(ev)
+                return
+
+
+def build_sources(cfg: GatewayConfig, sink: FrameSink) -> list[Worker]:
+    """One worker per configured radio source and per Modbus bus."""
+    from ingest.modbus_poller import ModbusPoller
+
+    workers: list[Worker] = []
+    for src in cfg.sources:
+        decoder: StreamDecoder
+        if src.type == "imst":
+            decoder = ImstDecoder(src.link_mode, src.configure)
+        elif src.type == "amber":
+            decoder = AmberDecoder(src.link_mode, src.configure, src.rssi_appended)
+        else:
+            decoder = RawHexDecoder()
+        workers.append(StreamWorker(src.name, src.port, src.baudrate, decoder, sink, cfg.gateway_id))
+    for bus in cfg.modbus:
+        workers.append(ModbusPoller(bus, sink, cfg.gateway_id))
+    return workers
