@@ -1,0 +1,109 @@
+"""AES for OMS security: mode 5 (CBC, IV from header), mode 7 (CBC, zero IV, CMAC-derived keys), ELL CTR.
+
+Speed: building a `Cipher` costs more than decrypting a telegram, so each key gets one cached ECB
+decryptor/encryptor and CBC/CTR are done on top of it (P_i = D(C_i) xor C_{i-1}; CTR = E(counter) xor C).
+One cached object per key serves every IV. The cache is keyed by the key bytes themselves, so a changed
+key for a meter simply misses the cache; it is bounded (LRU-ish clear) so memory stays flat.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.cmac import CMAC
+
+ZERO_BLOCK = bytes(16)
+_MAX_CACHED_KEYS = 1 << 18
+
+
+class KeyMaterial:
+    """Cached AES-ECB primitives for one 16-byte key."""
+
+    __slots__ = ("_dec", "_enc", "key")
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        cipher = Cipher(algorithms.AES(key), modes.ECB())
+        self._dec: Any = cipher.decryptor()
+        self._enc: Any = cipher.encryptor()
+
+    def ecb_decrypt(self, data: bytes) -> bytes:
+        out: bytes = self._dec.update(data)
+        return out
+
+    def ecb_encrypt(self, data: bytes) -> bytes:
+        out: bytes = self._enc.update(data)
+        return out
+
+    def cbc_decrypt(self, iv: bytes, data: bytes) -> bytes:
+        """CBC decryption of whole blocks; len(data) must be a multiple of 16."""
+        plain = self._dec.update(data)
+        prev = iv + data[:-16]
+        n = len(data)
+        return (int.from_bytes(plain, "big") ^ int.from_bytes(prev, "big")).to_bytes(n, "big")
+
+    def cbc_encrypt(self, iv: bytes, data: bytes) -> bytes:
+        out = bytearray()
+        prev = iv
+        for i in range(0, len(data), 16):
+            block = bytes(a ^ b for a, b in zip(data[i : i + 16], prev, strict=True))
+            prev = self._enc.update(block)
+            out += prev
+        return bytes(out)
+
+    def ctr_crypt(self, counter_block: bytes, data: bytes) -> bytes:
+        """CTR with the last byte of the 16-byte counter block incremented per block (OMS ELL)."""
+        n_blocks = (len(data) + 15) // 16
+        prefix = counter_block[:15]
+        start = counter_block[15]
+        blocks = b"".join(prefix + bytes([(start + i) & 0xFF]) for i in range(n_blocks))
+        stream = self._enc.update(blocks)[: len(data)]
+        n = len(data)
+        return (int.from_bytes(stream, "big") ^ int.from_bytes(data, "big")).to_bytes(n, "big")
+
+
+_cache: dict[bytes, KeyMaterial] = {}
+
+
+def key_material(key: bytes) -> KeyMaterial:
+    """The cached primitives for `key` (O(1); the cache is cleared if it ever grows past its bound)."""
+    km = _cache.get(key)
+    if km is None:
+        if len(_cache) >= _MAX_CACHED_KEYS:
+            _cache.clear()
+        km = KeyMaterial(key)
+        _cache[key] = km
+    return km
+
+
+def aes_cmac(key: bytes, data: bytes) -> bytes:
+    mac = CMAC(algorithms.AES(key))
+    mac.update(data)
+    return mac.finalize()
+
+
+def mode5_iv(m_field: bytes, address: bytes, acc: int) -> bytes:
+    """IV = M (2) || A (id 4, version, type) || 8 x access number."""
+    return m_field + address + bytes([acc]) * 8
+
+
+def ell_counter_block(m_field: bytes, address: bytes, cc: int, sn: bytes, fn: int = 0, bc: int = 0) -> bytes:
+    """ELL AES-CTR counter block: M(2) A(6) CC(1) SN(4) FN(2, little endian) BC(1)."""
+    return m_field + address + bytes([cc]) + sn + fn.to_bytes(2, "little") + bytes([bc])
+
+
+def mode7_derive(master: bytes, constant: int, counter: bytes, meter_id: bytes) -> bytes:
+    """OMS key derivation: CMAC(K, D || C(4) || ID(4) || 0x07 * 7). D=0x00 Kenc, 0x01 Kmac (from meter)."""
+    return aes_cmac(master, bytes([constant]) + counter + meter_id + b"\x07" * 7)
+
+
+def des_cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes | None:
+    """Single DES (as TripleDES with K1=K2=K3) for the legacy modes 2/3; None if unavailable."""
+    try:
+        from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    except ImportError:  # pragma: no cover - older cryptography
+        return None
+    dec = Cipher(TripleDES(key * 3), modes.CBC(iv)).decryptor()
+    out: bytes = dec.update(data) + dec.finalize()
+    return out
