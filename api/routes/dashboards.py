@@ -1,0 +1,339 @@
+"""Dashboards: the analyst fleet and meter pages, the customer chart, login, and the static files
+(plotly.js from the installed plotly package: no CDN)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import plotly
+import plotly.graph_objects as go
+import polars as pl
+import psycopg
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from api.deps import get_db, get_settings
+from api.pages.auth import COOKIE, require_analyst, require_customer, token_accepted
+from dashboards import figures
+from meterflow.config import Settings
+from storage import chart_queries as q
+from storage.flavor import next_month
+
+router = APIRouter(tags=["dashboards"])
+
+API_DIR = Path(__file__).resolve().parents[1]
+STATIC_DIR = API_DIR / "static"
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+templates = Jinja2Templates(directory=str(API_DIR / "templates"))
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def parse_now(value: str | None, tz: str) -> datetime:
+    """`?now=` as ISO date or date-time (local time when naive); default the current time."""
+    if not value:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value.replace(" ", "T").replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"now={value!r} is not an ISO date") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ZoneInfo(tz))
+    return parsed.astimezone(UTC)
+
+
+def fig_json(fig: go.Figure) -> str:
+    """Figure JSON safe to embed in a <script type="application/json"> element."""
+    text: str = fig.to_json(validate=False)
+    return text.replace("</", "<\\/")
+
+
+def _fmt_age(now: datetime, then: datetime | None) -> str:
+    if then is None:
+        return "never"
+    seconds = (now - then).total_seconds()
+    if seconds < 0:
+        return "in the future"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h ago"
+    return f"{seconds / 86400:.0f} days ago"
+
+
+def _local(value: Any, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        return value.astimezone(ZoneInfo(tz)).strftime(fmt)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def render(request: Request, name: str, context: dict[str, Any]) -> HTMLResponse:
+    settings: Settings = request.app.state.settings
+    context.setdefault("tz", settings.timezone)
+    context["local"] = lambda v, fmt="%Y-%m-%d %H:%M": _local(v, settings.timezone, fmt)
+    context["fmt_age"] = _fmt_age
+    response: HTMLResponse = templates.TemplateResponse(request, name, context)
+    return response
+
+
+def _now_param(now: datetime, raw: str | None) -> str:
+    return urlencode({"now": raw}) if raw else ""
+
+
+# --------------------------------------------------------------------------------------------- static
+
+
+@router.get("/static/plotly.min.js", include_in_schema=False)
+def plotly_js() -> FileResponse:
+    return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+
+
+@router.get("/static/{name}", include_in_schema=False)
+def static_file(name: str) -> FileResponse:
+    path = (STATIC_DIR / name).resolve()
+    if path.parent != STATIC_DIR or not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such file")
+    media = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}.get(path.suffix)
+    return FileResponse(path, media_type=media, headers={"Cache-Control": "public, max-age=3600"})
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
+
+
+# --------------------------------------------------------------------------------------------- login
+
+
+@router.get("/login", response_class=HTMLResponse, include_in_schema=False)
+def login_form(request: Request, next: str = "/dashboards/fleet", error: str | None = None) -> HTMLResponse:
+    target = next if next.startswith("/") and not next.startswith("//") else "/dashboards/fleet"
+    return render(request, "login.html", {"title": "Sign in", "next": target, "error": error, "charts": {},
+                                          "at": None})
+
+
+@router.post("/login", include_in_schema=False)
+def login(request: Request, token: str = Form(...), next: str = Form("/dashboards/fleet"),
+          settings: Settings = Depends(get_settings)) -> Response:
+    target = next if next.startswith("/") and not next.startswith("//") else "/dashboards/fleet"
+    if not token_accepted(settings, token):
+        return RedirectResponse("/login?" + urlencode({"next": target, "error": "token not accepted"}),
+                                status_code=status.HTTP_303_SEE_OTHER)
+    response = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
+    response.set_cookie(COOKIE, token, httponly=True, samesite="lax", max_age=30 * 86400)
+    return response
+
+
+@router.get("/logout", include_in_schema=False)
+def logout() -> Response:
+    response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+@router.get("/dashboards", include_in_schema=False)
+def dashboards_home() -> Response:
+    return RedirectResponse("/dashboards/fleet", status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+
+
+# --------------------------------------------------------------------------------------------- analyst
+
+
+@router.get("/dashboards/fleet", response_class=HTMLResponse, summary="Analyst fleet page")
+def fleet_page(
+    request: Request,
+    now: str | None = Query(None, description="as-of time (ISO); default the current time"),
+    district: list[str] = Query(default_factory=list, description="districts to chart (default: the largest)"),
+    days: int = Query(60, ge=7, le=730, description="days of district history"),
+    _: str = Depends(require_analyst),
+    conn: psycopg.Connection = Depends(get_db),
+) -> HTMLResponse:
+    settings: Settings = request.app.state.settings
+    at = parse_now(now, settings.timezone)
+    today = at.astimezone(ZoneInfo(settings.timezone)).date()
+    start, end = today - timedelta(days=days), today + timedelta(days=1)
+    by_district = q.coverage_by_district(conn, at)
+    by_gateway = q.coverage_by_gateway(conn, at)
+    ages, fresh = q.freshness(conn, at)
+    kinds = q.open_alerts_by_kind(conn, at)
+    alerts = q.open_alerts(conn, at, limit=50)
+    all_districts = q.districts(conn)
+    chosen = [d for d in district if d in all_districts] or q.top_districts(conn, start, end, 6)
+    dd = q.district_daily(conn, chosen, start, end)
+    due, due_total = q.verification_due(conn, at, 90, limit=100)
+    due_weeks = q.verification_by_week(conn, at, 90)
+    dead = q.dead_letters_by_reason(conn, at)
+    meters = int(by_district["meters"].sum() or 0)
+    heard = int(by_district["heard"].sum() or 0)
+    charts = {
+        "coverage-district": figures.coverage_figure(by_district, "district"),
+        "coverage-gateway": figures.coverage_figure(by_gateway, "gateway"),
+        "freshness": figures.freshness_figure(ages),
+        "alerts-kind": figures.alerts_by_kind_figure(kinds),
+        "district-consumption": figures.district_consumption_figure(dd),
+        "night-flow": figures.night_flow_figure(dd),
+        "verification": figures.verification_figure(due_weeks),
+        "dead-letters": figures.dead_letters_figure(dead),
+    }
+    return render(request, "fleet.html", {
+        "title": "Fleet overview",
+        "at": at,
+        "now_raw": now,
+        "now_q": _now_param(at, now),
+        "charts": {k: fig_json(v) for k, v in charts.items()},
+        "kpi": {
+            "meters": meters,
+            "heard_pct": (100.0 * heard / meters) if meters else 0.0,
+            "open_alerts": int(kinds["alerts"].sum() or 0) if not kinds.is_empty() else 0,
+            "volume_lost": float(kinds["volume_lost_m3"].sum() or 0) if not kinds.is_empty() else 0.0,
+            "dead_letters": int(dead["frames"].sum() or 0) if not dead.is_empty() else 0,
+            "due": due_total,
+        },
+        "fresh": fresh,
+        "kinds": kinds.to_dicts(),
+        "alerts": alerts.to_dicts(),
+        "gateways": by_gateway.sort("share").to_dicts(),
+        "due": due.to_dicts(),
+        "due_total": due_total,
+        "all_districts": all_districts,
+        "chosen": chosen,
+        "days": days,
+    })
+
+
+@router.get("/dashboards/meters/{meter_id}", response_class=HTMLResponse, summary="Analyst meter page")
+def meter_page(
+    request: Request,
+    meter_id: str,
+    now: str | None = Query(None, description="as-of time (ISO); default the current time"),
+    days: int = Query(90, ge=7, le=1100, description="days of daily history"),
+    hours: int = Query(168, ge=24, le=24 * 62, description="hours of hourly history"),
+    _: str = Depends(require_analyst),
+    conn: psycopg.Connection = Depends(get_db),
+) -> HTMLResponse:
+    settings: Settings = request.app.state.settings
+    info = q.meter_info(conn, meter_id)
+    if info is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"meter {meter_id} not found")
+    return _meter_response(request, conn, info, now, days, hours, settings, customer=None)
+
+
+def _meter_response(request: Request, conn: psycopg.Connection, info: dict[str, Any], now: str | None, days: int,
+                    hours: int, settings: Settings, customer: str | None) -> HTMLResponse:
+    meter_id = info["meter_id"]
+    at = parse_now(now, settings.timezone)
+    tz = q.rollup_timezone(conn)
+    today = at.astimezone(ZoneInfo(tz)).date()
+    start, end = today - timedelta(days=days - 1), today + timedelta(days=1)
+    daily = q.meter_daily(conn, meter_id, start, end, tz)
+    last_year = q.meter_daily(conn, meter_id, start - timedelta(days=364), end - timedelta(days=364), tz)
+    lo = datetime(start.year, start.month, start.day, tzinfo=ZoneInfo(tz))
+    alerts = q.meter_alerts(conn, meter_id, lo, at)
+    vee = q.meter_vee_flags(conn, meter_id, start, end)
+    hour_end = at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    hourly = q.meter_hourly(conn, meter_id, hour_end - timedelta(hours=hours), hour_end)
+    charts = {
+        "meter": figures.meter_figure(daily, last_year, alerts, vee, meter_id),
+        "hourly": figures.meter_hourly_figure(hourly, meter_id),
+    }
+    known = daily.filter(~pl.col("missing"))
+    return render(request, "meter.html", {
+        "title": f"Meter {meter_id}",
+        "at": at,
+        "now_raw": now,
+        "info": info,
+        "charts": {k: fig_json(v) for k, v in charts.items()},
+        "total_m3": float(daily["consumption_m3"].sum() or 0),
+        "last_year_m3": float(last_year["consumption_m3"].sum() or 0),
+        "missing_days": int(daily["missing"].sum()),
+        "missing_hours": int(hourly["missing"].sum()),
+        "last_index": known["index_m3"][-1] if not known.is_empty() else None,
+        "alerts": alerts.to_dicts(),
+        "vee": vee.to_dicts(),
+        "days": days,
+        "customer": customer,
+    })
+
+
+# --------------------------------------------------------------------------------------------- customer
+
+
+def _customer_page(request: Request, conn: psycopg.Connection, customer_ref: str, sig: str | None,
+                   now: str | None, meter_id: str | None) -> HTMLResponse:
+    settings: Settings = request.app.state.settings
+    require_customer(settings, customer_ref, sig)
+    meters = q.customer_meters(conn, customer_ref)
+    if meter_id is not None and meter_id not in meters:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this meter does not belong to this customer")
+    shown = [meter_id] if meter_id else meters
+    at = parse_now(now, settings.timezone)
+    tz = q.rollup_timezone(conn)
+    today = at.astimezone(ZoneInfo(tz)).date()
+    end = today + timedelta(days=1)
+    start = end - timedelta(days=30)
+    current = q.customer_daily(conn, shown, start, end)
+    previous = q.customer_daily(conn, shown, start - timedelta(days=30), start)
+    this_month = date(today.year, today.month, 1)
+    first_month = next_month(date(today.year - 1, today.month, 1))
+    monthly = q.customer_monthly(conn, shown, first_month, end)
+    prev_year = q.customer_monthly(conn, shown, date(first_month.year - 1, first_month.month, 1),
+                                   next_month(date(this_month.year - 1, this_month.month, 1)))
+    leaks = q.leak_status(conn, shown, at)
+    charts = {
+        "daily": figures.customer_daily_figure(current, previous),
+        "monthly": figures.customer_monthly_figure(monthly, prev_year),
+    }
+
+    def avg_l(df: pl.DataFrame) -> float | None:
+        known = df.filter(~pl.col("missing") & ~pl.col("after_gap"))["consumption_m3"].drop_nulls()
+        return float(known.mean()) * 1000.0 if known.len() else None  # type: ignore[arg-type]
+
+    sig_q = urlencode({"sig": sig or ""}) + (f"&{urlencode({'now': now})}" if now else "")
+    return render(request, "customer.html", {
+        "title": f"Water use · customer {customer_ref}",
+        "customer": customer_ref,
+        "at": at,
+        "meters": meters,
+        "meter": meter_id,
+        "sig_q": sig_q,
+        "charts": {k: fig_json(v) for k, v in charts.items()},
+        "avg_now": avg_l(current),
+        "avg_prev": avg_l(previous),
+        "missing_days": int(current["missing"].sum()),
+        "leaks": leaks.to_dicts(),
+    })
+
+
+@router.get("/c/{customer_ref}", response_class=HTMLResponse, summary="Customer chart (signed link)")
+def customer_page(
+    request: Request,
+    customer_ref: str,
+    sig: str | None = Query(None, description="HMAC from `meterflow serve link --customer`"),
+    now: str | None = Query(None),
+    conn: psycopg.Connection = Depends(get_db),
+) -> HTMLResponse:
+    return _customer_page(request, conn, customer_ref, sig, now, None)
+
+
+@router.get("/c/{customer_ref}/meters/{meter_id}", response_class=HTMLResponse,
+            summary="Customer chart of one of the customer's meters")
+def customer_meter_page(
+    request: Request,
+    customer_ref: str,
+    meter_id: str,
+    sig: str | None = Query(None),
+    now: str | None = Query(None),
+    conn: psycopg.Connection = Depends(get_db),
+) -> HTMLResponse:
+    return _customer_page(request, conn, customer_ref, sig, now, meter_id)
+

@@ -1,0 +1,47 @@
+"""`meterflow serve`: the web app (billing API, dashboards, customer charts); `serve link` prints a
+customer's signed link; `meterflow bench charts` measures the chart queries on a 100,000-meter fleet."""
+
+from __future__ import annotations
+
+import click
+
+from meterflow.config import Settings
+
+
+@click.group(invoke_without_command=True,
+             epilog="Example: METERFLOW_API__TOKENS='[\"s3cret\"]' meterflow serve --port 8000")
+@click.option("--host", default=None, help="Interface to listen on (default: settings api.host).")
+@click.option("--port", type=int, default=None, help="TCP port (default: settings api.port).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the web app: analyst dashboards (/dashboards/fleet), customer charts (/c/...), billing API."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from api.app import create_app
+    from storage.db import resolve_dsn
+
+    settings: Settings = ctx.obj
+    if not settings.api.tokens:
+        click.echo("warning: no api.tokens set (METERFLOW_API__TOKENS); analyst pages will refuse everyone",
+                   err=True)
+    app = create_app(settings, resolve_dsn(settings))
+    h, p = host or settings.api.host, port or settings.api.port
+    click.echo(f"meterflow web app on http://{h}:{p}/dashboards/fleet (customer links: meterflow serve link)")
+    uvicorn.run(app, host=h, port=p, log_level=settings.log_level.lower(), access_log=False)
+
+
+@serve.command("link", epilog="Example: meterflow serve link --customer C-000123 --now 2026-03-01")
+@click.option("--customer", "customer_ref", required=True, help="customer_ref of the customer.")
+@click.option("--base-url", default=None, help="Public address of the app (default: http://api.host:api.port).")
+@click.option("--now", default=None, help="Append ?now= (as-of time for simulated data).")
+@click.pass_obj
+def link(settings: Settings, customer_ref: str, base_url: str | None, now: str | None) -> None:
+    """Print the signed link that shows one customer their own meters (and nothing else)."""
+    from urllib.parse import urlencode
+
+    from api.pages.auth import customer_link
+
+    url = customer_link(settings, customer_ref, base_url or f"http://{settings.api.host}:{settings.api.port}")
+    click.echo(url + (f"&{urlencode({'now': now})}" if now else ""))

@@ -1,0 +1,412 @@
+"""Queries behind the dashboards. They read the rollups (consumption_hourly/_daily) and the small derived
+tables of migration 0040 (district_daily, meter_last_heard), never raw readings, so each stays fast
+on a fleet of 100,000 meters with years of data (`meterflow bench charts`).
+
+Consumption of a bucket = its last_m3 minus the previous bucket's last_m3 of the same meter; a
+negative difference (meter exchange, register rollover) counts as no data.
+
+`refresh_dashboards(conn, start, end)` brings district_daily and meter_last_heard up to date for
+[start, end); the flows call it right after `storage.flavor.refresh_rollups` on the same window.
+Every function takes an explicit "as of" time so simulated data can be shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import polars as pl
+import psycopg
+
+NIGHT_FIRST_HOUR = 1  # night flow = rate between the ends of the 01:00 and the 03:00 local hours (~02:00-04:00)
+AGE_BUCKETS = ("< 1 h", "1-6 h", "6-24 h", "1-7 d", "> 7 d", "never")
+LEAK_KINDS = ("continuous_flow", "night_flow", "burst")
+
+
+def rollup_timezone(conn: psycopg.Connection) -> str:
+    """The time zone of the daily buckets (set by the migrations)."""
+    row = conn.execute("SELECT value FROM meterflow_meta WHERE key = 'rollup_timezone'").fetchone()
+    return str(row[0]) if row else "UTC"
+
+
+def _frame(rows: Sequence[Sequence[Any]], schema: dict[str, Any]) -> pl.DataFrame:
+    return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+
+
+# --------------------------------------------------------------------------------------------- fleet
+
+
+def coverage_by_district(conn: psycopg.Connection, now: datetime) -> pl.DataFrame:
+    """Share of installed meters heard in the 24 h before `now`, per district."""
+    rows = conn.execute(
+        """SELECT coalesce(m.district, '(none)') AS district, count(*)::int AS meters,
+                  count(*) FILTER (WHERE h.last_heard > %(now)s - interval '24 hours'
+                                     AND h.last_heard <= %(now)s)::int AS heard
+           FROM meters m LEFT JOIN meter_last_heard h USING (meter_id)
+           WHERE m.removal_date IS NULL OR m.removal_date > %(now)s::date
+           GROUP BY 1 ORDER BY 1""",
+        {"now": now},
+    ).fetchall()
+    df = _frame(rows, {"district": pl.Utf8, "meters": pl.Int64, "heard": pl.Int64})
+    return df.with_columns((pl.col("heard") / pl.col("meters")).alias("share"))
+
+
+def coverage_by_gateway(conn: psycopg.Connection, now: datetime) -> pl.DataFrame:
+    """Per gateway (the last one each meter was heard through): meters, share heard in the last 24 h."""
+    rows = conn.execute(
+        """SELECT coalesce(gateway_id, '(direct)') AS gateway, count(*)::int AS meters,
+                  count(*) FILTER (WHERE last_heard > %(now)s - interval '24 hours'
+                                     AND last_heard <= %(now)s)::int AS heard,
+                  max(last_heard) FILTER (WHERE last_heard <= %(now)s) AS last_heard
+           FROM meter_last_heard GROUP BY 1 ORDER BY 1""",
+        {"now": now},
+    ).fetchall()
+    df = _frame(rows, {"gateway": pl.Utf8, "meters": pl.Int64, "heard": pl.Int64,
+                       "last_heard": pl.Datetime("us", "UTC")})
+    return df.with_columns((pl.col("heard") / pl.col("meters")).alias("share"))
+
+
+def freshness(conn: psycopg.Connection, now: datetime) -> tuple[pl.DataFrame, dict[str, datetime | None]]:
+    """Meters by age of their last reading, and the newest reading / hourly / daily rollup bucket."""
+    row = conn.execute(
+        """SELECT count(*) FILTER (WHERE h.last_heard > %(now)s - interval '1 hour'),
+                  count(*) FILTER (WHERE h.last_heard <= %(now)s - interval '1 hour'
+                                     AND h.last_heard > %(now)s - interval '6 hours'),
+                  count(*) FILTER (WHERE h.last_heard <= %(now)s - interval '6 hours'
+                                     AND h.last_heard > %(now)s - interval '24 hours'),
+                  count(*) FILTER (WHERE h.last_heard <= %(now)s - interval '24 hours'
+                                     AND h.last_heard > %(now)s - interval '7 days'),
+                  count(*) FILTER (WHERE h.last_heard <= %(now)s - interval '7 days'),
+                  count(*) FILTER (WHERE h.last_heard IS NULL),
+                  max(h.last_heard) FILTER (WHERE h.last_heard <= %(now)s)
+           FROM meters m LEFT JOIN meter_last_heard h USING (meter_id)
+           WHERE m.removal_date IS NULL OR m.removal_date > %(now)s::date""",
+        {"now": now},
+    ).fetchone()
+    counts = list(row[:6]) if row else [0] * 6
+    df = pl.DataFrame({"age": list(AGE_BUCKETS), "meters": [int(c or 0) for c in counts]})
+    hourly = conn.execute("SELECT max(bucket) FROM consumption_hourly WHERE bucket <= %s", (now,)).fetchone()
+    daily = conn.execute("SELECT max(bucket) FROM consumption_daily WHERE bucket <= %s", (now,)).fetchone()
+    summary = {
+        "newest_reading": row[6] if row else None,
+        "newest_hourly_bucket": hourly[0] if hourly else None,
+        "newest_daily_bucket": daily[0] if daily else None,
+    }
+    return df, summary
+
+
+_LOST = """coalesce(a.volume_m3, a.rate_l_h * extract(epoch FROM (least(a.last_seen, %(now)s) - a.first_seen))
+                     / 3600.0 / 1000.0, 0)"""
+
+
+def open_alerts_by_kind(conn: psycopg.Connection, now: datetime) -> pl.DataFrame:
+    """Open alerts per kind with the estimated volume lost (volume_m3, else rate x duration)."""
+    rows = conn.execute(
+        f"""SELECT a.kind, count(*)::int, sum({_LOST}), max(a.rate_l_h), min(a.first_seen)
+            FROM alerts a WHERE a.state = 'open' AND a.first_seen <= %(now)s
+            GROUP BY a.kind ORDER BY 3 DESC NULLS LAST""",
+        {"now": now},
+    ).fetchall()
+    return _frame(rows, {"kind": pl.Utf8, "alerts": pl.Int64, "volume_lost_m3": pl.Float64,
+                         "max_rate_l_h": pl.Float64, "oldest": pl.Datetime("us", "UTC")})
+
+
+def open_alerts(conn: psycopg.Connection, now: datetime, limit: int = 100) -> pl.DataFrame:
+    """The open alerts with the most volume lost first."""
+    rows = conn.execute(
+        f"""SELECT a.meter_id, m.district, a.kind, a.severity, a.first_seen, a.last_seen, a.rate_l_h,
+                   {_LOST} AS lost
+            FROM alerts a LEFT JOIN meters m USING (meter_id)
+            WHERE a.state = 'open' AND a.first_seen <= %(now)s
+            ORDER BY lost DESC NULLS LAST, a.first_seen LIMIT %(limit)s""",
+        {"now": now, "limit": limit},
+    ).fetchall()
+    return _frame(rows, {"meter_id": pl.Utf8, "district": pl.Utf8, "kind": pl.Utf8, "severity": pl.Utf8,
+                         "first_seen": pl.Datetime("us", "UTC"), "last_seen": pl.Datetime("us", "UTC"),
+                         "rate_l_h": pl.Float64, "volume_lost_m3": pl.Float64})
+
+
+def districts(conn: psycopg.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT DISTINCT district FROM meters WHERE district IS NOT NULL ORDER BY 1")]
+
+
+def top_districts(conn: psycopg.Connection, start: date, end: date, n: int = 6) -> list[str]:
+    rows = conn.execute(
+        """SELECT district FROM district_daily WHERE day >= %s AND day < %s
+           GROUP BY district ORDER BY sum(consumption_m3) DESC NULLS LAST LIMIT %s""",
+        (start, end, n),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def district_daily(conn: psycopg.Connection, district_names: Sequence[str], start: date, end: date) -> pl.DataFrame:
+    """Daily consumption (m3) and night flow (L/h) of the given districts for days in [start, end)."""
+    rows = conn.execute(
+        """SELECT district, day, consumption_m3, n_meters, night_flow_l_h, n_night FROM district_daily
+           WHERE district = ANY(%s) AND day >= %s AND day < %s ORDER BY district, day""",
+        (list(district_names), start, end),
+    ).fetchall()
+    return _frame(rows, {"district": pl.Utf8, "day": pl.Date, "consumption_m3": pl.Float64, "n_meters": pl.Int64,
+                         "night_flow_l_h": pl.Float64, "n_night": pl.Int64})
+
+
+def verification_due(conn: psycopg.Connection, now: datetime, days: int = 90,
+                     limit: int = 200) -> tuple[pl.DataFrame, int]:
+    """Meters whose verification expires within `days` of `now` (soonest first), and how many in all."""
+    today = now.date()
+    params = {"lo": today, "hi": today + timedelta(days=days), "limit": limit}
+    rows = conn.execute(
+        """SELECT meter_id, district, customer_ref, verification_expiry FROM meters
+           WHERE verification_expiry >= %(lo)s AND verification_expiry < %(hi)s
+             AND (removal_date IS NULL OR removal_date > %(lo)s)
+           ORDER BY verification_expiry, meter_id LIMIT %(limit)s""",
+        params,
+    ).fetchall()
+    total = conn.execute(
+        """SELECT count(*) FROM meters WHERE verification_expiry >= %(lo)s AND verification_expiry < %(hi)s
+             AND (removal_date IS NULL OR removal_date > %(lo)s)""",
+        params,
+    ).fetchone()
+    df = _frame(rows, {"meter_id": pl.Utf8, "district": pl.Utf8, "customer_ref": pl.Utf8,
+                       "verification_expiry": pl.Date})
+    return df, int(total[0]) if total else 0
+
+
+def verification_by_week(conn: psycopg.Connection, now: datetime, days: int = 90) -> pl.DataFrame:
+    """Meters whose verification expires within `days`, counted per ISO week (Monday)."""
+    today = now.date()
+    rows = conn.execute(
+        """SELECT date_trunc('week', verification_expiry)::date AS week, count(*)::int FROM meters
+           WHERE verification_expiry >= %s AND verification_expiry < %s
+             AND (removal_date IS NULL OR removal_date > %s)
+           GROUP BY 1 ORDER BY 1""",
+        (today, today + timedelta(days=days), today),
+    ).fetchall()
+    return _frame(rows, {"week": pl.Date, "meters": pl.Int64})
+
+
+def dead_letters_by_reason(conn: psycopg.Connection, now: datetime) -> pl.DataFrame:
+    """Unresolved dead letters per error code."""
+    rows = conn.execute(
+        """SELECT error_code, count(*)::int, max(received_at) FROM dead_letters
+           WHERE resolved_at IS NULL AND received_at <= %s GROUP BY 1 ORDER BY 2 DESC""",
+        (now,),
+    ).fetchall()
+    return _frame(rows, {"error_code": pl.Utf8, "frames": pl.Int64, "last_at": pl.Datetime("us", "UTC")})
+
+
+# --------------------------------------------------------------------------------------------- meters
+
+
+def meter_info(conn: psycopg.Connection, meter_id: str) -> dict[str, Any] | None:
+    cur = conn.execute(
+        """SELECT m.meter_id, m.manufacturer, m.model, m.district, m.customer_ref, m.premise_ref,
+                  m.install_date, m.verification_expiry, h.last_heard, h.gateway_id
+           FROM meters m LEFT JOIN meter_last_heard h USING (meter_id) WHERE m.meter_id = %s""",
+        (meter_id,),
+    )
+    row = cur.fetchone()
+    if row is None:
+        return None
+    names = [d.name for d in cur.description or []]
+    return dict(zip(names, row, strict=True))
+
+
+def _local_midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day)
+
+
+def meter_daily(conn: psycopg.Connection, meter_id: str, start: date, end: date,
+                tz: str | None = None) -> pl.DataFrame:
+    """One row per local day in [start, end): index at the end of the day, consumption (m3), and
+    `missing` for days without a bucket (their volume shows up on the next day with data)."""
+    tz = tz or rollup_timezone(conn)
+    rows = conn.execute(
+        """WITH b AS (
+               SELECT bucket, last_m3, n_readings FROM consumption_daily
+               WHERE meter_id = %(m)s AND bucket >= (%(lo)s::timestamp AT TIME ZONE %(tz)s)
+                 AND bucket < (%(hi)s::timestamp AT TIME ZONE %(tz)s)),
+           p AS (
+               SELECT last_m3 FROM consumption_daily
+               WHERE meter_id = %(m)s AND bucket < (%(lo)s::timestamp AT TIME ZONE %(tz)s)
+               ORDER BY bucket DESC LIMIT 1)
+           SELECT (bucket AT TIME ZONE %(tz)s)::date, last_m3,
+                  last_m3 - coalesce(lag(last_m3) OVER (ORDER BY bucket), (SELECT last_m3 FROM p)), n_readings
+           FROM b ORDER BY bucket""",
+        {"m": meter_id, "lo": _local_midnight(start), "hi": _local_midnight(end), "tz": tz},
+    ).fetchall()
+    got = _frame(rows, {"day": pl.Date, "index_m3": pl.Float64, "consumption_m3": pl.Float64,
+                        "n_readings": pl.Int64})
+    return _fill_days(got, start, end)
+
+
+def _fill_days(got: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
+    days = pl.DataFrame({"day": pl.date_range(start, end - timedelta(days=1), "1d", eager=True)})
+    df = days.join(got, on="day", how="left")
+    df = df.with_columns(
+        pl.when(pl.col("consumption_m3") < 0).then(None).otherwise(pl.col("consumption_m3")).alias("consumption_m3"),
+        pl.col("index_m3").is_null().alias("missing"),
+    )
+    # a day with data right after missing days carries their volume too
+    return df.with_columns(
+        (~pl.col("missing") & pl.col("missing").shift(1, fill_value=False)).alias("after_gap")
+    )
+
+
+def meter_hourly(conn: psycopg.Connection, meter_id: str, start: datetime, end: datetime) -> pl.DataFrame:
+    """One row per hour in [start, end) (UTC hours): index and consumption in litres; `missing` hours."""
+    lo = start.replace(minute=0, second=0, microsecond=0)
+    rows = conn.execute(
+        """WITH b AS (
+               SELECT bucket, last_m3 FROM consumption_hourly
+               WHERE meter_id = %(m)s AND bucket >= %(lo)s AND bucket < %(hi)s),
+           p AS (
+               SELECT last_m3 FROM consumption_hourly WHERE meter_id = %(m)s AND bucket < %(lo)s
+                 AND bucket >= %(lo)s - interval '7 days' ORDER BY bucket DESC LIMIT 1)
+           SELECT bucket, last_m3,
+                  (last_m3 - coalesce(lag(last_m3) OVER (ORDER BY bucket), (SELECT last_m3 FROM p))) * 1000.0
+           FROM b ORDER BY bucket""",
+        {"m": meter_id, "lo": lo, "hi": end},
+    ).fetchall()
+    got = _frame(rows, {"hour": pl.Datetime("us", "UTC"), "index_m3": pl.Float64, "consumption_l": pl.Float64})
+    hours = pl.datetime_range(lo, end - timedelta(microseconds=1), "1h", eager=True, time_zone="UTC")
+    df = pl.DataFrame({"hour": hours.cast(pl.Datetime("us", "UTC"))}).join(got, on="hour", how="left")
+    return df.with_columns(
+        pl.when(pl.col("consumption_l") < 0).then(None).otherwise(pl.col("consumption_l")).alias("consumption_l"),
+        pl.col("index_m3").is_null().alias("missing"),
+    )
+
+
+def meter_alerts(conn: psycopg.Connection, meter_id: str, start: datetime, end: datetime) -> pl.DataFrame:
+    """Alarms and leak alerts of one meter overlapping [start, end)."""
+    rows = conn.execute(
+        """SELECT kind, severity, state, first_seen, last_seen, rate_l_h, message FROM alerts
+           WHERE meter_id = %s AND first_seen < %s AND last_seen >= %s ORDER BY first_seen""",
+        (meter_id, end, start),
+    ).fetchall()
+    return _frame(rows, {"kind": pl.Utf8, "severity": pl.Utf8, "state": pl.Utf8,
+                         "first_seen": pl.Datetime("us", "UTC"), "last_seen": pl.Datetime("us", "UTC"),
+                         "rate_l_h": pl.Float64, "message": pl.Utf8})
+
+
+def meter_vee_flags(conn: psycopg.Connection, meter_id: str, start: date, end: date) -> pl.DataFrame:
+    """VEE outcome of billing periods overlapping [start, end): quality, exceptions and flags (latest run)."""
+    rows = conn.execute(
+        """SELECT DISTINCT ON (period_start) period_start, period_end, quality, method,
+                  array_to_string(exceptions || flags, ', '), consumption_m3
+           FROM billing_results WHERE meter_id = %s AND period_start < %s AND period_end >= %s
+           ORDER BY period_start, run_id DESC""",
+        (meter_id, end, start),
+    ).fetchall()
+    return _frame(rows, {"period_start": pl.Date, "period_end": pl.Date, "quality": pl.Utf8, "method": pl.Utf8,
+                         "flags": pl.Utf8, "consumption_m3": pl.Float64})
+
+
+# --------------------------------------------------------------------------------------------- customers
+
+
+def customer_meters(conn: psycopg.Connection, customer_ref: str) -> list[str]:
+    rows = conn.execute("SELECT meter_id FROM meters WHERE customer_ref = %s ORDER BY meter_id", (customer_ref,))
+    return [r[0] for r in rows]
+
+
+def customer_daily(conn: psycopg.Connection, meter_ids: Sequence[str], start: date, end: date) -> pl.DataFrame:
+    """Daily consumption (m3) summed over the meters; `missing` when any of them has no bucket that day."""
+    tz = rollup_timezone(conn)
+    frames = [meter_daily(conn, m, start, end, tz) for m in meter_ids]
+    if not frames:
+        return _fill_days(_frame([], {"day": pl.Date, "index_m3": pl.Float64, "consumption_m3": pl.Float64,
+                                      "n_readings": pl.Int64}), start, end)
+    return (
+        pl.concat(frames)
+        .group_by("day", maintain_order=True)
+        .agg(pl.col("consumption_m3").sum(), pl.col("missing").any(), pl.col("after_gap").any())
+        .sort("day")
+    )
+
+
+def customer_monthly(conn: psycopg.Connection, meter_ids: Sequence[str], first_month: date,
+                     end: date) -> pl.DataFrame:
+    """Per calendar month from `first_month` to `end` (exclusive): consumption (m3), days with data."""
+    daily = customer_daily(conn, meter_ids, first_month, end)
+    return (
+        daily.with_columns(pl.col("day").dt.truncate("1mo").alias("month"))
+        .group_by("month", maintain_order=True)
+        .agg(pl.col("consumption_m3").sum(), (~pl.col("missing")).sum().alias("days_with_data"),
+             pl.len().alias("days"))
+        .sort("month")
+    )
+
+
+def leak_status(conn: psycopg.Connection, meter_ids: Sequence[str], now: datetime) -> pl.DataFrame:
+    """Open leak alerts (continuous flow, night flow, burst) of the meters as of `now`."""
+    rows = conn.execute(
+        """SELECT meter_id, kind, severity, first_seen, last_seen, rate_l_h FROM alerts
+           WHERE meter_id = ANY(%s) AND state = 'open' AND kind = ANY(%s) AND first_seen <= %s
+           ORDER BY first_seen""",
+        (list(meter_ids), list(LEAK_KINDS), now),
+    ).fetchall()
+    return _frame(rows, {"meter_id": pl.Utf8, "kind": pl.Utf8, "severity": pl.Utf8,
+                         "first_seen": pl.Datetime("us", "UTC"), "last_seen": pl.Datetime("us", "UTC"),
+                         "rate_l_h": pl.Float64})
+
+
+# --------------------------------------------------------------------------------------------- refresh
+
+
+def refresh_dashboards(conn: psycopg.Connection, start: datetime, end: datetime) -> None:
+    """Recompute district_daily for the local days touching [start, end) and update meter_last_heard
+    from readings in that window. Call after `refresh_rollups(conn, start, end)`; the caller commits."""
+    tz = rollup_timezone(conn)
+    row = conn.execute(
+        "SELECT (%s::timestamptz AT TIME ZONE %s)::date, (%s::timestamptz AT TIME ZONE %s)::date + 1",
+        (start, tz, end, tz),
+    ).fetchone()
+    assert row is not None
+    d0, d1 = row
+    params = {"d0": d0, "d1": d1, "tz": tz, "h": NIGHT_FIRST_HOUR}
+    conn.execute("DELETE FROM district_daily WHERE day >= %(d0)s AND day < %(d1)s", params)
+    conn.execute(
+        """WITH bounds AS (
+               SELECT (%(d0)s::date::timestamp AT TIME ZONE %(tz)s) AS lo,
+                      (%(d1)s::date::timestamp AT TIME ZONE %(tz)s) AS hi),
+           d AS (
+               SELECT c.meter_id, c.bucket,
+                      c.last_m3 - lag(c.last_m3) OVER (PARTITION BY c.meter_id ORDER BY c.bucket) AS cons
+               FROM consumption_daily c, bounds
+               WHERE c.bucket >= bounds.lo - interval '7 days' AND c.bucket < bounds.hi),
+           dd AS (
+               SELECT m.district, (d.bucket AT TIME ZONE %(tz)s)::date AS day,
+                      sum(d.cons) FILTER (WHERE d.cons >= 0) AS cons, count(*)::int AS n
+               FROM d JOIN meters m USING (meter_id), bounds
+               WHERE d.bucket >= bounds.lo AND m.district IS NOT NULL GROUP BY 1, 2),
+           h AS (
+               SELECT h1.meter_id, (h1.bucket AT TIME ZONE %(tz)s)::date AS day,
+                      (h3.last_m3 - h1.last_m3) * 1000.0
+                        / nullif(extract(epoch FROM h3.last_time - h1.last_time) / 3600.0, 0) AS l_h
+               FROM consumption_hourly h1
+               JOIN consumption_hourly h3 ON h3.meter_id = h1.meter_id AND h3.bucket = h1.bucket + interval '2 hours',
+                    bounds
+               WHERE h1.bucket >= bounds.lo AND h1.bucket < bounds.hi
+                 AND extract(hour FROM h1.bucket AT TIME ZONE %(tz)s) = %(h)s),
+           n AS (
+               SELECT m.district, h.day, sum(h.l_h) AS l_h, count(*)::int AS n
+               FROM h JOIN meters m USING (meter_id)
+               WHERE h.l_h >= 0 AND m.district IS NOT NULL GROUP BY 1, 2)
+           INSERT INTO district_daily (district, day, consumption_m3, n_meters, night_flow_l_h, n_night)
+           SELECT district, day, dd.cons, coalesce(dd.n, 0), n.l_h, coalesce(n.n, 0)
+           FROM dd FULL JOIN n USING (district, day)
+           WHERE day >= %(d0)s AND day < %(d1)s""",
+        params,
+    )
+    conn.execute(
+        """INSERT INTO meter_last_heard (meter_id, gateway_id, last_heard)
+           SELECT DISTINCT ON (meter_id) meter_id, gateway_id, time FROM readings
+           WHERE time >= %s AND time < %s ORDER BY meter_id, time DESC
+           ON CONFLICT (meter_id) DO UPDATE
+             SET gateway_id = coalesce(excluded.gateway_id, meter_last_heard.gateway_id),
+                 last_heard = excluded.last_heard
+             WHERE excluded.last_heard > meter_last_heard.last_heard""",
+        (start, end),
+    )
