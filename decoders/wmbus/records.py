@@ -128,17 +128,18 @@ def _read_vif(data: bytes, pos: int, end: int) -> tuple[VifInfo, tuple[int, ...]
         # plain-text unit: length byte then ASCII, stored reversed; VIFEs (if any) follow the text
         info = TEXT_VIF
         last = vif
+        text_vifes: tuple[int, ...] = ()
         if vif & 0x80:
-            vifes, pos = _read_vifes(data, pos, end)
-        else:
-            vifes = ()
+            text_vifes, pos = _read_vifes(data, pos, end)
+        if pos >= end:
+            raise RecordError("record ends before its plain-text unit")
         n = data[pos]
         pos += 1
         if pos + n > end:
             raise RecordError("plain-text VIF longer than the record")
         text_unit = bytes(reversed(data[pos : pos + n])).decode("latin-1")
         pos += n
-        return info, vifes, pos, factor, text_unit
+        return info, text_vifes, pos, factor, text_unit
     elif code == 0x7F:
         info = MANUFACTURER_VIF
         last = vif

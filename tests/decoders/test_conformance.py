@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from wmbus_corpus import CORPUS, keys_for, load_cases
 
 from decoders.reading import ERROR_CODES, DecodeError, Reading
 from decoders.wmbus import WmbusDecoder, peek_header
-from wmbus_corpus import CORPUS, keys_for, load_cases
 
 CASES = load_cases()
 WATER = [c for c in CASES if c["is_water"]]

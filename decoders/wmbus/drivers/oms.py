@@ -17,7 +17,9 @@ DRIVERS = (
     DriverSpec(
         name="iperl",
         detect=(("SEN", 0x68, 0x07), ("SEN", 0x7C, 0x07)),
-        vectors=(Vector("1844AE4C4455223368077A55000000041389E20100023B0000", {"id": "33225544", "total_m3": 123.529}),),
+        vectors=(
+            Vector("1844AE4C4455223368077A55000000041389E20100023B0000", {"id": "33225544", "total_m3": 123.529}),
+        ),
     ),
     DriverSpec(
         name="lse_07_17",
