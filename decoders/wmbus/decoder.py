@@ -209,9 +209,15 @@ class WmbusDecoder:
             return decoded if decoded is not None else data
         if mode == 0:
             return data
-        if data[:2] == _FILL:
-            return data  # flagged encrypted, stored already decrypted
         n = tpl.n_blocks * 16
+        if data[:2] == _FILL:
+            # flagged encrypted but stored already decrypted; a ciphertext that merely starts with
+            # 2F2F (1 in 65536) is caught by also trying the key when there is one
+            if mode == 5 and key is not None and len(key) == 16 and 0 < n <= len(data):
+                plain = key_material(key).cbc_decrypt(mode5_iv(iv_m, iv_a, tpl.acc), data[:n])
+                if plain[:2] == _FILL:
+                    return plain + data[n:]
+            return data
         if mode == 5:
             if key is None and diehl == "oms":
                 key = diehl_support.DIEHL_DEFAULT_AES_KEY
