@@ -80,14 +80,22 @@ def coverage_figure(df: pl.DataFrame, label: str) -> go.Figure:
     if df.is_empty():
         return _layout(_empty(fig), f"Meters heard in the last 24 h, by {label}")
     df = df.sort("share", descending=True)
+    names = df[df.columns[0]].to_list()
     pct = [round(100 * s, 1) for s in df["share"].to_list()]
     colors = [GREEN if p >= 95 else ORANGE if p >= 80 else RED for p in pct]
     fig.add_bar(
-        y=df[df.columns[0]].to_list(), x=pct, orientation="h", marker_color=colors,
-        text=[f"{p:.1f} %  ({h}/{m})" for p, h, m in zip(pct, df["heard"], df["meters"], strict=True)],
-        textposition="auto", name="heard in 24 h",
+        y=names, x=pct, orientation="h", marker_color=colors, name="heard in 24 h",
+        text=[f"{p:.0f} % ({h}/{m})" for p, h, m in zip(pct, df["heard"], df["meters"], strict=True)],
+        textposition="inside", insidetextanchor="start", textfont={"color": "#fff"},
         hovertemplate="%{y}: %{x:.1f} % heard<extra></extra>",
     )
+    fig.add_bar(
+        y=names, x=[round(100 - p, 1) for p in pct], orientation="h", marker_color="#e6e9ed", name="not heard",
+        text=[f"{m - h} silent" if m - h else "" for h, m in zip(df["heard"], df["meters"], strict=True)],
+        textposition="inside", insidetextanchor="end", textfont={"color": "#444"},
+        hovertemplate="%{y}: %{x:.1f} % not heard<extra></extra>",
+    )
+    fig.update_layout(barmode="stack")
     fig.update_xaxes(title_text="meters heard in the last 24 h (%)", range=[0, 105])
     fig.update_yaxes(autorange="reversed", automargin=True)
     return _layout(fig, f"Reading coverage by {label}", height=max(260, 60 + 26 * df.height), showlegend=False)
@@ -224,7 +232,10 @@ def meter_figure(daily: pl.DataFrame, last_year: pl.DataFrame, alerts: pl.DataFr
     fig.update_yaxes(title_text="m³", row=1, col=1)
     fig.update_yaxes(title_text="m³/day", rangemode="tozero", row=2, col=1)
     fig.update_yaxes(automargin=True, row=3, col=1)
-    return _layout(fig, f"Meter {meter_id}: index, daily consumption and events", height=640, bargap=0.15)
+    _layout(fig, f"Meter {meter_id}: index, daily consumption and events", height=660, bargap=0.15)
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.06, "xanchor": "left", "x": 0.0},
+                      margin={"b": 70})
+    return fig
 
 
 def meter_hourly_figure(hourly: pl.DataFrame, meter_id: str) -> go.Figure:
@@ -279,13 +290,15 @@ def customer_monthly_figure(current: pl.DataFrame, previous_year: pl.DataFrame) 
     fig = go.Figure()
     months = current["month"].to_list()
     labels = [m.strftime("%b %Y") for m in months]
-    per_day = [(c or 0) * 1000.0 / max(int(n), 1) for c, n in
+    per_day = [None if c is None else c * 1000.0 / max(int(n), 1) for c, n in
                zip(current["consumption_m3"].to_list(), current["days_with_data"].to_list(), strict=True)]
     incomplete = [int(n) < int(d) for n, d in
                   zip(current["days_with_data"].to_list(), current["days"].to_list(), strict=True)]
     fig.add_bar(x=labels, y=current["consumption_m3"].to_list(), name="this year",
                 marker_color=[LIGHT_BLUE if i else BLUE for i in incomplete],
-                customdata=[[round(p), int(n), int(d)] for p, n, d in
+                text=[f"{p:,.0f} L/day" if p is not None else "" for p in per_day], textposition="inside",
+                textfont={"size": 10},
+                customdata=[[round(p or 0), int(n), int(d)] for p, n, d in
                             zip(per_day, current["days_with_data"], current["days"], strict=True)],
                 hovertemplate=("%{x}: %{y:.2f} m³<br>%{customdata[0]} L/day on average"
                                "<br>data on %{customdata[1]} of %{customdata[2]} days<extra></extra>"))

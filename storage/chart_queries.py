@@ -333,8 +333,11 @@ def customer_monthly(conn: psycopg.Connection, meter_ids: Sequence[str], first_m
     return (
         daily.with_columns(pl.col("day").dt.truncate("1mo").alias("month"))
         .group_by("month", maintain_order=True)
-        .agg(pl.col("consumption_m3").sum(), (~pl.col("missing")).sum().alias("days_with_data"),
-             pl.len().alias("days"))
+        .agg(pl.col("consumption_m3").sum(), (~pl.col("missing")).sum().alias("days_with_data"))
+        .with_columns(
+            pl.when(pl.col("days_with_data") > 0).then(pl.col("consumption_m3")).alias("consumption_m3"),
+            pl.col("month").dt.month_end().dt.day().cast(pl.Int64).alias("days"),
+        )
         .sort("month")
     )
 

@@ -161,7 +161,7 @@ def fleet_page(
     settings: Settings = request.app.state.settings
     at = parse_now(now, settings.timezone)
     today = at.astimezone(ZoneInfo(settings.timezone)).date()
-    start, end = today - timedelta(days=days), today + timedelta(days=1)
+    start, end = today - timedelta(days=days), today  # the current day is still incomplete
     by_district = q.coverage_by_district(conn, at)
     by_gateway = q.coverage_by_gateway(conn, at)
     ages, fresh = q.freshness(conn, at)
@@ -242,6 +242,9 @@ def _meter_response(request: Request, conn: psycopg.Connection, info: dict[str, 
     vee = q.meter_vee_flags(conn, meter_id, start, end)
     hour_end = at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     hourly = q.meter_hourly(conn, meter_id, hour_end - timedelta(hours=hours), hour_end)
+    # plotly.js shows wall-clock time: convert instants to the utility's time zone
+    hourly = hourly.with_columns(pl.col("hour").dt.convert_time_zone(settings.timezone))
+    alerts = alerts.with_columns(pl.col("first_seen", "last_seen").dt.convert_time_zone(settings.timezone))
     charts = {
         "meter": figures.meter_figure(daily, last_year, alerts, vee, meter_id),
         "hourly": figures.meter_hourly_figure(hourly, meter_id),
