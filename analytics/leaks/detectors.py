@@ -1,0 +1,368 @@
+"""Leak and anomaly detectors: pure functions from hourly use (or readings) to detections.
+
+Each detector returns a frame of DETECTION_SCHEMA, one row per episode of one meter and kind:
+  start, end         the evidence: first and last (exclusive) hour of the condition
+  detected_at        when the detector could first have known (end of the first qualifying window)
+  valid_until        until when the verdict holds without new evidence (the lifecycle keeps the alert open)
+  rate_l_h           estimated leak or flow rate; volume_m3 estimated volume lost or drawn
+Thresholds come from LeakConfig (analytics/leaks/config.py), where each is documented.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from analytics.leaks.config import LeakConfig
+from analytics.leaks.hourly import UTC_TIME, hourly_use, is_normalised, normalise_readings
+
+DETECTION_SCHEMA: dict[str, pl.DataType] = {
+    "meter_id": pl.String(),
+    "kind": pl.String(),
+    "severity": pl.String(),
+    "start": UTC_TIME,
+    "end": UTC_TIME,
+    "detected_at": UTC_TIME,
+    "valid_until": UTC_TIME,
+    "rate_l_h": pl.Float64(),
+    "volume_m3": pl.Float64(),
+    "details": pl.String(),
+}
+LEAK_KINDS = ("continuous_flow", "night_flow", "meter_alarm:leak")
+ALARM_SEVERITY = {"leak": "critical", "burst": "critical", "backflow": "warning", "tamper": "warning",
+                  "dry": "warning", "low_battery": "info"}
+
+
+def empty() -> pl.DataFrame:
+    return pl.DataFrame(schema=DETECTION_SCHEMA)
+
+
+def _finish(df: pl.DataFrame, kind: str, severity: pl.Expr, details: pl.Expr | None = None) -> pl.DataFrame:
+    """Add kind/severity/details and select DETECTION_SCHEMA columns in order."""
+    if df.is_empty():
+        return empty()
+    df = df.with_columns(pl.lit(kind).alias("kind"), severity.alias("severity"),
+                         (details if details is not None else pl.lit("{}")).alias("details"))
+    return df.select([pl.col(c).cast(t) for c, t in DETECTION_SCHEMA.items()])
+
+
+def _leak_severity(cfg: LeakConfig) -> pl.Expr:
+    return pl.when(pl.col("rate_l_h") >= cfg.critical_rate_l_h).then(pl.lit("critical")).otherwise(pl.lit("warning"))
+
+
+def _runs(df: pl.DataFrame, flag: str, by: str = "meter_id") -> pl.DataFrame:
+    """Rows where `flag` is true, with a `run` id numbering consecutive true rows per `by` group."""
+    return df.with_columns(
+        (pl.col(flag) != pl.col(flag).shift(1).over(by)).fill_null(True).cum_sum().over(by).alias("run")
+    ).filter(pl.col(flag))
+
+
+def continuous_flow(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
+    """No dry hour for `continuous_hours` hours in a row (with at least `continuous_min_present` known).
+
+    Episode: every hour covered by a qualifying window. Rate: the median use of the episode's local night
+    hours (the night minimum, when the household itself draws nothing; the smallest hour when the episode
+    has no night hour). detected_at: end of the first window."""
+    w = cfg.continuous_hours
+    lh = pl.col("hour").dt.convert_time_zone(tz).dt.hour()
+    df = hourly.sort("meter_id", "hour").with_columns(
+        ((lh >= cfg.night_start_hour) & (lh < cfg.night_end_hour)).alias("is_night"),
+        (pl.col("use_l") < cfg.min_continuous_rate_l_h).fill_null(False).cast(pl.Int32()).alias("dry"),
+        pl.col("use_l").is_not_null().cast(pl.Int32()).alias("known"),
+    ).with_columns(
+        pl.col("dry").rolling_sum(w, min_samples=w).over("meter_id").alias("dry_w"),
+        pl.col("known").rolling_sum(w, min_samples=w).over("meter_id").alias("known_w"),
+    ).with_columns(
+        ((pl.col("dry_w") == 0) & (pl.col("known_w") >= cfg.continuous_min_present)).fill_null(False).alias("q")
+    ).with_columns(
+        # an hour is covered when a qualifying window ends within the next w hours (itself included)
+        pl.col("q").cast(pl.Int32()).reverse().rolling_max(w, min_samples=1).reverse().over("meter_id")
+        .cast(pl.Boolean()).alias("covered")
+    )
+    eps = (
+        _runs(df, "covered")
+        .group_by("meter_id", "run")
+        .agg(
+            pl.col("hour").min().alias("start"),
+            (pl.col("hour").max() + timedelta(hours=1)).alias("end"),
+            pl.col("use_l").filter(pl.col("is_night")).median().alias("night_med"),
+            pl.col("use_l").min().alias("min_use"),
+            pl.len().alias("hours"),
+        )
+        .with_columns(pl.coalesce("night_med", "min_use").alias("rate_l_h"))
+        .with_columns(
+            (pl.col("start") + timedelta(hours=w)).alias("detected_at"),
+            pl.col("end").alias("valid_until"),
+            (pl.col("rate_l_h") * pl.col("hours") / 1000.0).alias("volume_m3"),
+        )
+    )
+    return _finish(eps, "continuous_flow", _leak_severity(cfg))
+
+
+def night_flow(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
+    """The minimum hourly use of the local night window above `night_min_l_h` on consecutive nights.
+
+    A night counts only when every hour of its window has a known use (one hour may be missing on the
+    night the clocks change) and the flow is steady (median hour <= night_steady_factor x minimum +
+    night_steady_extra_l), as a leak is and irrigation or a filling pump is not. Rate: the mean of the
+    nights' minima; volume: that rate from the first night to the end of the last. Valid until the next
+    night's verdict (24 h after the last night)."""
+    a, b = cfg.night_start_hour, cfg.night_end_hour
+    local = pl.col("hour").dt.convert_time_zone(tz)
+    nights = (
+        hourly.with_columns(local.dt.hour().alias("lh"), local.dt.date().alias("night"))
+        .filter((pl.col("lh") >= a) & (pl.col("lh") < b))
+        .group_by("meter_id", "night")
+        .agg(
+            pl.col("use_l").min().alias("night_min"),
+            pl.col("use_l").median().alias("night_med"),
+            pl.col("use_l").null_count().alias("unknown"),
+            pl.len().alias("hours"),
+            pl.col("hour").min().alias("n_start"),
+            (pl.col("hour").max() + timedelta(hours=1)).alias("n_end"),
+        )
+        .sort("meter_id", "night")
+        .with_columns(
+            ((pl.col("unknown") == 0) & (pl.col("hours") >= b - a - 1)
+             & (pl.col("night_min") >= cfg.night_min_l_h)
+             & (pl.col("night_med") <= cfg.night_steady_factor * pl.col("night_min") + cfg.night_steady_extra_l))
+            .alias("q"),
+            # a gap in the night dates breaks the run
+            ((pl.col("night") - pl.col("night").shift(1).over("meter_id")).dt.total_days() != 1)
+            .fill_null(True).alias("brk"),
+        )
+    )
+    nights = nights.with_columns(
+        ((pl.col("q") != pl.col("q").shift(1).over("meter_id")).fill_null(True) | pl.col("brk"))
+        .cum_sum().over("meter_id").alias("run")
+    ).filter(pl.col("q"))
+    n = cfg.night_consecutive
+    eps = (
+        nights.group_by("meter_id", "run")
+        .agg(
+            pl.col("n_start").min().alias("start"),
+            pl.col("n_end").max().alias("end"),
+            pl.col("n_end").sort().get(n - 1, null_on_oob=True).alias("detected_at"),
+            pl.col("night_min").mean().alias("rate_l_h"),
+            pl.len().alias("nights"),
+        )
+        .filter(pl.col("nights") >= n)
+        .with_columns(
+            (pl.col("end") + timedelta(hours=24)).alias("valid_until"),
+            (pl.col("rate_l_h") * (pl.col("end") - pl.col("start")).dt.total_hours() / 1000.0).alias("volume_m3"),
+        )
+    )
+    details = pl.format('{{"nights": {}}}', pl.col("nights"))
+    return _finish(eps, "night_flow", _leak_severity(cfg), details)
+
+
+def burst(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
+    """Flow far above the meter's own history, and sudden large index jumps.
+
+    An hour is a burst when its use is at least burst_rate_l_h for burst_minutes and above
+    burst_history_factor times the meter's 99th-percentile hour, or when it exceeds burst_jump_m3.
+    A local day is a burst when it is above burst_day_factor times the median of the previous 14 days
+    and at least burst_day_min_l above it. Rate: the largest hour; volume: use of the flagged hours/days."""
+    hour_min = cfg.burst_rate_l_h * cfg.burst_minutes / 60.0
+    h = hourly.with_columns(
+        pl.col("use_l").filter(pl.col("use_l") > 0).quantile(0.99).over("meter_id").alias("p99"),
+    ).with_columns(
+        (((pl.col("use_l") >= hour_min) & (pl.col("use_l") >= cfg.burst_history_factor * pl.col("p99")))
+         | (pl.col("use_l") >= cfg.burst_jump_m3 * 1000.0)).fill_null(False).alias("q")
+    )
+    hours = h.filter(pl.col("q")).select(
+        "meter_id", pl.col("hour").alias("start"), (pl.col("hour") + timedelta(hours=1)).alias("end"),
+        pl.col("use_l").alias("peak"), pl.col("use_l").alias("vol"), pl.lit("hour").alias("why"))
+    local = pl.col("hour").dt.convert_time_zone(tz)
+    days = (
+        hourly.with_columns(local.dt.date().alias("day"))
+        .group_by("meter_id", "day")
+        .agg(pl.col("use_l").sum().alias("day_l"), pl.col("use_l").null_count().alias("unknown"),
+             pl.col("hour").min().alias("start"), (pl.col("hour").max() + timedelta(hours=1)).alias("end"),
+             pl.col("use_l").max().alias("peak"))
+        .sort("meter_id", "day")
+        .with_columns(pl.col("day_l").shift(1).rolling_median(14, min_samples=7).over("meter_id").alias("typ"))
+        .filter((pl.col("unknown") <= 2) & pl.col("typ").is_not_null()
+                & (pl.col("day_l") > cfg.burst_day_factor * pl.col("typ"))
+                & (pl.col("day_l") - pl.col("typ") >= cfg.burst_day_min_l))
+        .select("meter_id", "start", "end", "peak", (pl.col("day_l") - pl.col("typ")).alias("vol"),
+                pl.lit("day").alias("why"))
+    )
+    both = pl.concat([hours, days])
+    if both.is_empty():
+        return empty()
+    eps = (
+        both.sort("meter_id", "start")
+        .with_columns(pl.col("end").cum_max().shift(1).over("meter_id").alias("prev_end"))
+        .with_columns((pl.col("start") > pl.col("prev_end")).fill_null(True).cum_sum().over("meter_id").alias("run"))
+        .group_by("meter_id", "run")
+        .agg(pl.col("start").min(), pl.col("end").max(), pl.col("peak").max().alias("rate_l_h"),
+             (pl.col("vol").sum() / 1000.0).alias("volume_m3"), pl.col("why").unique().sort().alias("why"))
+        .with_columns(pl.col("end").alias("detected_at"), pl.col("end").alias("valid_until"))
+    )
+    details = pl.format('{{"basis": "{}"}}', pl.col("why").list.join("+"))
+    return _finish(eps, "burst", pl.lit("critical"), details)
+
+
+def backflow(hourly: pl.DataFrame, cfg: LeakConfig) -> pl.DataFrame:
+    """The index going backwards by more than backflow_min_l (reverse flow, or a reset/exchange when large)."""
+    h = hourly.with_columns((pl.col("use_l") < -cfg.backflow_min_l).fill_null(False).alias("q"))
+    eps = (
+        _runs(h, "q")
+        .group_by("meter_id", "run")
+        .agg(pl.col("hour").min().alias("start"), (pl.col("hour").max() + timedelta(hours=1)).alias("end"),
+             (-pl.col("use_l")).max().alias("rate_l_h"), (-pl.col("use_l").sum() / 1000.0).alias("volume_m3"))
+        .with_columns(pl.col("end").alias("detected_at"), pl.col("end").alias("valid_until"))
+    )
+    details = pl.format('{{"reset_suspected": {}}}',
+                        pl.when(pl.col("volume_m3") > 1.0).then(pl.lit("true")).otherwise(pl.lit("false")))
+    return _finish(eps, "backflow", pl.lit("warning"), details)
+
+
+def stuck(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
+    """Zero use for stuck_days local days on a premise whose median day before was above occupied_min_l_day."""
+    local = pl.col("hour").dt.convert_time_zone(tz)
+    days = (
+        hourly.with_columns(local.dt.date().alias("day"))
+        .group_by("meter_id", "day")
+        .agg(pl.col("use_l").sum().alias("day_l"), pl.col("use_l").is_not_null().sum().alias("known"),
+             pl.col("hour").min().alias("d_start"), (pl.col("hour").max() + timedelta(hours=1)).alias("d_end"))
+        .sort("meter_id", "day")
+        .with_columns(
+            pl.col("day_l").shift(1).rolling_median(28, min_samples=7).over("meter_id").alias("typ"),
+            ((pl.col("day_l").abs() < 0.5) & (pl.col("known") >= 12)).alias("q"),
+        )
+    )
+    eps = (
+        _runs(days, "q")
+        .group_by("meter_id", "run")
+        .agg(pl.col("d_start").min().alias("start"), pl.col("d_end").max().alias("end"),
+             pl.col("typ").first().alias("typ"), pl.len().alias("days"),
+             pl.col("d_end").sort().get(cfg.stuck_days - 1, null_on_oob=True).alias("detected_at"))
+        .filter((pl.col("days") >= cfg.stuck_days) & (pl.col("typ") > cfg.occupied_min_l_day))
+        .with_columns(pl.col("end").alias("valid_until"), (pl.col("typ") / 24.0).alias("rate_l_h"),
+                      (pl.col("typ") * pl.col("days") / 1000.0).alias("volume_m3"))
+    )
+    details = pl.format('{{"days": {}, "typical_l_day": {}}}', pl.col("days"), pl.col("typ").round(1))
+    return _finish(eps, "stuck", pl.lit("warning"), details)
+
+
+def silent(readings: pl.DataFrame, cfg: LeakConfig, as_of: datetime) -> pl.DataFrame:
+    """No telegram for silent_hours: gaps between readings, and the time since the last one until as_of."""
+    r = (readings if is_normalised(readings) else normalise_readings(readings)).select("meter_id", "time")
+    if r.is_empty():
+        return empty()
+    tail = r.group_by("meter_id").agg(pl.col("time").max()).with_columns(
+        pl.lit(as_of).cast(UTC_TIME).alias("next"))
+    gaps = (
+        r.with_columns(pl.col("time").shift(-1).over("meter_id").alias("next"))
+        .filter(pl.col("next").is_not_null())
+    )
+    eps = (
+        pl.concat([gaps.select("meter_id", "time", "next"), tail.select("meter_id", "time", "next")])
+        .filter((pl.col("next") - pl.col("time")) >= timedelta(hours=cfg.silent_hours))
+        .select("meter_id", pl.col("time").alias("start"), pl.col("next").alias("end"),
+                (pl.col("time") + timedelta(hours=cfg.silent_hours)).alias("detected_at"),
+                pl.col("next").alias("valid_until"),
+                pl.lit(None, dtype=pl.Float64()).alias("rate_l_h"), pl.lit(None, dtype=pl.Float64()).alias("volume_m3"))
+    )
+    details = pl.format('{{"hours": {}}}', ((pl.col("end") - pl.col("start")).dt.total_minutes() / 60.0).round(1))
+    return _finish(eps, "silent", pl.lit("info"), details)
+
+
+def meter_alarms(readings: pl.DataFrame) -> pl.DataFrame:
+    """Alarm words reported by the meter (readings.alarms), one episode per run of readings carrying the word.
+
+    start/end: first and last reading with the word; the duration is end - start."""
+    r = readings if is_normalised(readings) else normalise_readings(readings)
+    if r.is_empty() or not r.get_column("alarms").list.len().gt(0).any():
+        return empty()
+    r = r.with_columns(pl.int_range(pl.len()).over("meter_id").alias("i"))
+    x = r.select("meter_id", "time", "i", "alarms").explode("alarms").filter(pl.col("alarms").is_not_null())
+    if x.is_empty():
+        return empty()
+    x = x.rename({"alarms": "word"}).with_columns(pl.col("word").str.to_lowercase()).sort("meter_id", "word", "i")
+    eps = (
+        x.with_columns(
+            ((pl.col("i") - pl.col("i").shift(1).over("meter_id", "word")) != 1).fill_null(True)
+            .cum_sum().over("meter_id", "word").alias("run"))
+        .group_by("meter_id", "word", "run")
+        .agg(pl.col("time").min().alias("start"), pl.col("time").max().alias("end"), pl.len().alias("readings"))
+        .with_columns(pl.col("start").alias("detected_at"), pl.col("end").alias("valid_until"),
+                      pl.lit(None, dtype=pl.Float64()).alias("rate_l_h"),
+                      pl.lit(None, dtype=pl.Float64()).alias("volume_m3"),
+                      ("meter_alarm:" + pl.col("word")).alias("kind"),
+                      pl.col("word").replace_strict(ALARM_SEVERITY, default="warning").alias("severity"),
+                      pl.format('{{"readings": {}, "hours": {}}}', pl.col("readings"),
+                                ((pl.col("end") - pl.col("start")).dt.total_minutes() / 60.0).round(2))
+                      .alias("details"))
+    )
+    return eps.select([pl.col(c).cast(t) for c, t in DETECTION_SCHEMA.items()])
+
+
+def merge(det: pl.DataFrame, gap_hours: int) -> pl.DataFrame:
+    """One row per continuing condition: episodes of one meter and kind closer than gap_hours are merged.
+
+    The merged rate is that of the latest episode (the current state); volumes add up."""
+    if det.is_empty():
+        return empty()
+    gap = timedelta(hours=gap_hours)
+    out = (
+        det.sort("meter_id", "kind", "start")
+        .with_columns(pl.col("end").cum_max().shift(1).over("meter_id", "kind").alias("prev_end"))
+        .with_columns(((pl.col("start") - pl.col("prev_end")) > gap).fill_null(True)
+                      .cum_sum().over("meter_id", "kind").alias("grp"))
+        .group_by("meter_id", "kind", "grp")
+        .agg(
+            pl.col("severity").sort_by(pl.col("severity").replace_strict(
+                {"info": 0, "warning": 1, "critical": 2}, default=0)).last(),
+            pl.col("start").min(), pl.col("end").max(), pl.col("detected_at").min(),
+            pl.col("valid_until").max(), pl.col("rate_l_h").sort_by("start").last(),
+            pl.when(pl.col("volume_m3").is_not_null().any()).then(pl.col("volume_m3").sum())
+            .otherwise(None).alias("volume_m3"),
+            pl.col("details").sort_by("start").last(),
+        )
+    )
+    return out.select([pl.col(c).cast(t) for c, t in DETECTION_SCHEMA.items()]).sort("meter_id", "kind", "start")
+
+
+def detect_hourly(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
+    """The detectors that need only hourly use: continuous_flow, night_flow, burst, backflow, stuck."""
+    parts = [continuous_flow(hourly, cfg, tz), night_flow(hourly, cfg, tz), burst(hourly, cfg, tz),
+             backflow(hourly, cfg), stuck(hourly, cfg, tz)]
+    return merge(pl.concat(parts), cfg.merge_gap_hours)
+
+
+def detect_all(readings: pl.DataFrame, cfg: LeakConfig, tz: str, as_of: datetime | None = None,
+               hourly: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Every detector on a frame of readings; `as_of` (default: the last reading) ends the silent check."""
+    r = readings if is_normalised(readings) else normalise_readings(readings)
+    if r.is_empty():
+        return empty()
+    h = hourly if hourly is not None else hourly_use(r)
+    if as_of is None:
+        last = r.get_column("time").max()
+        assert isinstance(last, datetime)
+        as_of = last
+    parts = [detect_hourly(h, cfg, tz), merge(pl.concat([silent(r, cfg, as_of), meter_alarms(r)]),
+                                                   cfg.merge_gap_hours)]
+    return pl.concat(parts).sort("meter_id", "kind", "start")
+
+
+def to_json_rows(det: pl.DataFrame) -> list[dict[str, object]]:
+    """Detections as plain JSON-able dicts (times ISO 8601 UTC), the `leaks detect --json` lines."""
+    rows: list[dict[str, object]] = []
+    for row in det.iter_rows(named=True):
+        out: dict[str, object] = {}
+        for k in ("meter_id", "kind", "start", "end", "rate_l_h", "volume_m3", "severity", "detected_at"):
+            v = row[k]
+            if isinstance(v, datetime):
+                v = v.isoformat().replace("+00:00", "Z")
+            elif isinstance(v, float):
+                v = round(v, 3)
+            out[k] = v
+        out["details"] = json.loads(row["details"] or "{}")
+        rows.append(out)
+    return rows
