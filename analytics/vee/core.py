@@ -5,7 +5,8 @@ meter and (sub-)period) and the audit trail. No I/O here; storage/billing.py loa
 
 Input frames (extra columns are ignored):
   readings  meter_id str, time datetime (UTC), total_m3 f64, optional: source str, seq i64 (arrival order,
-            e.g. file line or receive order), notation str ("scientific" when the source wrote 4e+05)
+            e.g. file line or receive order), notation str ("scientific" when the source wrote 4e+05),
+            dst_fold bool (a local time of the repeated DST hour, taken as its second occurrence)
   registry  meter_id, premise_ref, install_date, install_index_m3, removal_date, removal_index_m3, register_digits
   history   earlier periods: meter_id, period_start date, period_end date, consumption_m3, quality, end_index_m3
   tariffs   effective_date date (a tariff change takes effect at local midnight of that date)
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -71,6 +73,7 @@ class BillingOutput:
     results: pl.DataFrame
     audit: pl.DataFrame
     counts: dict[str, int] = field(default_factory=dict)  # fleet-wide counts of every flag and exception
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
 
 def local_midnight(d: date, timezone: str) -> datetime:
@@ -108,6 +111,8 @@ def prepare_readings(readings: pl.DataFrame) -> pl.DataFrame:
         df = df.with_columns(pl.lit("unknown").alias("source"))
     if "notation" not in df.columns:
         df = df.with_columns(pl.lit(None, dtype=pl.String).alias("notation"))
+    if "dst_fold" not in df.columns:
+        df = df.with_columns(pl.lit(False).alias("dst_fold"))
     time = pl.col("time")
     dtype = df.schema["time"]
     if isinstance(dtype, pl.Datetime):
@@ -119,7 +124,28 @@ def prepare_readings(readings: pl.DataFrame) -> pl.DataFrame:
         pl.col("source").cast(pl.String),
         pl.col("seq").cast(pl.Int64),
         pl.col("notation").cast(pl.String),
+        pl.col("dst_fold").cast(pl.Boolean).fill_null(False),
     ).filter(pl.col("total_m3").is_not_null() & pl.col("total_m3").is_finite())
+
+
+def _same_meter() -> pl.Expr:
+    return pl.col("meter_id") == pl.col("meter_id").shift(1)
+
+
+def _sort(df: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """Sort unless already sorted (the common case: data loaded ordered by meter and time)."""
+    if df.height < 2:
+        return df
+    keys = df.select(by)
+    cond = pl.lit(True)
+    ordered = pl.lit(False)
+    for c in by:
+        prev = pl.col(c).shift(1)
+        ordered = ordered | (cond & (pl.col(c) > prev))
+        cond = cond & (pl.col(c) == prev)
+    ordered = ordered | cond
+    ok = keys.select(ordered.slice(1).all()).item()
+    return df if ok else df.sort(by)
 
 
 def validate_rows(
@@ -129,45 +155,54 @@ def validate_rows(
 
     Returns (accepted rows sorted by meter and time, rejected rows with a `reason` column)."""
     limit = as_of.astimezone(UTC) + timedelta(seconds=config.future_tolerance_s)
-    df = df.with_columns(
-        (pl.col("time") > pl.lit(limit).dt.cast_time_unit("us").dt.convert_time_zone("UTC")).alias("_future")
-    )
-    future = df.filter(pl.col("_future")).with_columns(pl.lit("FUTURE_TIME").alias("reason"))
-    df = df.filter(~pl.col("_future"))
+    future_expr = pl.col("time") > pl.lit(limit).dt.cast_time_unit("us").dt.convert_time_zone("UTC")
+    future = df.filter(future_expr).with_columns(pl.lit("FUTURE_TIME").alias("reason"))
+    df = df.filter(~future_expr)
     # duplicates: same meter and time; the first in arrival order is kept
-    df = df.sort(["meter_id", "time", "seq"])
-    first_val = pl.col("total_m3").first().over(["meter_id", "time"])
-    rank = pl.int_range(pl.len()).over(["meter_id", "time"])
+    df = _sort(df, ["meter_id", "time", "seq"])
+    dup = (_same_meter() & (pl.col("time") == pl.col("time").shift(1))).fill_null(False)
+    first_val = pl.when(~dup).then(pl.col("total_m3")).forward_fill()
     df = df.with_columns(
-        pl.when(rank == 0)
-        .then(pl.lit(None, dtype=pl.String))
-        .when(pl.col("total_m3") == first_val)
-        .then(pl.lit("DUPLICATE"))
+        pl.when(~dup).then(pl.lit(None, dtype=pl.String))
+        .when(pl.col("total_m3") == first_val).then(pl.lit("DUPLICATE"))
         .otherwise(pl.lit("DUPLICATE_CONFLICT"))
         .alias("reason")
     )
     dups = df.filter(pl.col("reason").is_not_null())
     df = df.filter(pl.col("reason").is_null())
     # non-increasing in arrival order: a read older than one that arrived before it
-    df = df.sort(["meter_id", "seq"])
-    prev_max = pl.col("time").cum_max().shift(1).over("meter_id")
-    df = df.with_columns(
-        pl.when(pl.col("time") < prev_max).then(pl.lit("TIME_NOT_INCREASING")).otherwise(pl.lit(None)).alias("reason")
-    )
-    back = df.filter(pl.col("reason").is_not_null())
-    accepted = df.filter(pl.col("reason").is_null()).drop("reason", "_future").sort(["meter_id", "time"])
-    rejected = pl.concat([future, dups, back], how="diagonal_relaxed").drop("_future")
+    in_order = df.select(
+        (~_same_meter() | (pl.col("seq") > pl.col("seq").shift(1))).slice(1).all()
+    ).item() if df.height > 1 else True
+    if in_order:  # seq increases with time: nothing arrived out of order
+        back = df.clear()
+        accepted = df.drop("reason")
+    else:
+        df = df.sort(["meter_id", "seq"])
+        prev_max = pl.col("time").cum_max().shift(1).over("meter_id")
+        df = df.with_columns(
+            pl.when(pl.col("time") < prev_max).then(pl.lit("TIME_NOT_INCREASING")).otherwise(pl.lit(None))
+            .alias("reason")
+        )
+        back = df.filter(pl.col("reason").is_not_null())
+        accepted = df.filter(pl.col("reason").is_null()).drop("reason").sort(["meter_id", "time"])
+    rejected = pl.concat([future, dups, back], how="diagonal_relaxed")
     return accepted, rejected
 
 
 def interval_frame(accepted: pl.DataFrame, registry: pl.DataFrame, config: VeeConfig) -> pl.DataFrame:
-    """Per read: the interval since the previous read, rollover-corrected delta, unwrapped index and flags."""
+    """Per read: the interval since the previous read, rollover-corrected delta, unwrapped index and flags.
+
+    `accepted` must be sorted by meter and time (validate_rows returns it so)."""
     digits = registry.select("meter_id", pl.col("register_digits").fill_null(5).alias("_digits"))
-    df = accepted.join(digits, on="meter_id", how="left").with_columns(pl.col("_digits").fill_null(5))
+    df = accepted.join(digits, on="meter_id", how="left", maintain_order="left").with_columns(
+        pl.col("_digits").fill_null(5)
+    )
     span = (pl.lit(10.0) ** pl.col("_digits").cast(pl.Float64)).alias("_span")
     df = df.with_columns(span)
-    prev_v = pl.col("total_m3").shift(1).over("meter_id")
-    prev_t = pl.col("time").shift(1).over("meter_id")
+    same = _same_meter()
+    prev_v = pl.when(same).then(pl.col("total_m3").shift(1))
+    prev_t = pl.when(same).then(pl.col("time").shift(1))
     df = df.with_columns(
         (pl.col("total_m3") - prev_v).alias("raw_delta"),
         ((pl.col("time") - prev_t).dt.total_microseconds().cast(pl.Float64) / 3.6e9).alias("dt_h"),
@@ -185,17 +220,19 @@ def interval_frame(accepted: pl.DataFrame, registry: pl.DataFrame, config: VeeCo
         pl.when(pl.col("rollover")).then(pl.col("raw_delta") + pl.col("_span")).otherwise(pl.col("raw_delta"))
         .alias("delta"),
         ((pl.col("raw_delta") < 0) & ~pl.col("rollover")).fill_null(False).alias("decrease"),
+        (pl.col("raw_delta") / pl.col("dt_h")).alias("_raw_rate"),
     )
-    df = df.with_columns(
-        (pl.col("total_m3") + pl.col("_span") * pl.col("rollover").cast(pl.Float64).cum_sum().over("meter_id"))
-        .alias("u"),
-        pl.col("dt_h").median().over("meter_id").alias("usual_h"),
-        (pl.col("delta") / pl.col("dt_h")).alias("rate"),
+    if df["rollover"].any():
+        wraps = pl.col("rollover").cast(pl.Float64).cum_sum().over("meter_id")
+        df = df.with_columns((pl.col("total_m3") + pl.col("_span") * wraps).alias("u"))
+    else:
+        df = df.with_columns(pl.col("total_m3").alias("u"))
+    df = df.with_columns((pl.col("delta") / pl.col("dt_h")).alias("rate"))
+    stats = df.group_by("meter_id").agg(
+        pl.col("dt_h").median().alias("usual_h"),
+        pl.col("rate").filter(pl.col("delta") > 0).quantile(config.spike_quantile, "linear").alias("usual_max_rate"),
     )
-    positive_rate = pl.when(pl.col("delta") > 0).then(pl.col("rate"))
-    df = df.with_columns(
-        positive_rate.quantile(config.spike_quantile, "linear").over("meter_id").alias("usual_max_rate"),
-    )
+    df = df.join(stats, on="meter_id", how="left", maintain_order="left")
     multiple = (pl.col("dt_h") / pl.col("usual_h")).round(0)
     off_s = ((pl.col("dt_h") - multiple * pl.col("usual_h")).abs() * 3600.0)
     df = df.with_columns(
@@ -325,6 +362,7 @@ _EVENT_NAMES = (
     ("n_decrease", "INDEX_DECREASE", True), ("n_rollover", "ROLLOVER", False), ("n_jump", "JUMP", False),
     ("n_spike", "SPIKE", True), ("n_gap_short", "GAP_INTERPOLATED", False), ("n_gap_long", "GAP_SIMILAR_DAYS", False),
     ("n_clock_step", "CLOCK_STEP", False), ("n_scientific", "SCIENTIFIC_NOTATION", False),
+    ("n_dst_repeat", "DST_REPEATED_HOUR", False),
 )
 
 
@@ -398,9 +436,19 @@ def compute_billing(
     b0_us = pl.lit(b0).dt.cast_time_unit("us").dt.convert_time_zone("UTC")
     b1_us = pl.lit(b1).dt.cast_time_unit("us").dt.convert_time_zone("UTC")
 
+    timings: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = round(now - clock[0], 4)
+        clock[0] = now
+
     rd = prepare_readings(readings)
     accepted, rejected = validate_rows(rd, config, as_of)
+    lap("validate")
     iv = interval_frame(accepted, reg, config)
+    lap("intervals")
 
     # -- fleet-wide per-meter counts of row and interval events inside the period
     in_period = (pl.col("time") > b0_us) & (pl.col("time") <= b1_us)
@@ -415,6 +463,7 @@ def compute_billing(
         (pl.col("gap") & in_period & (pl.col("dt_h") > config.short_gap_hours)).sum().alias("n_gap_long"),
         (pl.col("clock_step") & in_period).sum().alias("n_clock_step"),
         ((pl.col("notation") == "scientific") & in_period).sum().alias("n_scientific"),
+        (pl.col("dst_fold") & in_period).sum().alias("n_dst_repeat"),
         (in_period & pl.col("time").is_not_null()).sum().alias("n_reads"),
         pl.col("time").filter(pl.col("time") >= b0_us).first().alias("first_t"),
         pl.col("u").filter(pl.col("time") >= b0_us).first().alias("first_u"),
@@ -422,11 +471,11 @@ def compute_billing(
         pl.col("u").filter(pl.col("time") <= b1_us).last().alias("last_u"),
     )
     # stuck: the longest span with an unchanged index inside the period
+    win = iv.filter((pl.col("time") >= b0_us) & (pl.col("time") <= b1_us))
+    new_run = (~_same_meter() | (pl.col("delta").fill_null(1.0) != 0)).fill_null(True)
     runs = (
-        iv.filter((pl.col("time") >= b0_us) & (pl.col("time") <= b1_us))
-        .with_columns((pl.col("delta").fill_null(1.0) != 0).cum_sum().over("meter_id").alias("_run"))
-        .group_by("meter_id", "_run")
-        .agg(((pl.col("time").max() - pl.col("time").min()).dt.total_seconds() / 86400.0).alias("_span_d"))
+        win.select("meter_id", ((pl.col("time") - pl.when(new_run).then(pl.col("time")).forward_fill())
+                                .dt.total_seconds() / 86400.0).alias("_span_d"))
         .group_by("meter_id")
         .agg(pl.col("_span_d").max().alias("stuck_days"))
     )
@@ -463,6 +512,7 @@ def compute_billing(
         if p is not None:
             premises.setdefault(p, []).append(m)
 
+    lap("summary")
     results: list[dict[str, Any]] = []
     audit: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
@@ -680,4 +730,5 @@ def compute_billing(
 
     res = pl.DataFrame(results, schema=RESULT_SCHEMA) if results else _empty(RESULT_SCHEMA)
     aud = pl.DataFrame(audit, schema=AUDIT_SCHEMA) if audit else _empty(AUDIT_SCHEMA)
-    return BillingOutput(res.sort(["meter_id", "period_start"]), aud, counts)
+    lap("per_meter")
+    return BillingOutput(res.sort(["meter_id", "period_start"]), aud, counts, timings)

@@ -1,0 +1,123 @@
+"""Prefect flow `billing-period`: billing consumption for one period, one task per meter-range chunk.
+
+Thin by design: storage.billing loads and stores, analytics.vee.core.compute_billing computes.
+Run by hand:     meterflow billing run --from 2024-03-01 --to 2024-04-01
+Scheduled:       meterflow billing serve            (monthly cron, previous calendar month)
+Several workers: the chunks are independent tasks; with a Prefect work pool each chunk can run elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+
+from prefect import flow, task
+from prefect.cache_policies import NONE
+
+from analytics.vee.core import compute_billing
+from meterflow.config import Settings, load_settings
+from meterflow.logs import ctx, get_logger
+from storage import billing as store
+from storage.db import connect, resolve_dsn
+
+log = get_logger(__name__)
+DEFAULT_CHUNK = 2000
+MONTHLY_CRON = "0 3 2 * *"  # 03:00 on the 2nd: the previous month, once late reads of the 1st are in
+
+
+def previous_month(today: date | None = None) -> tuple[date, date]:
+    today = today or datetime.now(UTC).date()
+    end = date(today.year, today.month, 1)
+    start = date(end.year - (end.month == 1), (end.month - 2) % 12 + 1, 1)
+    return start, end
+
+
+def compute_chunk(
+    dsn: str, settings: Settings, run_id: int, period_start: date, period_end: date,
+    meter_range: tuple[str, str] | None, as_of: datetime | None = None,
+) -> dict[str, int]:
+    """Load one meter range, compute, store; returns the chunk's counts (meters, results, flags...)."""
+    with connect(dsn) as conn:
+        inputs = store.load_inputs(conn, period_start, period_end, settings.vee, settings.timezone, meter_range)
+        out = compute_billing(inputs["readings"], inputs["registry"], period_start, period_end, settings.vee,
+                              history=inputs["history"], tariffs=inputs["tariffs"], as_of=as_of,
+                              timezone=settings.timezone)
+        store.save_output(conn, run_id, out)
+    counts = dict(out.counts)
+    counts["meters"] = inputs["registry"].height
+    counts["results"] = out.results.height
+    counts["with_exceptions"] = int((out.results["exceptions"].list.len() > 0).sum())
+    return counts
+
+
+def run_billing(
+    settings: Settings, period_start: date, period_end: date, *, chunk_size: int = DEFAULT_CHUNK,
+    progress: Callable[[int, int], None] | None = None, as_of: datetime | None = None,
+    submit: Callable[..., dict[str, int]] | None = None,
+) -> tuple[int, dict[str, int]]:
+    """The whole computation without an orchestrator (and the body of the flow)."""
+    if period_end <= period_start:
+        raise ValueError(f"--to {period_end} must be after --from {period_start}")
+    dsn = resolve_dsn(settings)
+    with connect(dsn) as conn:
+        run_id = store.start_run(conn, period_start, period_end, settings.vee)
+        ranges = store.meter_ranges(conn, chunk_size)
+    totals: dict[str, int] = {}
+    try:
+        for i, rng in enumerate(ranges):
+            fn = submit or compute_chunk
+            counts = fn(dsn, settings, run_id, period_start, period_end, rng, as_of)
+            for k, v in counts.items():
+                totals[k] = totals.get(k, 0) + v
+            if progress:
+                progress(i + 1, len(ranges))
+    except BaseException:
+        with connect(dsn) as conn:
+            store.finish_run(conn, run_id, "failed")
+        raise
+    with connect(dsn) as conn:
+        store.finish_run(conn, run_id)
+    log.info("billing run finished", extra=ctx(run_id=run_id, period_start=str(period_start),
+                                               period_end=str(period_end), **totals))
+    return run_id, totals
+
+
+@task(name="billing-chunk", retries=1, retry_delay_seconds=10, cache_policy=NONE)
+def billing_chunk(
+    dsn: str, settings: Settings, run_id: int, period_start: date, period_end: date,
+    meter_range: tuple[str, str] | None, as_of: datetime | None = None,
+) -> dict[str, int]:
+    return compute_chunk(dsn, settings, run_id, period_start, period_end, meter_range, as_of)
+
+
+@flow(name="billing-period", log_prints=True)
+def billing_period(
+    period_start: date | None = None, period_end: date | None = None, chunk_size: int = DEFAULT_CHUNK
+) -> dict[str, int]:
+    """Billing consumption of every meter for [period_start, period_end) (default: the previous month)."""
+    if period_start is None or period_end is None:
+        period_start, period_end = previous_month()
+    settings = load_settings()
+    dsn = resolve_dsn(settings)
+    with connect(dsn) as conn:
+        run_id = store.start_run(conn, period_start, period_end, settings.vee)
+        ranges = store.meter_ranges(conn, chunk_size)
+    try:
+        futures = [billing_chunk.submit(dsn, settings, run_id, period_start, period_end, r) for r in ranges]
+        totals: dict[str, int] = {"run_id": run_id}
+        for fut in futures:
+            for k, v in fut.result().items():
+                totals[k] = totals.get(k, 0) + v
+    except BaseException:
+        with connect(dsn) as conn:
+            store.finish_run(conn, run_id, "failed")
+        raise
+    with connect(dsn) as conn:
+        store.finish_run(conn, run_id)
+    print(f"billing run {run_id}: {totals}")
+    return totals
+
+
+def serve(cron: str = MONTHLY_CRON, name: str = "monthly") -> None:
+    """Serve the flow with its monthly schedule (blocks; needs a Prefect server, e.g. PREFECT_API_URL)."""
+    billing_period.serve(name=name, cron=cron, tags=["billing"])

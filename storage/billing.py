@@ -1,0 +1,314 @@
+"""Database I/O of billing: load readings/registry/history frames, store runs, results and audit; import reads.
+
+The computation itself is analytics.vee.core.compute_billing (pure); this module only moves frames in and out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import polars as pl
+import psycopg
+
+from analytics.vee.config import VeeConfig
+from analytics.vee.core import HISTORY_SCHEMA, BillingOutput, add_months, local_midnight
+from storage.flavor import ensure_partitions
+
+Progress = Callable[[str, int, int], None]
+
+EXPORT_COLUMNS = ["meter_id", "period_start", "period_end", "start_index_m3", "end_index_m3", "consumption_m3",
+                  "quality", "method", "exceptions"]
+
+
+def _meter_filter(meter_range: tuple[str, str] | None, col: str = "meter_id") -> tuple[str, list[Any]]:
+    if meter_range is None:
+        return "", []
+    return f" AND {col} >= %s AND {col} <= %s", [meter_range[0], meter_range[1]]
+
+
+def load_registry(conn: psycopg.Connection, meter_range: tuple[str, str] | None = None) -> pl.DataFrame:
+    where, params = _meter_filter(meter_range)
+    rows = conn.execute(
+        "SELECT meter_id, premise_ref, install_date, install_index_m3, removal_date, removal_index_m3,"
+        f" register_digits::bigint FROM meters WHERE true{where} ORDER BY meter_id", params
+    ).fetchall()
+    return pl.DataFrame(rows, schema={"meter_id": pl.String, "premise_ref": pl.String, "install_date": pl.Date,
+                                      "install_index_m3": pl.Float64, "removal_date": pl.Date,
+                                      "removal_index_m3": pl.Float64, "register_digits": pl.Int64}, orient="row")
+
+
+def meter_ranges(conn: psycopg.Connection, chunk: int) -> list[tuple[str, str]]:
+    """The registry split into consecutive meter_id ranges of at most `chunk` meters (one task per range)."""
+    ids = [r[0] for r in conn.execute("SELECT meter_id FROM meters ORDER BY meter_id")]
+    return [(ids[i], ids[min(i + chunk, len(ids)) - 1]) for i in range(0, len(ids), chunk)]
+
+
+def load_readings(
+    conn: psycopg.Connection, start: datetime, end: datetime, meter_range: tuple[str, str] | None = None
+) -> pl.DataFrame:
+    """Reads in [start, end) plus stored conflicts, with an arrival order `seq` per meter."""
+    where, params = _meter_filter(meter_range)
+    sql = (
+        "SELECT meter_id, time, total_m3, source, (row_number() OVER (PARTITION BY meter_id ORDER BY"
+        " received_at NULLS FIRST, (fields->>'line')::bigint NULLS FIRST, time))::bigint AS seq,"
+        " fields->>'notation' AS notation, coalesce((fields->>'dst_fold')::boolean, false) AS dst_fold"
+        f" FROM readings WHERE total_m3 IS NOT NULL AND time >= %s AND time < %s{where}"
+        " UNION ALL SELECT meter_id, time, total_m3, source, 1000000000 + id, NULL, false"
+        f" FROM reading_conflicts WHERE time >= %s AND time < %s{where}"
+    )
+    rows = conn.execute(sql, [start, end, *params, start, end, *params]).fetchall()
+    return pl.DataFrame(rows, schema={"meter_id": pl.String, "time": pl.Datetime("us", "UTC"),
+                                      "total_m3": pl.Float64, "source": pl.String, "seq": pl.Int64,
+                                      "notation": pl.String, "dst_fold": pl.Boolean}, orient="row")
+
+
+def load_history(
+    conn: psycopg.Connection, period_start: date, timezone: str, meter_range: tuple[str, str] | None = None
+) -> pl.DataFrame:
+    """Earlier periods: stored billing results (latest run) and, where none cover a month, months from readings."""
+    where, params = _meter_filter(meter_range, "r.meter_id")
+    lo = add_months(period_start, -13)
+    billed = conn.execute(
+        "SELECT DISTINCT ON (r.meter_id, r.period_start) r.meter_id, r.period_start, r.period_end,"
+        " r.consumption_m3, r.quality, r.end_index_m3 FROM billing_results r JOIN billing_runs b USING (run_id)"
+        " WHERE b.status = 'finished' AND r.period_end <= %s AND r.period_start >= %s" + where +
+        " ORDER BY r.meter_id, r.period_start, r.run_id DESC", [period_start, lo, *params]
+    ).fetchall()
+    hist = pl.DataFrame(billed, schema=HISTORY_SCHEMA, orient="row")
+    where2, params2 = _meter_filter(meter_range)
+    derived = conn.execute(
+        "SELECT meter_id, (date_trunc('month', time AT TIME ZONE %s))::date AS m,"
+        " extract(epoch FROM max(time) - min(time)) / 86400.0 AS span_d,"
+        " (array_agg(total_m3 ORDER BY time DESC))[1] - (array_agg(total_m3 ORDER BY time))[1] AS used"
+        " FROM readings WHERE total_m3 IS NOT NULL AND time >= %s AND time < %s" + where2 + " GROUP BY 1, 2",
+        [timezone, local_midnight(lo, timezone), local_midnight(period_start, timezone), *params2],
+    ).fetchall()
+    rows = []
+    for meter_id, m, span_d, used in derived:
+        nm = add_months(m, 1)
+        if span_d is None or float(span_d) < 1.0 or used is None or used < 0:
+            continue
+        rows.append((meter_id, m, nm, float(used) * (nm - m).days / float(span_d), "ACTUAL", None))
+    months = pl.DataFrame(rows, schema=HISTORY_SCHEMA, orient="row")
+    if hist.height and months.height:
+        covered = hist.select("meter_id", pl.col("period_start").alias("_s"), pl.col("period_end").alias("_e"))
+        overl = months.join(covered, on="meter_id", how="inner").filter(
+            (pl.col("period_start") < pl.col("_e")) & (pl.col("period_end") > pl.col("_s"))
+        ).select("meter_id", "period_start").unique()
+        months = months.join(overl, on=["meter_id", "period_start"], how="anti")
+    return pl.concat([hist, months]).sort(["meter_id", "period_start"])
+
+
+def load_tariffs(conn: psycopg.Connection) -> pl.DataFrame:
+    rows = conn.execute("SELECT effective_date FROM tariff_changes ORDER BY effective_date").fetchall()
+    return pl.DataFrame(rows, schema={"effective_date": pl.Date}, orient="row")
+
+
+def load_inputs(
+    conn: psycopg.Connection, period_start: date, period_end: date, config: VeeConfig, timezone: str,
+    meter_range: tuple[str, str] | None = None,
+) -> dict[str, pl.DataFrame]:
+    b0, b1 = local_midnight(period_start, timezone), local_midnight(period_end, timezone)
+    return {
+        "readings": load_readings(conn, b0 - timedelta(days=config.lookback_days),
+                                  b1 + timedelta(days=config.lookahead_days), meter_range),
+        "registry": load_registry(conn, meter_range),
+        "history": load_history(conn, period_start, timezone, meter_range),
+        "tariffs": load_tariffs(conn),
+    }
+
+
+def start_run(conn: psycopg.Connection, period_start: date, period_end: date, config: VeeConfig) -> int:
+    row = conn.execute(
+        "INSERT INTO billing_runs (period_start, period_end, config) VALUES (%s, %s, %s::jsonb) RETURNING run_id",
+        (period_start, period_end, json.dumps(config.model_dump())),
+    ).fetchone()
+    conn.commit()
+    assert row is not None
+    return int(row[0])
+
+
+def save_output(conn: psycopg.Connection, run_id: int, output: BillingOutput) -> None:
+    """Append one chunk's results and audit rows to a run (COPY)."""
+    res = output.results
+    with conn.cursor() as cur:
+        with cur.copy(
+            "COPY billing_results (run_id, meter_id, period_start, period_end, start_index_m3, end_index_m3,"
+            " consumption_m3, pre_vee_consumption_m3, quality, method, exceptions, flags, details) FROM STDIN"
+        ) as copy:
+            for r in res.iter_rows(named=True):
+                copy.write_row((run_id, r["meter_id"], r["period_start"], r["period_end"], r["start_index_m3"],
+                                r["end_index_m3"], r["consumption_m3"], r["pre_vee_consumption_m3"], r["quality"],
+                                r["method"], r["exceptions"], r["flags"], r["details"]))
+        with cur.copy("COPY billing_audit (run_id, meter_id, rule, action, before, after, reason) FROM STDIN") as copy:
+            for a in output.audit.iter_rows(named=True):
+                copy.write_row((run_id, a["meter_id"], a["rule"], a["action"], a["before"], a["after"], a["reason"]))
+    conn.commit()
+
+
+def finish_run(conn: psycopg.Connection, run_id: int, status: str = "finished") -> None:
+    conn.execute("UPDATE billing_runs SET finished_at = now(), status = %s WHERE run_id = %s", (status, run_id))
+    conn.commit()
+
+
+def load_results(
+    conn: psycopg.Connection, date_from: date, date_to: date, *, after: tuple[str, date] | None = None,
+    limit: int | None = None,
+) -> pl.DataFrame:
+    """Results of the latest finished run for each meter and period inside [date_from, date_to], keyset-paged."""
+    params: list[Any] = [date_from, date_to]
+    page = ""
+    if after is not None:
+        page = " WHERE (meter_id, period_start) > (%s, %s)"
+        params += [after[0], after[1]]
+    sql = (
+        "SELECT * FROM (SELECT DISTINCT ON (r.meter_id, r.period_start) r.meter_id, r.period_start, r.period_end,"
+        " r.start_index_m3, r.end_index_m3, r.consumption_m3, r.quality, r.method, r.exceptions, r.run_id"
+        " FROM billing_results r JOIN billing_runs b USING (run_id)"
+        " WHERE b.status = 'finished' AND r.period_start >= %s AND r.period_end <= %s"
+        " ORDER BY r.meter_id, r.period_start, r.run_id DESC) latest" + page + " ORDER BY meter_id, period_start"
+    )
+    if limit is not None:
+        sql += " LIMIT %s"
+        params.append(limit)
+    rows = conn.execute(sql, params).fetchall()
+    return pl.DataFrame(rows, schema={"meter_id": pl.String, "period_start": pl.Date, "period_end": pl.Date,
+                                      "start_index_m3": pl.Float64, "end_index_m3": pl.Float64,
+                                      "consumption_m3": pl.Float64, "quality": pl.String, "method": pl.String,
+                                      "exceptions": pl.List(pl.String), "run_id": pl.Int64}, orient="row")
+
+
+# ---------------------------------------------------------------- imports and manual reads
+
+
+@dataclass
+class ImportStats:
+    rows: int = 0
+    inserted: int = 0
+    duplicates: int = 0  # same meter, time and value as a stored read (collapsed)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)  # same meter and time, other value
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "inserted": self.inserted, "duplicates": self.duplicates,
+                "conflicts": len(self.conflicts)}
+
+
+def import_readings(
+    conn: psycopg.Connection, good: pl.DataFrame, *, source: str = "import", file: str | None = None,
+    progress: Progress | None = None, batch: int = 100_000,
+) -> ImportStats:
+    """Store parsed rows (decoders.csv_readings) with binary COPY; conflicts go to reading_conflicts."""
+    stats = ImportStats(rows=good.height)
+    if good.is_empty():
+        return stats
+    received = datetime.now(UTC)
+    tmin, tmax = good["time"].min(), good["time"].max()
+    assert isinstance(tmin, datetime) and isinstance(tmax, datetime)
+    ensure_partitions(conn, tmin, tmax)
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS import_stage (meter_id text, time timestamptz, total_m3 float8,"
+        " line bigint, notation text, dst_fold boolean) ON COMMIT DELETE ROWS"
+    )
+    cols = good.select("meter_id", "time", "total_m3", pl.col("line").cast(pl.Int64),
+                       pl.col("notation") if "notation" in good.columns else pl.lit(None, pl.String).alias("notation"),
+                       pl.col("dst_fold") if "dst_fold" in good.columns else pl.lit(False).alias("dst_fold"))
+    with conn.cursor() as cur:
+        done = 0
+        with cur.copy("COPY import_stage FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "timestamptz", "float8", "int8", "text", "bool"])
+            for chunk in cols.iter_slices(batch):
+                for row in chunk.iter_rows():
+                    copy.write_row(row)
+                done += chunk.height
+                if progress:
+                    progress("copy", done, good.height)
+        # one row per (meter, time): the first in file order; later ones are duplicates or conflicts
+        cur.execute(
+            "INSERT INTO readings (meter_id, time, total_m3, source, received_at, fields)"
+            " SELECT DISTINCT ON (meter_id, time) meter_id, time, total_m3, %s, %s,"
+            " jsonb_strip_nulls(jsonb_build_object('line', line, 'file', %s::text, 'notation', notation,"
+            " 'dst_fold', CASE WHEN dst_fold THEN true END))"
+            " FROM import_stage ORDER BY meter_id, time, line ON CONFLICT (meter_id, time) DO NOTHING",
+            (source, received, file),
+        )
+        stats.inserted = cur.rowcount
+        if progress:
+            progress("insert", good.height, good.height)
+        cur.execute(
+            "SELECT s.meter_id, s.time, s.total_m3, r.total_m3, s.line FROM import_stage s"
+            " JOIN readings r ON r.meter_id = s.meter_id AND r.time = s.time"
+            " WHERE r.total_m3 IS DISTINCT FROM s.total_m3 ORDER BY s.line"
+        )
+        for meter_id, time, value, stored, line in cur.fetchall():
+            stats.conflicts.append({"meter_id": meter_id, "time": time, "total_m3": value, "stored_m3": stored,
+                                    "line": line})
+        if stats.conflicts:
+            cur.executemany(
+                "INSERT INTO reading_conflicts (meter_id, time, total_m3, stored_m3, source, file, line)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [(c["meter_id"], c["time"], c["total_m3"], c["stored_m3"], source, file, c["line"])
+                 for c in stats.conflicts],
+            )
+    stats.duplicates = stats.rows - stats.inserted - len(stats.conflicts)
+    conn.commit()
+    return stats
+
+
+class ManualReadError(ValueError):
+    """A rejected customer self-read; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def add_manual_read(
+    conn: psycopg.Connection, meter_id: str, time: datetime, index_m3: float, *, allow_decrease: bool = False,
+    note: str | None = None, now: datetime | None = None, future_tolerance_s: float = 300.0,
+) -> dict[str, Any]:
+    """Validate and store a customer self-read as source='manual'. Raises ManualReadError with a clear message."""
+    now = now or datetime.now(UTC)
+    if time.tzinfo is None:
+        raise ManualReadError(422, "time has no timezone: give it with an offset, e.g. 2024-03-31T18:00:00+02:00")
+    if not (index_m3 >= 0) or index_m3 != index_m3:
+        raise ManualReadError(422, f"index {index_m3} m3 is not a valid meter index (must be >= 0)")
+    if time > now + timedelta(seconds=future_tolerance_s):
+        raise ManualReadError(422, f"time {time.isoformat()} is in the future; send the time the meter was read")
+    meter = conn.execute("SELECT install_date, removal_date FROM meters WHERE meter_id = %s", (meter_id,)).fetchone()
+    if meter is None:
+        raise ManualReadError(404, f"unknown meter {meter_id!r}: check the number printed on the meter")
+    prev = conn.execute(
+        "SELECT time, total_m3 FROM readings WHERE meter_id = %s AND time <= %s AND total_m3 IS NOT NULL"
+        " ORDER BY time DESC LIMIT 1", (meter_id, time)
+    ).fetchone()
+    if prev is not None and prev[0] == time:
+        if prev[1] == index_m3:
+            return {"meter_id": meter_id, "time": time.isoformat(), "total_m3": index_m3, "stored": False,
+                    "detail": "same read already stored"}
+        raise ManualReadError(409, f"meter {meter_id} already has {prev[1]} m3 at {time.isoformat()}; "
+                                   "send a different time or correct the stored read")
+    if prev is not None and index_m3 < prev[1] and not allow_decrease:
+        raise ManualReadError(
+            422, f"index {index_m3} m3 is below the last index {prev[1]} m3 read at {prev[0].isoformat()}; "
+                 "check the digits, or flag it (allow_decrease) if the meter was replaced or rolled over",
+        )
+    ensure_partitions(conn, time, time)
+    fields: dict[str, Any] = {"entered_at": now.isoformat()}
+    if allow_decrease:
+        fields["decrease_flagged"] = True
+    if note:
+        fields["note"] = note
+    conn.execute(
+        "INSERT INTO readings (meter_id, time, total_m3, source, received_at, fields)"
+        " VALUES (%s, %s, %s, 'manual', %s, %s::jsonb)", (meter_id, time, index_m3, now, json.dumps(fields))
+    )
+    conn.commit()
+    return {"meter_id": meter_id, "time": time.isoformat(), "total_m3": index_m3, "stored": True, "detail": "stored"}
+
+
+def chunked(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
