@@ -25,6 +25,7 @@ class SignatureCache:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self._formats: dict[int, bytes] = {}
+        self._seen: set[bytes] = set()  # formats already learned: skips the CRC on the hot path
         self.dirty = False
         for hex_format in KNOWN_FORMATS:
             fmt = bytes.fromhex(hex_format)
@@ -41,8 +42,11 @@ class SignatureCache:
         return self._formats.get(signature)
 
     def learn(self, format_bytes: bytes) -> None:
-        if not format_bytes:
+        if not format_bytes or format_bytes in self._seen:
             return
+        if len(self._seen) > 100_000:
+            self._seen.clear()
+        self._seen.add(format_bytes)
         sig = signature_of(format_bytes)
         if self._formats.get(sig) != format_bytes:
             self._formats[sig] = format_bytes

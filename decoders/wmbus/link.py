@@ -26,9 +26,16 @@ def device_type_name(code: int) -> str:
     return DEVICE_TYPES.get(code, f"type_{code:02x}")
 
 
+_MFCT_CACHE: dict[int, str] = {}
+
+
 def manufacturer_code(m_field: int) -> str:
-    """The 3-letter flag code packed 5 bits per letter into the M-field."""
-    return "".join(chr(((m_field >> shift) & 0x1F) + 64) for shift in (10, 5, 0))
+    """The 3-letter flag code packed 5 bits per letter into the M-field (memoised: 65536 values at most)."""
+    code = _MFCT_CACHE.get(m_field)
+    if code is None:
+        code = "".join(chr(((m_field >> shift) & 0x1F) + 64) for shift in (10, 5, 0))
+        _MFCT_CACHE[m_field] = code
+    return code
 
 
 def manufacturer_field(code: str) -> int:

@@ -44,7 +44,7 @@ class Record:
     @property
     def plain(self) -> bool:
         """No tariff, subunit, function or modifying VIFE: the register itself."""
-        return self.tariff == 0 and self.subunit == 0 and self.function == 0 and not self.vifes
+        return not (self.tariff or self.subunit or self.function or self.vifes)
 
 
 @dataclass(slots=True)
@@ -204,10 +204,19 @@ def _value(info: VifInfo, data_field: int, raw: bytes, vifes: tuple[int, ...], f
         return str(number) if data_field >= 0x09 else number
     if info.unit in TIME_SECONDS_UNITS:
         return number
+    exp = info.exponent
+    if factor == 1.0 and not vifes:
+        # dividing by an exact power of ten gives the nearest double (1001 / 1000 == 1.001)
+        if exp < 0:
+            return number / _POW10[-exp]
+        return number * _POW10[exp] if exp else number
     scale = _scale(info, vifes, factor)
     if scale == 1.0 and isinstance(number, int):
         return number
     return round(number * scale, 9)
+
+
+_POW10 = tuple(10**i for i in range(40))
 
 
 TIME_SECONDS_UNITS = frozenset({"s", "min", "h", "d"})
