@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from decoders.wmbus.crc import crc16_en13757
-from decoders.wmbus.drivers.kamstrup import KNOWN_FORMATS
+from decoders.wmbus.drivers import ALL_DRIVERS
 
 
 def signature_of(format_bytes: bytes) -> int:
@@ -27,7 +27,7 @@ class SignatureCache:
         self._formats: dict[int, bytes] = {}
         self._seen: set[bytes] = set()  # formats already learned: skips the CRC on the hot path
         self.dirty = False
-        for hex_format in KNOWN_FORMATS:
+        for hex_format in (f for spec in ALL_DRIVERS for f in spec.known_formats):
             fmt = bytes.fromhex(hex_format)
             self._formats[signature_of(fmt)] = fmt
         if path is not None and path.exists():

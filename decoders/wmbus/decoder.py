@@ -283,6 +283,8 @@ class WmbusDecoder:
     def _records(self, payload: bytes, compact: bool) -> Parsed:
         try:
             if compact:
+                if payload[:2] == _FILL:  # decrypted compact frames keep the 2F2F check bytes
+                    payload = payload[2:]
                 if len(payload) < 4:
                     raise _Fail(DecodeError("truncated", "compact frame without its signature"))
                 sig = int.from_bytes(payload[0:2], "little")

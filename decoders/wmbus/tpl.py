@@ -7,7 +7,7 @@ from dataclasses import dataclass
 NO_HEADER = frozenset({0x78, 0x79})
 SHORT_HEADER = frozenset({0x7A, 0x7B})
 LONG_HEADER = frozenset({0x72, 0x73})
-COMPACT = frozenset({0x79, 0x7B})
+COMPACT = frozenset({0x73, 0x79, 0x7B})
 TPL_CIS = NO_HEADER | SHORT_HEADER | LONG_HEADER
 
 

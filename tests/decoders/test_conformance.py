@@ -16,8 +16,6 @@ OTHER = [c for c in CASES if not c["is_water"]]
 
 # case_id -> why it fails (strict xfail: fixing one makes the suite say so)
 EXPECTED_FAILURES: dict[str, str] = {
-    "driver_xmq_test:engelmann_faw.xmq:129": "CI 73 payload is Engelmann's own register layout (no DIF/VIF), "
-    "not decoded yet",
     "driver_xmq_test:minomess.xmq:202": "reference reports target_m3=80000 from a manufacturer history "
     "record (8D04931...) this decoder names history instead",
 }

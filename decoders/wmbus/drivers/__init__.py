@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from decoders.wmbus.drivers import apator, bmeters, diehl, kamstrup, oms, qundis, techem, zenner
+from decoders.wmbus.drivers import apator, bmeters, diehl, engelmann, kamstrup, oms, qundis, techem, zenner
 from decoders.wmbus.drivers.base import DriverSpec, FrameView, SpecialResult, Vector
 
 ALL_DRIVERS: tuple[DriverSpec, ...] = (
-    *apator.DRIVERS, *bmeters.DRIVERS, *diehl.DRIVERS, *kamstrup.DRIVERS, *oms.DRIVERS, *qundis.DRIVERS,
+    *apator.DRIVERS, *bmeters.DRIVERS, *diehl.DRIVERS, *engelmann.DRIVERS, *kamstrup.DRIVERS, *oms.DRIVERS, *qundis.DRIVERS,
     *techem.DRIVERS, *zenner.DRIVERS,
 )
 

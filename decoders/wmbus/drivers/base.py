@@ -68,5 +68,6 @@ class DriverSpec:
     special_cis: frozenset[int] = frozenset()  # CIs the special code handles (empty: none)
     alarms_from_fields: PostFn | None = None  # map driver-specific status records to alarm words
     mfct_data: Callable[[bytes], SpecialResult] | None = None  # parse data after DIF 0F
+    known_formats: tuple[str, ...] = ()  # compact-frame formats (hex DIF/VIF bytes) known in advance
     record_hook: Callable[[list[Any]], SpecialResult | None] | None = None  # values hidden in records
     vectors: tuple[Vector, ...] = ()

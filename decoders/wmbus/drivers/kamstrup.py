@@ -32,6 +32,7 @@ DRIVERS = (
                 ("KAM", None, 0x16), ("KAM", None, 0x06), ("KAM", None, 0x07), ("KAW", None, 0x16),
                 ("KAW", None, 0x06), ("KAW", None, 0x07)),
         alarms_from_fields=info_code_alarms,
+        known_formats=KNOWN_FORMATS,
         vectors=(
             Vector("2D442D2C776655441B168D2083B48D3A2046887802FF20000004132F4E000092013B3D01A1015B028101E7FF0F03",
                    {"id": "44556677", "total_m3": 20.015}),
