@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import select
+import socket
 import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
 import serial
 
@@ -70,9 +72,40 @@ class _Stdin:
         pass
 
 
+class _Tcp:
+    """A TCP byte stream (socket://host:port or tcp://host:port). Not pyserial's socket:// handler,
+    which discards whatever the peer sent before open() returned."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if not parts.hostname or not parts.port:
+            raise ValueError(f"{url}: expected socket://host:port")
+        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=5)
+        self.sock.settimeout(0.1)
+
+    def read(self, size: int = 1) -> bytes:
+        try:
+            data = self.sock.recv(max(size, 4096))
+        except TimeoutError:
+            return b""
+        if not data:
+            raise ConnectionError("connection closed by the peer")
+        return data
+
+    def write(self, data: bytes) -> int:
+        self.sock.sendall(data)
+        return len(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def open_port(port: str, baudrate: int) -> _Port:
+    """'-' = stdin, socket://host:port or tcp://host:port = TCP, else a serial device or pyserial URL."""
     if port == "-":
         return _Stdin()
+    if port.startswith(("socket://", "tcp://")):
+        return _Tcp(port)
     return serial.serial_for_url(port, baudrate=baudrate, timeout=0.1)  # type: ignore[no-any-return]
 
 

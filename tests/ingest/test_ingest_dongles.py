@@ -193,7 +193,7 @@ def test_rawhex_over_tcp_survives_noise_and_reconnect(corpus_frames: list[bytes]
         conn = feed.accept()
         lines = [f.hex().upper() for f in corpus_frames[:40]]
         conn.sendall(("\n".join(lines[:20]) + "\nthis is line noise\n\x00\x01\x02\n" + lines[20][:12] + "\n").encode())
-        assert sink.wait(20)
+        assert sink.wait(20), (len(sink.frames), sink.bad_reasons)
         conn.close()  # the feeding program restarts: the source reconnects by itself
         conn = feed.accept(timeout=10)
         conn.sendall(("\n".join(lines[21:]) + "\n").encode())
