@@ -79,5 +79,6 @@ class LeakConfig(BaseModel):
     active_slack_hours: int = Field(
         default=3, description="an episode valid until this close to the end of the window is still active")
     critical_rate_l_h: float = Field(default=30.0, description="leaks from this rate are critical (else warning)")
-    history_days: int = Field(default=14, description="history the flow loads before the window, for baselines")
+    history_days: int = Field(
+        default=30, description="history loaded before the window, for baselines (stuck needs stuck_days + 7)")
     notify: NotifyConfig = Field(default_factory=NotifyConfig, description="notification channels")
