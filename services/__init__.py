@@ -1,0 +1,1 @@
+"""Long-running edge processes (the decoder service)."""

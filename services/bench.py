@@ -1,0 +1,164 @@
+"""The ingest benchmark: telegrams -> real broker -> DecoderService -> PostgreSQL, checked row by row.
+
+Baseline measured in the same run: the decode-only rate (envelope parsing, normalising, AES and record
+decoding of the same frames, no broker, no database), so the figure is also shown as a ratio to it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+from meterflow.config import Settings
+from meterflow.envelope import FrameBatch, encode_batch, topic
+from services.decoder import BrokerUrl, DecoderService, FrameProcessor, broker_speaks_v5
+from storage.migrate import upgrade
+from storage.registry import import_keys
+
+
+def build_messages(telegrams: Sequence[Any], prefix: str, per_message: int, gateways: int,
+                   t0: float) -> list[tuple[str, bytes]]:
+    """Gateway batch messages: frames spread over gateways, `per_message` per batch."""
+    per_gw: list[list[dict[str, Any]]] = [[] for _ in range(gateways)]
+    for k, tel in enumerate(telegrams):
+        per_gw[k % gateways].append({"t": round(t0 + k * 1e-4, 4), "hex": tel.frame.hex(), "rssi": -70 - k % 30})
+    out: list[tuple[str, bytes]] = []
+    for g, frames in enumerate(per_gw):
+        gw = f"bench-gw-{g:02d}"
+        for n, i in enumerate(range(0, len(frames), per_message)):
+            batch = FrameBatch(gw, "wmbus", frames[i : i + per_message], f"{gw}:1:{n}", t0)
+            out.append((topic(prefix, gw, "wmbus"), encode_batch(batch)))
+    # interleave gateways as real traffic would
+    out.sort(key=lambda m: (int(m[1].split(b'"batch":"', 1)[1].split(b'"', 1)[0].rsplit(b":", 1)[1]), m[0]))
+    return out
+
+
+def decode_only_rate(messages: Sequence[tuple[str, bytes]], keys: dict[str, bytes], timezone: str,
+                     limit_frames: int = 40000) -> float:
+    """Frames/s of the decoder's per-message work alone (fresh caches, as in the service)."""
+    processor = FrameProcessor(dict(keys), timezone)
+    n = 0
+    started = time.perf_counter()
+    for name, payload in messages:
+        rows, dead = processor.process(name, payload)
+        n += len(rows) + len(dead)
+        if n >= limit_frames:
+            break
+    return n / (time.perf_counter() - started)
+
+
+STAT_FIELDS = ("messages", "frames", "readings", "duplicates", "dead_letters", "batches", "write_ms", "decode_ms")
+
+
+def _decoder_process(settings: Settings, dsn: str, mqtt_url: str, prefix: str, index: int, shared: Any,
+                     ready: Any, stop: Any, protocol: str) -> None:
+    """One decoder (a child process): run the service, publish its counters into `shared`."""
+    service = DecoderService(settings, dsn, mqtt_url, client_id=f"meterflow-bench-decoder-{os.getppid()}-{index}",
+                             topic_prefix=prefix, kinds=("wmbus",), session_expiry=120, metrics_port=0,
+                             migrate=False, protocol=protocol)
+    service.start()
+    ready.set()
+
+    def publish() -> None:
+        st = service.stats()
+        for k, name in enumerate(STAT_FIELDS):
+            shared[len(STAT_FIELDS) * index + k] = st[name]
+
+    while not stop.wait(0.01):
+        publish()
+    service.stop()
+    publish()
+
+
+def run_ingest_bench(settings: Settings, dsn: str, mqtt_url: str, telegrams: Sequence[Any],
+                     keys: dict[str, bytes], *, per_message: int = 250, gateways: int = 4, window: int = 400,
+                     decoders: int = 2, echo: Callable[[str], None] = print,
+                     timeout: float = 600.0) -> dict[str, Any]:
+    """Publish every telegram once through the broker to `decoders` decoder processes (one MQTT 5 shared
+    subscription); the clock runs from the first publish to the last frame committed."""
+    with psycopg.connect(dsn) as conn:
+        upgrade(conn, settings.timezone)
+        import_keys(conn, [{"meter_id": m, "key": k} for m, k in keys.items()])
+    prefix = f"meterflow-bench-{os.getpid()}/v1"
+    messages = build_messages(telegrams, prefix, per_message, gateways, time.time())
+    baseline = decode_only_rate(messages, keys, settings.timezone)
+    echo(f"baseline: decode-only {baseline:.0f} frames/s (one thread, no broker, no database)")
+
+    url = BrokerUrl.parse(mqtt_url)
+    v5 = broker_speaks_v5(url.host, url.port)
+    if not v5 and decoders > 1:
+        echo("bench: broker has no MQTT 5 (no shared subscriptions); using one decoder")
+        decoders = 1
+    mp = multiprocessing.get_context("fork")
+    shared = mp.Array("q", len(STAT_FIELDS) * decoders, lock=False)
+    stop = mp.Event()
+    procs = []
+    for i in range(decoders):
+        ready = mp.Event()
+        proc = mp.Process(target=_decoder_process, name=f"bench-decoder-{i}", daemon=True,
+                          args=(settings, dsn, mqtt_url, prefix, i, shared, ready, stop, "5" if v5 else "3.1.1"))
+        proc.start()
+        if not ready.wait(60):
+            raise RuntimeError("a bench decoder did not start within 60 s")
+        procs.append(proc)
+
+    def stats() -> dict[str, int]:
+        values = list(shared)
+        n = len(STAT_FIELDS)
+        return {name: sum(values[i * n + k] for i in range(decoders)) for k, name in enumerate(STAT_FIELDS)}
+
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"meterflow-bench-pub-{os.getpid()}",
+                      protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
+    pub.max_inflight_messages_set(100)
+    pub.max_queued_messages_set(0)
+    pub.connect(url.host, url.port)
+    pub.loop_start()
+    total = len(telegrams)
+    try:
+        started = time.perf_counter()
+        infos = []
+        for i, (name, payload) in enumerate(messages):
+            while i - stats()["messages"] >= window:
+                time.sleep(0.002)
+            infos.append(pub.publish(name, payload, qos=1))
+        for info in infos:
+            info.wait_for_publish(timeout=60)
+        deadline = time.monotonic() + timeout
+        while stats()["frames"] < total and stats()["messages"] < len(messages) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        elapsed = time.perf_counter() - started
+    finally:
+        stop.set()
+        for proc in procs:
+            proc.join(60)
+        pub.disconnect()
+        pub.loop_stop()
+    st = stats()
+
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE TEMP TABLE expected (meter_id text, time timestamptz)")
+        with conn.cursor().copy("COPY expected FROM STDIN") as copy:
+            for tel in telegrams:
+                copy.write_row((tel.meter_id, tel.time))
+        distinct = conn.execute("SELECT count(*) FROM (SELECT DISTINCT meter_id, time FROM expected) e").fetchone()
+        found = conn.execute("SELECT count(*) FROM readings r JOIN (SELECT DISTINCT meter_id, time FROM expected) e"
+                             " USING (meter_id, time)").fetchone()
+        rows = conn.execute("SELECT count(*) FROM readings").fetchone()
+        dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
+    assert distinct and found and rows and dead
+    expected, matched, stored = int(distinct[0]), int(found[0]), int(rows[0])
+    rate = st["readings"] / elapsed if elapsed > 0 else 0.0
+    echo(f"decoders: {decoders} processes ({'MQTT 5 shared subscription' if v5 else 'MQTT 3.1.1'}), "
+         f"{st['messages']} messages, {st['frames']} frames, {st['readings']} readings, {st['duplicates']} "
+         f"duplicates, {st['dead_letters']} dead letters ({int(dead[0])} in table), {st['batches']} batches; "
+         f"busy: write {st['write_ms'] / 1000:.1f} s, decode {st['decode_ms'] / 1000:.1f} s; wall {elapsed:.2f} s")
+    echo(f"ratio: ingest / decode-only = {rate / baseline:.2f}")
+    return {"rate": rate, "lost": expected - matched, "duplicated": stored - matched, "baseline": baseline,
+            "elapsed": elapsed, "stats": st}

@@ -1,0 +1,85 @@
+"""`meterflow reprocess --dead-letters`: retry undecodable frames, e.g. after their keys arrive.
+
+Each dead letter is run through the same FrameProcessor and BatchWriter as live traffic, so a frame that
+decodes now becomes a reading (once: raw_frames flips decoded=false -> true) and its dead letter is marked
+resolved; one that still fails has its `attempts` bumped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+
+from services.decoder import FrameProcessor
+from storage.registry import load_keys
+from storage.writer import BatchWriter, DeadLetter, FrameRow
+
+CHUNK = 2000
+NEVER_DECODES = ("not_hex",)
+
+
+def _retry(processor: FrameProcessor, kind: str, code: str, gw: str | None, received: datetime,
+           payload: bytes) -> tuple[list[FrameRow], list[DeadLetter]]:
+    if code == "bad_envelope" and kind in ("wmbus", "modbus"):
+        return processor.process(f"reprocess/{gw or 'unknown'}/{kind}", payload, received)
+    if kind == "wmbus":
+        return processor._wmbus_frames(gw, [{"t": received.timestamp(), "hex": payload.hex()}], received)
+    if kind == "modbus":
+        frame = orjson.loads(payload)
+        return processor._modbus_frames(gw, [frame] if isinstance(frame, dict) else [], received)
+    if kind == "wmbusmeters":
+        return processor._wmbusmeters(gw, payload, received)
+    return [], []
+
+
+def reprocess_dead_letters(dsn: str, timezone: str = "UTC", since: datetime | None = None,
+                           codes: tuple[str, ...] | None = None,
+                           progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    with psycopg.connect(dsn) as conn:
+        keys = load_keys(conn)
+        query = ("SELECT id, kind, error_code, gateway_id, received_at, payload FROM dead_letters"
+                 " WHERE resolved_at IS NULL AND NOT (error_code = ANY(%s))")
+        params: list[Any] = [list(NEVER_DECODES)]
+        if since is not None:
+            query += " AND received_at >= %s"
+            params.append(since)
+        if codes:
+            query += " AND error_code = ANY(%s)"
+            params.append(list(codes))
+        letters = conn.execute(query + " ORDER BY id", params).fetchall()
+    processor = FrameProcessor(keys, timezone)
+    writer = BatchWriter(dsn, "meterflow-reprocess")
+    out = {"tried": len(letters), "resolved": 0, "readings": 0, "still_failing": 0}
+    try:
+        for i in range(0, len(letters), CHUNK):
+            chunk = letters[i : i + CHUNK]
+            rows: list[FrameRow] = []
+            dead: list[DeadLetter] = []
+            decoded_ids: list[int] = []
+            for ident, kind, code, gw, received, payload in chunk:
+                try:
+                    r, d = _retry(processor, kind, code, gw, received.astimezone(UTC), bytes(payload))
+                except Exception:  # a letter that breaks the decoder stays a dead letter
+                    r, d = [], []
+                if r and all(row[7] for row in r) and not d:
+                    decoded_ids.append(ident)
+                rows.extend(r)
+                dead.extend(d)
+            result = writer.write(rows, dead)
+            conn = writer.connect()
+            if decoded_ids:
+                conn.execute("UPDATE dead_letters SET resolved_at = now(), attempts = attempts + 1,"
+                             " last_attempt_at = now() WHERE id = ANY(%s) AND resolved_at IS NULL", (decoded_ids,))
+                conn.commit()
+            out["resolved"] += len(decoded_ids)
+            out["readings"] += result.readings
+            out["still_failing"] += len(chunk) - len(decoded_ids)
+            if progress:
+                progress(min(i + CHUNK, len(letters)), len(letters))
+    finally:
+        writer.close()
+    return out
