@@ -6,8 +6,8 @@ from decoders.wmbus.drivers import apator, bmeters, diehl, engelmann, kamstrup, 
 from decoders.wmbus.drivers.base import DriverSpec, FrameView, SpecialResult, Vector
 
 ALL_DRIVERS: tuple[DriverSpec, ...] = (
-    *apator.DRIVERS, *bmeters.DRIVERS, *diehl.DRIVERS, *engelmann.DRIVERS, *kamstrup.DRIVERS, *oms.DRIVERS, *qundis.DRIVERS,
-    *techem.DRIVERS, *zenner.DRIVERS,
+    *apator.DRIVERS, *bmeters.DRIVERS, *diehl.DRIVERS, *engelmann.DRIVERS, *kamstrup.DRIVERS,
+    *oms.DRIVERS, *qundis.DRIVERS, *techem.DRIVERS, *zenner.DRIVERS,
 )
 
 GENERIC = DriverSpec(name="generic", detect=())
