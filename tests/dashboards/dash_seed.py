@@ -117,5 +117,9 @@ def seeded(database_url: str) -> Iterator[Seeded]:
 
 @pytest.fixture
 def web_settings(seeded: Seeded, tmp_path: object) -> Settings:
-    return Settings(database_url=seeded.dsn, timezone="Europe/Warsaw",
-                    api={"tokens": [TOKEN], "customer_link_secret": SECRET})
+    return web_settings_for(seeded.dsn)
+
+
+def web_settings_for(dsn: str) -> Settings:
+    return Settings.model_validate({"database_url": dsn, "timezone": "Europe/Warsaw",
+                                    "api": {"tokens": [TOKEN], "customer_link_secret": SECRET}})

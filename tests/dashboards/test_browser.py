@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 import uvicorn
-from dash_seed import NOW_PARAM, TOKEN, Seeded
+from dash_seed import NOW_PARAM, TOKEN, Seeded, web_settings_for
 
 from api.app import create_app
 from api.pages.auth import customer_signature
-from meterflow.config import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -45,8 +44,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def base_url(seeded: Seeded) -> Iterator[str]:
-    settings = Settings(database_url=seeded.dsn, timezone="Europe/Warsaw",
-                        api={"tokens": [TOKEN], "customer_link_secret": "link-secret-xyz"})
+    settings = web_settings_for(seeded.dsn)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings, seeded.dsn), host="127.0.0.1", port=port,
                                            log_level="warning", access_log=False))
@@ -122,7 +120,6 @@ def test_login_form_in_chromium(browser: Any, base_url: str) -> None:
 
 
 def test_customer_pages_in_chromium(browser: Any, base_url: str) -> None:
-    settings = Settings(api={"customer_link_secret": "link-secret-xyz"})
-    sig = customer_signature(settings, "C-A")
+    sig = customer_signature(web_settings_for("postgresql://unused"), "C-A")
     _visit(browser, f"{base_url}/c/C-A?sig={sig}&now={NOW_PARAM}", "customer-C-A")
     _visit(browser, f"{base_url}/c/C-A/meters/M1?sig={sig}&now={NOW_PARAM}", "customer-C-A-M1")
