@@ -175,7 +175,8 @@ class FrameProcessor:
                 res = DecodeError("bad_modbus", "modbus frame needs meter_id, profile and words", meter_id)
             else:
                 try:
-                    res = decode_registers(f["profile"], int(f.get("address") or 0), list(f["words"]))
+                    res = decode_registers(f["profile"], int(f.get("address") or 0), list(f["words"]),
+                                           meter_id=meter_id)
                 except Exception as exc:  # a decoder bug must not kill the service
                     res = DecodeError("bad_modbus", f"decoder failed: {exc.__class__.__name__}: {exc}", meter_id)
             if isinstance(res, Reading):
