@@ -217,6 +217,12 @@ def _value(info: VifInfo, data_field: int, raw: bytes, vifes: tuple[int, ...], f
 
 
 _POW10 = tuple(10**i for i in range(40))
+# primary VIFs without extension bit and without special handling -> (info, factor)
+_FAST_VIF: dict[int, tuple[VifInfo, float]] = {
+    code: (info, 60.0 if 0x40 <= code <= 0x47 else 3600.0 if 0x48 <= code <= 0x4F else 1.0)
+    for code, info in PRIMARY.items()
+    if code < 0x7C and info.unit not in ("s", "min", "h", "d")
+}
 
 
 TIME_SECONDS_UNITS = frozenset({"s", "min", "h", "d"})
@@ -284,6 +290,31 @@ def _parse(data: bytes, start: int, end: int, result: Parsed) -> None:
             n += 1
             if n > 10:
                 raise RecordError("DIFE chain longer than 10")
+        vif = data[pos] if pos < end else 0xFF
+        fast = _FAST_VIF.get(vif) if not ext else None
+        if fast is not None:
+            # hot path: a primary VIF without extensions (most water records)
+            info, factor = fast
+            vifes: tuple[int, ...] = ()
+            text_unit = ""
+            pos += 1
+            data_field = dif & 0x0F
+            length = DATA_LENGTHS[data_field]
+            if 1 <= data_field <= 4 and not info.unit.startswith("date"):
+                if pos + length > end:
+                    raise RecordError(f"record at {dif_pos} needs {length} bytes, payload ends")
+                raw = bytes(data[pos : pos + length])
+                number = int.from_bytes(raw, "little", signed=True)
+                exp = info.exponent
+                value_fast: Any = number / _POW10[-exp] if exp < 0 else (number * _POW10[exp] if exp else number)
+                if factor != 1.0:
+                    value_fast = round(number * factor * 10.0**exp, 9)
+                pos += length
+                records.append(Record(bytes(data[dif_pos : pos - length]), storage, tariff, subunit, function,
+                                      info, vifes, value_fast, raw))
+                fmt += data[dif_pos : pos - length]
+                continue
+            pos -= 1
         info, vifes, pos, factor, text_unit = _read_vif(data, pos, end)
         fmt_bytes = bytes(data[dif_pos:pos])
         data_field = dif & 0x0F
