@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 import psycopg
+from psycopg.types.json import Jsonb
 
 from analytics.vee.config import VeeConfig
 from analytics.vee.core import HISTORY_SCHEMA, BillingOutput, add_months, local_midnight
@@ -199,6 +200,81 @@ class ImportStats:
 
 def import_readings(
     conn: psycopg.Connection, good: pl.DataFrame, *, source: str = "import", file: str | None = None,
+    progress: Progress | None = None, batch: int = 50_000,
+) -> ImportStats:
+    """Store parsed rows (decoders.csv_readings) with binary COPY; conflicts go to reading_conflicts.
+
+    Rows are classified in polars against the file itself and the reads already stored for these meters:
+    the first row per (meter, time) in file order is new, an identical one is a duplicate (collapsed), another
+    value is a conflict (kept in reading_conflicts, reported). New rows are COPYed straight into readings; if a
+    concurrent writer got there first the whole import falls back to a staged INSERT ... ON CONFLICT."""
+    stats = ImportStats(rows=good.height)
+    if good.is_empty():
+        return stats
+    received = datetime.now(UTC)
+    if "notation" not in good.columns:
+        good = good.with_columns(pl.lit(None, pl.String).alias("notation"))
+    if "dst_fold" not in good.columns:
+        good = good.with_columns(pl.lit(False).alias("dst_fold"))
+    tmin, tmax = good["time"].min(), good["time"].max()
+    assert isinstance(tmin, datetime) and isinstance(tmax, datetime)
+    ensure_partitions(conn, tmin, tmax)
+    meters = good["meter_id"].unique().to_list()
+    stored = pl.DataFrame(
+        conn.execute(
+            "SELECT meter_id, time, total_m3 FROM readings WHERE meter_id = ANY(%s) AND time >= %s AND time <= %s",
+            (meters, tmin, tmax),
+        ).fetchall(),
+        schema={"meter_id": pl.String, "time": pl.Datetime("us", "UTC"), "stored_m3": pl.Float64}, orient="row",
+    )
+    g = good.sort("line").with_columns(pl.int_range(pl.len()).over(["meter_id", "time"]).alias("_k"))
+    first = g.filter(pl.col("_k") == 0)
+    first = first.join(stored, on=["meter_id", "time"], how="left")
+    new = first.filter(pl.col("stored_m3").is_null())
+    # conflicts: later rows of the file against the first one, and first rows against stored reads
+    later = g.filter(pl.col("_k") > 0).join(
+        first.select("meter_id", "time", pl.coalesce("stored_m3", "total_m3").alias("stored_m3")),
+        on=["meter_id", "time"],
+    )
+    cand = pl.concat([first.filter(pl.col("stored_m3").is_not_null()), later.select(first.columns)])
+    conf = cand.filter(pl.col("total_m3") != pl.col("stored_m3")).sort("line")
+    stats.conflicts = conf.select("meter_id", "time", "total_m3", "stored_m3", "line").to_dicts()
+    stats.duplicates = cand.height - conf.height
+    rows = new.select(
+        "meter_id", "time", "total_m3",
+        pl.struct(
+            pl.col("line"), pl.lit(file).alias("file"), pl.col("notation"),
+            pl.when(pl.col("dst_fold")).then(True).alias("dst_fold"),
+        ).struct.json_encode().alias("fields"),
+    ).with_columns(pl.col("fields").str.replace_all(r',"[a-z_]+":null', ""))
+    copy_sql = ("COPY readings (meter_id, time, total_m3, source, received_at, fields) FROM STDIN (FORMAT BINARY)")
+    try:
+        with conn.transaction(), conn.cursor() as cur, cur.copy(copy_sql) as copy:
+            copy.set_types(["text", "timestamptz", "float8", "text", "timestamptz", "jsonb"])
+            done = 0
+            for chunk in rows.iter_slices(batch):
+                for meter_id, time, value, fields_json in chunk.iter_rows():
+                    copy.write_row((meter_id, time, value, source, received, Jsonb(fields_json, dumps=_as_is)))
+                done += chunk.height
+                if progress:
+                    progress("copy", done, rows.height)
+        stats.inserted = rows.height
+    except psycopg.errors.UniqueViolation:
+        conn.rollback()
+        return _import_staged(conn, good, source=source, file=file, progress=progress)
+    if stats.conflicts:
+        conn.cursor().executemany(
+            "INSERT INTO reading_conflicts (meter_id, time, total_m3, stored_m3, source, file, line)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [(c["meter_id"], c["time"], c["total_m3"], c["stored_m3"], source, file, c["line"])
+             for c in stats.conflicts],
+        )
+    conn.commit()
+    return stats
+
+
+def _import_staged(
+    conn: psycopg.Connection, good: pl.DataFrame, *, source: str = "import", file: str | None = None,
     progress: Progress | None = None, batch: int = 100_000,
 ) -> ImportStats:
     """Store parsed rows (decoders.csv_readings) with binary COPY; conflicts go to reading_conflicts."""
@@ -256,6 +332,26 @@ def import_readings(
     stats.duplicates = stats.rows - stats.inserted - len(stats.conflicts)
     conn.commit()
     return stats
+
+
+def unregistered_meters(conn: psycopg.Connection, meter_ids: list[str]) -> list[str]:
+    known = {r[0] for r in conn.execute("SELECT meter_id FROM meters WHERE meter_id = ANY(%s)", (meter_ids,))}
+    return sorted(set(meter_ids) - known)
+
+
+def register_meters(conn: psycopg.Connection, meter_ids: list[str], register_digits: int = 5) -> int:
+    """Add meters to the registry with defaults only (no premise, no dates); returns how many were new."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO meters (meter_id, register_digits) VALUES (%s, %s) ON CONFLICT (meter_id) DO NOTHING",
+            [(m, register_digits) for m in meter_ids],
+        )
+    conn.commit()
+    return len(meter_ids)
+
+
+def _as_is(text: Any) -> str:
+    return str(text)
 
 
 class ManualReadError(ValueError):
