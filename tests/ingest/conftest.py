@@ -3,6 +3,7 @@ persistent-session subscriber, and gateway configs isolated by topic prefix."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 import signal
@@ -58,7 +59,8 @@ def corpus_frames(shared_dir: Path) -> list[bytes]:
 class Broker:
     """A private Mosquitto started from the shipped config with the port and persistence dir changed."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, tls: tuple[Path, Path, Path] | None = None,
+                 password_file: Path | None = None) -> None:
         self.port = free_port()
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -66,7 +68,14 @@ class Broker:
         conf, n1 = re.subn(r"(?m)^listener 1883 127\.0\.0\.1$", f"listener {self.port} 127.0.0.1", conf)
         conf, n2 = re.subn(r"(?m)^persistence_location .*$", f"persistence_location {self.dir}/", conf)
         assert n1 == 1 and n2 == 1, "deploy/mosquitto/meterflow.conf changed shape"
-        conf += f"\nlog_dest file {self.dir}/mosquitto.log\n"
+        if tls:
+            conf = conf.replace(f"listener {self.port} 127.0.0.1", f"listener {self.port} 127.0.0.1\n"
+                                f"cafile {tls[0]}\ncertfile {tls[1]}\nkeyfile {tls[2]}")
+        if password_file:
+            conf = conf.replace("allow_anonymous true", f"allow_anonymous false\npassword_file {password_file}")
+        # run as whoever runs the tests (as root, Mosquitto would switch to user "mosquitto" and could not
+        # write its persistence file into the test's private directory)
+        conf += f"\nuser {getpass.getuser()}\nlog_dest file {self.dir}/mosquitto.log\n"
         self.conf = self.dir / "mosquitto.conf"
         self.conf.write_text(conf)
         self.proc: subprocess.Popen[bytes] | None = None

@@ -1,7 +1,9 @@
 """Store-and-forward under faults, against a private Mosquitto run from deploy/mosquitto/meterflow.conf:
 20,000 frames while the broker is stopped and restarted twice and the gateway process is killed
-(SIGKILL) and restarted once. The subscriber (persistent session, QoS 1) receives every frame, and
-after deduplication by content, each exactly once."""
+(SIGKILL) and restarted once, and the subscriber (persistent session, QoS 1) is away for the second
+half, so over a thousand messages wait for it in the broker across a restart (more than Mosquitto's
+default per-client queue would keep). It receives every frame, and after deduplication by content,
+each exactly once."""
 
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ def test_no_frame_lost_through_broker_restarts_and_gateway_kill(tmp_path: Path, 
     frames = unique_frames(corpus_frames, N_FRAMES)
     frames_path = tmp_path / "frames.txt"
     frames_path.write_text("\n".join(f.hex() for f in frames))
-    cfg = make_config(tmp_path, broker.url, prefix, batch_max_frames=100, batch_max_ms=20, dedup_window_s=30)
+    cfg = make_config(tmp_path, broker.url, prefix, batch_max_frames=10, batch_max_ms=20, dedup_window_s=30)
     cfg_path = tmp_path / "gw.json"
     cfg_path.write_text(cfg.model_dump_json())
     progress = tmp_path / "progress"
@@ -60,7 +62,10 @@ def test_no_frame_lost_through_broker_restarts_and_gateway_kill(tmp_path: Path, 
             return last.get("state") == "online" and last.get("ts", 0) >= t
         return sub.wait_for(check, 15)
 
-    sub = Subscriber(broker.url, [f"{prefix}/+/wmbus", f"{prefix}/+/status"], client_id=f"fault-sub-{prefix[5:13]}")
+    filters = [f"{prefix}/+/wmbus", f"{prefix}/+/status"]
+    sub_id = f"fault-sub-{prefix[5:13]}"
+    sub = Subscriber(broker.url, filters, client_id=sub_id)
+    subs = [sub]
     child = spawn()
     try:
         wait_progress(3000)
@@ -74,18 +79,23 @@ def test_no_frame_lost_through_broker_restarts_and_gateway_kill(tmp_path: Path, 
         child.wait(10)
         assert sub.wait_for(lambda s: b'"offline"' in s.messages[status_topic][-1], 10), "no last will"
         child = spawn()  # ... and is started again on the same outbox
+        sub.close()  # the decoder goes away; its session (and queue) stays in the broker
         wait_progress(12000)
-        broker.stop()  # outage 2
+        broker.stop()  # outage 2: the queued messages must survive in the broker's persistence file
         wait_progress(15000)
         broker.start()
         assert child.wait(90) == 0, "the gateway did not drain its outbox"
-        assert sub.wait_for(lambda s: len({f["hex"] for f in s.frames}) >= N_FRAMES, 30)
+        sub = Subscriber(broker.url, filters, client_id=sub_id)  # the decoder is back
+        subs.append(sub)
+        everything = lambda s: len({f["hex"] for f in subs[0].frames + s.frames}) >= N_FRAMES  # noqa: E731
+        assert sub.wait_for(everything, 30), (len(subs[0].frames), len(sub.frames))
     finally:
         if child.poll() is None:
             child.kill()
         sub.close()
 
-    received = Counter(f["hex"] for f in sub.frames)
+    assert len(subs[1].batches) > 1000  # waited in the broker, across its restart
+    received = Counter(f["hex"] for s in subs for f in s.frames)
     expected = {f.hex().upper() for f in frames}
     assert set(received) == expected  # every frame arrived, nothing foreign
     assert len(received) == N_FRAMES  # after dedup by content: each exactly once
