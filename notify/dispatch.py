@@ -16,6 +16,7 @@ from notify.channels import Channel, EmailChannel, Message, SmsChannel, WebhookC
 
 log = get_logger(__name__)
 SEVERITY_ORDER = "CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END"
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
 
 @dataclass
@@ -64,8 +65,9 @@ def notify_open_alerts(conn: psycopg.Connection, channels: list[Channel], cfg: N
     now = now or datetime.now(UTC)
     rows = conn.execute(
         f"""SELECT id, meter_id, kind, severity, first_seen, last_seen, rate_l_h, volume_m3 FROM alerts
-            WHERE state = 'open' AND kind = ANY(%s) ORDER BY {SEVERITY_ORDER}, first_seen, id""",
-        (cfg.kinds,)).fetchall()
+            WHERE state = 'open' AND kind = ANY(%s) AND {SEVERITY_ORDER} <= %s
+            ORDER BY {SEVERITY_ORDER}, first_seen, id""",
+        (cfg.kinds, SEVERITY_RANK.get(cfg.min_severity, 1))).fetchall()
     cols = ("id", "meter_id", "kind", "severity", "first_seen", "last_seen", "rate_l_h", "volume_m3")
     sent_per_channel: dict[str, int] = {}
     out: list[Outcome] = []

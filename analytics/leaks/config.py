@@ -31,6 +31,8 @@ class NotifyConfig(BaseModel):
         default=200, description="at most this many messages per channel and run (flood guard)")
     kinds: list[str] = Field(
         default_factory=lambda: list(DEFAULT_NOTIFY_KINDS), description="alert kinds that are told to customers")
+    min_severity: str = Field(
+        default="warning", description="only alerts of this severity or above are told (info | warning | critical)")
 
 
 class LeakConfig(BaseModel):
@@ -55,6 +57,9 @@ class LeakConfig(BaseModel):
         default=10.0, description="litres of slack for the steadiness test (one flush)")
     night_consecutive: int = Field(
         default=1, description="nights in a row above the threshold (1: alert after the first night)")
+    night_confirm_nights: int = Field(
+        default=2, description="until this many nights in a row the night alert is 'info' (operators only; not"
+        " told to customers), then warning/critical")
     # burst
     burst_rate_l_h: float = Field(default=600.0, description="flow that is a burst when it lasts burst_minutes")
     burst_minutes: int = Field(default=30, description="minutes at burst_rate_l_h within one hour")

@@ -108,7 +108,7 @@ def night_flow(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
     night the clocks change) and the flow is steady (median hour <= night_steady_factor x minimum +
     night_steady_extra_l), as a leak is and irrigation or a filling pump is not. Rate: the mean of the
     nights' minima; volume: that rate from the first night to the end of the last. Valid until the next
-    night's verdict (24 h after the last night)."""
+    night's verdict (24 h after the last night). Severity 'info' until night_confirm_nights nights in a row."""
     a, b = cfg.night_start_hour, cfg.night_end_hour
     local = pl.col("hour").dt.convert_time_zone(tz)
     nights = (
@@ -117,7 +117,7 @@ def night_flow(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
         .group_by("meter_id", "night")
         .agg(
             pl.col("use_l").min().alias("night_min"),
-            pl.col("use_l").median().alias("night_med"),
+            pl.col("use_l").max().alias("night_max"),
             pl.col("use_l").null_count().alias("unknown"),
             pl.len().alias("hours"),
             pl.col("hour").min().alias("n_start"),
@@ -127,7 +127,7 @@ def night_flow(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
         .with_columns(
             ((pl.col("unknown") == 0) & (pl.col("hours") >= b - a - 1)
              & (pl.col("night_min") >= cfg.night_min_l_h)
-             & (pl.col("night_med") <= cfg.night_steady_factor * pl.col("night_min") + cfg.night_steady_extra_l))
+             & (pl.col("night_max") <= cfg.night_steady_factor * pl.col("night_min") + cfg.night_steady_extra_l))
             .alias("q"),
             # a gap in the night dates breaks the run
             ((pl.col("night") - pl.col("night").shift(1).over("meter_id")).dt.total_days() != 1)
@@ -155,7 +155,8 @@ def night_flow(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
         )
     )
     details = pl.format('{{"nights": {}}}', pl.col("nights"))
-    return _finish(eps, "night_flow", _leak_severity(cfg), details)
+    severity = pl.when(pl.col("nights") < cfg.night_confirm_nights).then(pl.lit("info")).otherwise(_leak_severity(cfg))
+    return _finish(eps, "night_flow", severity, details)
 
 
 def burst(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:

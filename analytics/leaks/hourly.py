@@ -69,7 +69,7 @@ def hourly_use(readings: pl.DataFrame, max_spread_hours: int = 3) -> pl.DataFram
         )
         .with_columns(
             ((pl.col("hour") - pl.col("prev_hour")).dt.total_hours()).alias("gap"),
-            ((pl.col("last_m3") - pl.col("prev_m3")) * 1000.0).alias("diff_l"),
+            ((pl.col("last_m3") - pl.col("prev_m3")) * 1000.0).round(6).alias("diff_l"),
         )
     )
     spread = (
