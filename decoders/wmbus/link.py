@@ -167,6 +167,12 @@ def peek_header(frame: bytes) -> tuple[str, str] | None:
         head = parse_link(norm + b"\x00" * max(0, 11 - len(norm)))
         if len(norm) >= 23 and norm[10] in (0x72, 0x73):
             return format_id(norm[11:15]), manufacturer_code(norm[15] | (norm[16] << 8))
+        if len(norm) >= 11:
+            from decoders.wmbus.drivers.diehl import interpretation
+
+            cfg = (norm[13] | (norm[14] << 8)) if len(norm) >= 15 else 0
+            if interpretation(norm[1], head.manufacturer, norm[10], cfg) in ("prios", "real_data"):
+                return format_id(norm[6:10]), head.manufacturer  # Diehl's own address order
         return head.meter_id, head.manufacturer
     except Exception:  # peek must never fail the caller
         return None

@@ -71,3 +71,9 @@ def test_wired_long_frame() -> None:
     result = WmbusDecoder().decode(frame)
     assert isinstance(result, Reading)
     assert result.meter_id == "00683775" and result.total_m3 == 16.119 and result.target_m3 == 0.389
+
+
+def test_peek_header_uses_diehl_address_order() -> None:
+    izar = bytes.fromhex("2944A511780729662366A20118001378D3B3DB8CEDD77731F25832AAF3DA8CADF9774EA673172E8C61F2")
+    assert peek_header(izar) == ("66236629", "DME")
+    assert peek_header(b"\x01") is None

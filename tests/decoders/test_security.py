@@ -80,3 +80,23 @@ def test_mode5_keys_are_read_live_and_wrong_key_reported() -> None:
     keys[METER] = KEY
     third = dec.decode(frame)
     assert isinstance(third, Reading) and third.total_m3 == 0.999
+
+
+def test_afl_fragments_reassemble() -> None:
+    from decoders.wmbus.testing import link_header
+
+    head = link_header(METER, "KAM")
+    tpl = bytes([0x7A, 1, 0, 0, 0]) + water_records(5555, 5000)
+    part1, part2 = tpl[:7], tpl[7:]
+
+    def frag(fid: int, more: bool, data: bytes) -> bytes:
+        fcl = (0x4000 if more else 0) | fid
+        body = head + bytes([0x90, 2]) + fcl.to_bytes(2, "little") + data
+        return bytes([len(body)]) + body
+
+    dec = WmbusDecoder()
+    first = dec.decode(frag(0, True, part1))
+    assert isinstance(first, DecodeError) and first.code == "fragment_pending"
+    second = dec.decode(frag(1, False, part2))
+    assert isinstance(second, Reading), second
+    assert second.total_m3 == 5.555 and second.target_m3 == 5.0
