@@ -16,8 +16,7 @@ OTHER = [c for c in CASES if not c["is_water"]]
 
 # case_id -> why it fails (strict xfail: fixing one makes the suite say so)
 EXPECTED_FAILURES: dict[str, str] = {
-    "driver_xmq_test:minomess.xmq:202": "reference reports target_m3=80000 from a manufacturer history "
-    "record (8D04931...) this decoder names history instead",
+    # none at present; add "case_id": "reason" here (strict xfail) when a case cannot be matched
 }
 
 pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason=f"shared corpus not found at {CORPUS}")

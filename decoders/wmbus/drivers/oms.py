@@ -88,6 +88,17 @@ DRIVERS = (
         ),
     ),
     DriverSpec(
+        name="minomess",
+        detect=(("ZRI", 0x01, 0x06), ("ZRI", 0x01, 0x07)),
+        target_storage=8,
+        vectors=(
+            Vector("6644496A8753155518377221314151496A0106300050052F2F0C1357000000026CEC2182046CE1218C04130"
+                   "00000808D0493132C33FE000080000080000080000080000080000080000080000080000080000080000080"
+                   "00008000008000008002FD1700002F2F",
+                   {"id": "51413121", "total_m3": 0.057, "target_m3": 80000, "target_date": "2023-01-01"}),
+        ),
+    ),
+    DriverSpec(
         name="uiws",
         detect=(("ZRI", 0x99, 0x07),),
         target_storage=30,
