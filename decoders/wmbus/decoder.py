@@ -23,6 +23,8 @@ from decoders.wmbus.ell import ELL_LENGTHS, parse_ell
 from decoders.wmbus.link import WIRED_START, device_type_name, format_id, manufacturer_code, normalise_frame
 from decoders.wmbus.records import Parsed, Record, RecordError, parse_records, parse_with_format
 from decoders.wmbus.security import (
+    KeyMaterial,
+    aes_cmac,
     des_cbc_decrypt,
     ell_counter_block,
     key_material,
@@ -264,14 +266,13 @@ class WmbusDecoder:
         if n == 0 or n > len(data):
             n = len(data) - len(data) % 16
         kenc = mode7_derive(key, 0x00, afl.mcr, id_le)
-        plain = key_material(kenc).cbc_decrypt(bytes(16), data[:n])
+        # per-message keys: not cached (the counter changes every frame)
+        plain = KeyMaterial(kenc).cbc_decrypt(bytes(16), data[:n])
         mac_ok = True
         if afl.mac:
             kmac = mode7_derive(key, 0x01, afl.mcr, id_le)
             tpl_start = tpl.end - (13 if tpl.id_bytes is not None else 5) - (1 if tpl.cfg_ext is not None else 0)
             mac_data = afl.mac_input_prefix() + frame[tpl_start:]
-            from decoders.wmbus.security import aes_cmac
-
             mac_ok = hmac.compare_digest(aes_cmac(kmac, mac_data)[: len(afl.mac)], afl.mac)
         if plain[:2] != _FILL:
             raise _Fail(DecodeError("wrong_key", "mode 7: no 2F2F after decryption" +

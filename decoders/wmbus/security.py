@@ -14,19 +14,24 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
 ZERO_BLOCK = bytes(16)
-_MAX_CACHED_KEYS = 1 << 18
+_MAX_CACHED_KEYS = 1 << 18  # ~1 KB each: bounded memory even for very large fleets
 
 
 class KeyMaterial:
     """Cached AES-ECB primitives for one 16-byte key."""
 
-    __slots__ = ("_dec", "_enc", "key")
+    __slots__ = ("_dec", "_enc_ctx", "key")
 
     def __init__(self, key: bytes) -> None:
         self.key = key
-        cipher = Cipher(algorithms.AES(key), modes.ECB())
-        self._dec: Any = cipher.decryptor()
-        self._enc: Any = cipher.encryptor()
+        self._dec: Any = Cipher(algorithms.AES(key), modes.ECB()).decryptor()
+        self._enc_ctx: Any = None  # built on first use: most meters only ever need decryption
+
+    @property
+    def _enc(self) -> Any:
+        if self._enc_ctx is None:
+            self._enc_ctx = Cipher(algorithms.AES(self.key), modes.ECB()).encryptor()
+        return self._enc_ctx
 
     def ecb_decrypt(self, data: bytes) -> bytes:
         out: bytes = self._dec.update(data)
@@ -67,11 +72,13 @@ _cache: dict[bytes, KeyMaterial] = {}
 
 
 def key_material(key: bytes) -> KeyMaterial:
-    """The cached primitives for `key` (O(1); the cache is cleared if it ever grows past its bound)."""
+    """The cached primitives for `key` (O(1) lookup; the oldest entries go when the bound is reached)."""
     km = _cache.get(key)
     if km is None:
         if len(_cache) >= _MAX_CACHED_KEYS:
-            _cache.clear()
+            # evict the oldest eighth (dicts keep insertion order): no full-cache thrash
+            for old in list(_cache)[: _MAX_CACHED_KEYS // 8]:
+                del _cache[old]
         km = KeyMaterial(key)
         _cache[key] = km
     return km
