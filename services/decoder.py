@@ -280,6 +280,7 @@ class DecoderService:
         self.processor = FrameProcessor(self.keys, settings.timezone, wmbus_decoder)
         self.writer = BatchWriter(dsn)
         self._cond = threading.Condition()
+        self._decode_lock = threading.Lock()  # the decoder's caches are not shared between threads
         self._pending = _Pending()
         self._writing = False
         self._stopping = False
@@ -420,7 +421,8 @@ class DecoderService:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         t0 = time.perf_counter()
         try:
-            rows, dead = self.processor.process(msg.topic, msg.payload)
+            with self._decode_lock:
+                rows, dead = self.processor.process(msg.topic, msg.payload)
         except Exception as exc:  # a bug in a decoder: dead-letter the message, keep the service alive
             log.exception("message processing failed", extra=ctx(topic=msg.topic))
             payload = bytes(msg.payload)
@@ -478,6 +480,7 @@ class DecoderService:
                 if self.processor.no_key_seen and time.monotonic() - self._last_key_load >= self.key_refresh_seconds:
                     self.processor.no_key_seen = False
                     self._load_keys()
+                    self._redecode_no_key(batch)
                 result = self.writer.write(batch.rows, batch.dead)
                 break
             except (psycopg.Error, OSError) as exc:
@@ -505,6 +508,22 @@ class DecoderService:
             for gen, mid, qos in batch.acks:
                 if qos and gen == generation:
                     client.ack(mid, qos)
+
+    def _redecode_no_key(self, batch: _Pending) -> None:
+        """Frames of this batch that failed with no_key and whose key has just been loaded: decode again."""
+        retry = {d.digest: d for d in batch.dead if d.error_code == "no_key" and d.meter_id in self.keys}
+        if not retry:
+            return
+        rssi = {r[0]: r[5] for r in batch.rows if r[0] in retry}
+        rows = [r for r in batch.rows if r[7] or r[0] not in retry]
+        dead = [d for d in batch.dead if d.digest not in retry or d.error_code != "no_key"]
+        with self._decode_lock:
+            for d in retry.values():
+                frame = {"t": d.received_at.timestamp(), "hex": d.payload.hex(), "rssi": rssi.get(d.digest)}
+                more_rows, more_dead = self.processor._wmbus_frames(d.gateway_id, [frame], d.received_at)
+                rows.extend(more_rows)
+                dead.extend(more_dead)
+        batch.rows, batch.dead = rows, dead
 
     def _account(self, batch: _Pending, result: WriteResult) -> None:
         BATCH_SECONDS.observe(result.seconds)
