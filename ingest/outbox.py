@@ -104,15 +104,15 @@ class Outbox:
 
     def ack(self, ids: Iterable[int]) -> int:
         """Delete frames the broker has acknowledged; returns how many rows went."""
-        params = [(i,) for i in ids]
-        if not params:
+        ranges = _ranges(ids)
+        if not ranges:
             return 0
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
                 before = db.total_changes
-                db.executemany("DELETE FROM outbox WHERE id = ?", params)
+                db.executemany("DELETE FROM outbox WHERE id BETWEEN ? AND ?", ranges)
                 removed = db.total_changes - before
                 db.execute("COMMIT")
             except BaseException:
@@ -131,3 +131,14 @@ class Outbox:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
+
+
+def _ranges(ids: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted ids as (first, last) runs of consecutive numbers: a batch is one run, one DELETE."""
+    out: list[tuple[int, int]] = []
+    for i in sorted(set(ids)):
+        if out and i == out[-1][1] + 1:
+            out[-1] = (out[-1][0], i)
+        else:
+            out.append((i, i))
+    return out

@@ -1,0 +1,90 @@
+"""TLS and username/password to the broker from the config; a refused login keeps frames in the outbox
+and never shows the password; a full outbox drops the oldest frames and counts them; MQTT 3.1.1."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Broker, free_port, make_config
+from ingest_testlib import make_tls_files
+
+from ingest.frames import ReceivedFrame
+from ingest.gateway import Gateway
+from meterflow.logs import LogfmtFormatter
+
+T0 = 1_732_180_000.0
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> Iterator[Broker]:
+    ca, cert, key = make_tls_files(tmp_path / "tls")
+    passwd = tmp_path / "tls" / "passwd"
+    passwd.write_text("")
+    subprocess.run(["mosquitto_passwd", "-b", str(passwd), "gw-tls", "right-horse-battery"], check=True)
+    broker = Broker(tmp_path / "broker", tls=(ca, cert, key), password_file=passwd)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def frames(corpus: list[bytes], n: int) -> list[ReceivedFrame]:
+    return [ReceivedFrame(d, T0 + i, -75) for i, d in enumerate(corpus[:n])]
+
+
+def test_tls_with_password(tmp_path: Path, tls_broker: Broker, prefix: str, corpus_frames: list[bytes],
+                           caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = f"mqtts://localhost:{tls_broker.port}"
+    ca = tmp_path / "tls" / "ca.crt"
+    good = make_config(tmp_path / "a", url, prefix, mqtt={"username": "gw-tls", "password": "right-horse-battery",
+                                                          "ca_file": str(ca)})
+    with Gateway(good) as gw:
+        assert gw.publish_frames(frames(corpus_frames, 100)) == 100
+        assert gw.drain(10) and gw.publisher.connected
+
+    bad = make_config(tmp_path / "b", url, prefix, mqtt={"username": "gw-tls", "password": "wrong-horse-battery",
+                                                         "ca_file": str(ca)})
+    with Gateway(bad) as gw:
+        gw.publish_frames(frames(corpus_frames, 50))
+        assert not gw.drain(1.5)
+        assert gw.outbox.depth == 50  # kept for when the credentials are fixed
+    text = "\n".join(LogfmtFormatter().format(r) for r in caplog.records)
+    assert "broker refused connection" in text
+    assert "right-horse-battery" not in text and "wrong-horse-battery" not in text
+
+
+def test_broker_down_full_outbox_drops_oldest(tmp_path: Path, prefix: str, corpus_frames: list[bytes]) -> None:
+    cfg = make_config(tmp_path, f"mqtt://127.0.0.1:{free_port()}", prefix, outbox={"max_frames": 1000},
+                      dedup_window_s=0, metrics_port=free_port())
+    gw = Gateway(cfg)
+    stop = threading.Event()
+    runner = threading.Thread(target=gw.run, args=(stop,), daemon=True)
+    runner.start()
+    try:
+        for k in range(6):  # nobody listening: everything waits in the outbox, the oldest go first
+            gw.publish_frames([ReceivedFrame(d, T0 + k * 1000 + i, -80) for i, d in enumerate(corpus_frames[:250])])
+        status = gw.status()
+        assert status["outbox_depth"] == 1000 and status["dropped"] == 500 and status["published"] == 0
+        assert status["mqtt_connected"] is False
+        time.sleep(0.2)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{cfg.metrics_port}/metrics", timeout=5).read().decode()
+        assert "meterflow_gateway_outbox_depth 1000.0" in body
+        assert "meterflow_gateway_frames_dropped_total" in body
+    finally:
+        stop.set()
+        runner.join(10)
+    assert not runner.is_alive()
+
+
+def test_mqtt_311(tmp_path: Path, mqtt_url: str, prefix: str, corpus_frames: list[bytes]) -> None:
+    cfg = make_config(tmp_path, mqtt_url, prefix, mqtt={"protocol": "3.1.1"})
+    with Gateway(cfg) as gw:
+        assert gw.publish_frames(frames(corpus_frames, 100)) == 100
+        assert gw.drain(10)
