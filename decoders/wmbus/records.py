@@ -7,6 +7,7 @@ a DecodeError("bad_record").
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -195,6 +196,8 @@ def _value(info: VifInfo, data_field: int, raw: bytes, vifes: tuple[int, ...], f
             return None
     elif data_field == 0x05:
         number = struct.unpack("<f", raw)[0]
+        if not math.isfinite(number):
+            return None  # NaN/inf would not survive JSON
     elif data_field in (1, 2, 3, 4, 6, 7):
         number = int.from_bytes(raw, "little", signed=True)
     else:

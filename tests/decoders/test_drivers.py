@@ -43,3 +43,26 @@ def test_every_driver_has_vectors_or_is_data_only() -> None:
     assert len(names) == len(set(names))
     special = [spec for spec in ALL_DRIVERS if spec.special or spec.mfct_data or spec.record_hook]
     assert all(spec.vectors for spec in special)
+
+
+def test_kamstrup_info_codes_become_alarm_words() -> None:
+    from decoders.wmbus.testing import link_header
+
+    body = link_header("11112222", "KAM", 0x1B, 0x16) + bytes.fromhex("78" "02FF200C00" "0413E8030000")
+    frame = bytes([len(body)]) + body
+    result = WmbusDecoder().decode(frame)
+    assert isinstance(result, Reading), result
+    assert result.driver == "multical21"
+    assert result.alarms == ("leak", "burst")
+    assert result.total_m3 == 1.0
+
+
+def test_real32_nan_is_dropped() -> None:
+    from decoders.wmbus.testing import link_header
+
+    body = link_header("11112222", "ABC", 1, 0x07) + bytes.fromhex("78" "0513" "0000C07F" "0413E8030000")
+    frame = bytes([len(body)]) + body
+    result = WmbusDecoder().decode(frame)
+    assert isinstance(result, Reading), result
+    assert result.total_m3 == 1.0
+    assert "nan" not in str(result.to_json()).lower()
