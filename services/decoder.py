@@ -260,7 +260,8 @@ class DecoderService:
     ) -> None:
         url = mqtt_url or settings.mqtt.url
         if not url:
-            raise ValueError("no MQTT broker configured: set METERFLOW_MQTT_URL (e.g. mqtt://127.0.0.1:1883)")
+            raise ValueError("no MQTT broker configured: set METERFLOW_MQTT_URL or METERFLOW_MQTT__URL "
+                             "(e.g. mqtt://127.0.0.1:1883)")
         self.settings = settings
         self.dsn = dsn
         self.broker = BrokerUrl.parse(url)

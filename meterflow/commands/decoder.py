@@ -20,6 +20,15 @@ DEFAULT_BENCH_MQTT = "mqtt://127.0.0.1:1883"
 DEFAULT_BENCH_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
+def mqtt_url_of(settings: Settings) -> str | None:
+    """settings.mqtt.url (METERFLOW_MQTT__URL or [mqtt] url), else METERFLOW_MQTT_URL."""
+    return settings.mqtt.url or os.environ.get("METERFLOW_MQTT_URL") or None
+
+
+NO_BROKER = ("no MQTT broker configured: set METERFLOW_MQTT_URL (or METERFLOW_MQTT__URL, or url under [mqtt] in "
+             "meterflow.toml), e.g. mqtt://127.0.0.1:1883")
+
+
 def _reachable(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):
@@ -44,10 +53,11 @@ def decoder(settings: Settings, instance: str | None, receive_maximum: int, prot
     from services.decoder import DecoderService
     from storage.db import resolve_dsn
 
-    if not settings.mqtt.url:
-        raise click.UsageError("no MQTT broker configured: set METERFLOW_MQTT_URL (e.g. mqtt://127.0.0.1:1883)")
+    url = mqtt_url_of(settings)
+    if not url:
+        raise click.UsageError(NO_BROKER)
     name = instance or socket.gethostname()
-    service = DecoderService(settings, resolve_dsn(settings), settings.mqtt.url,
+    service = DecoderService(settings, resolve_dsn(settings), url,
                              client_id=f"{settings.mqtt.client_id_prefix}-decoder-{name}",
                              receive_maximum=receive_maximum, protocol=protocol, metrics_port=metrics_port)
     stop = threading.Event()
@@ -122,7 +132,7 @@ def bench_ingest(settings: Settings, meters: int, frames: int, per_message: int,
 
     from services.bench import run_ingest_bench
 
-    mqtt_url = settings.mqtt.url
+    mqtt_url = mqtt_url_of(settings)
     broker = None
     if not mqtt_url:
         if _reachable("127.0.0.1", 1883):
