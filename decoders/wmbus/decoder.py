@@ -333,6 +333,8 @@ class WmbusDecoder:
         target_date: date | None = None
         meter_time: datetime | None = None
         target_storage = spec.target_storage
+        older_volumes: dict[int, float] = {}  # storage -> value, for the billing-value fallback
+        older_dates: dict[int, date] = {}
         for rec in parsed.records:
             q = rec.info.quantity
             if rec.plain:
@@ -341,13 +343,17 @@ class WmbusDecoder:
                     if rec.storage == 0 and total is None:
                         total = float(value)
                         continue
+                    if rec.storage:
+                        older_volumes.setdefault(rec.storage, float(value))
                     if rec.storage == target_storage and target is None:
                         target = float(value)
                         continue
                 elif q == "volume_flow" and rec.storage == 0 and flow is None and isinstance(value, (int, float)):
                     flow = float(value)
                     continue
-                elif q in ("date", "datetime") and rec.storage == target_storage and target_date is None:
+                if q in ("date", "datetime") and rec.storage and isinstance(value, date):
+                    older_dates.setdefault(rec.storage, value.date() if isinstance(value, datetime) else value)
+                if q in ("date", "datetime") and rec.storage == target_storage and target_date is None:
                     if isinstance(value, datetime):
                         target_date = value.date()
                     elif isinstance(value, date):
@@ -365,6 +371,11 @@ class WmbusDecoder:
                 name = f"{base}_{i}"
                 i += 1
             fields[name] = value
+        if target is None and older_volumes and target_storage not in older_volumes:
+            # no value at the driver's billing storage: the most recent stored value is the best guess
+            storage = min(older_volumes)
+            target = older_volumes[storage]
+            target_date = target_date or older_dates.get(storage)
         extra_alarms: tuple[str, ...] = ()
         if spec.record_hook is not None:
             hooked = spec.record_hook(parsed.records)

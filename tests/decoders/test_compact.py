@@ -31,3 +31,12 @@ def test_learn_persist_and_decode_compact(tmp_path: Path) -> None:
     result = fresh.decode(compact)
     assert isinstance(result, Reading), result
     assert result.total_m3 == 10.001 and result.target_m3 == 1.001 and result.flow_m3h == 0.006
+
+
+def test_known_kamstrup_formats_have_their_published_signatures() -> None:
+    from decoders.wmbus.compact import signature_of
+    from decoders.wmbus.drivers.kamstrup import KNOWN_FORMATS
+
+    published = {0xA8ED, 0xC412, 0x61EB, 0xD2F7, 0xDD34, 0x7C0E, 0x0905}
+    sigs = {signature_of(bytes.fromhex(f)) for f in KNOWN_FORMATS}
+    assert published <= sigs

@@ -9,9 +9,15 @@ from decoders.wmbus.drivers.base import DriverSpec, Vector
 # Format strings (DIF/VIF bytes of the full frame) these meters are known to use; a compact frame
 # whose signature (CRC-16 of these bytes) matches decodes even before its full frame was seen.
 KNOWN_FORMATS: tuple[str, ...] = (
-    "02FF2004134413615B6167",
-    "02FF20041392013BA1015B8101E7FF0F",
-    "04FF234413523B06FF1B426C61675167023B04138101E7FF0F",
+    "02FF2004134413615B6167",  # signature a8ed
+    "02FF20041392013BA1015B8101E7FF0F",  # c412
+    "02FF2004134413A1015B8101E7FF0F",  # 61eb
+    "02FF2004134413615B5167",  # d2f7
+    "02FF2004134413",  # dd34
+    "02FF200413523B",  # 7c0e
+    "04FF234413523B06FF1B426C61675167023B04138101E7FF0F",  # 0905
+    "04FF2304134413426C023B92013BA2013B06FF1BA1015B91015BA10167",  # flowIQ 2200
+    "02FF2004134413426C523B615B616751678101E7FF0F06FF1B",
 )
 
 _INFO_BITS = ((0x01, "dry"), (0x02, "backflow"), (0x04, "leak"), (0x08, "burst"))
