@@ -28,16 +28,16 @@ class MqttConfig(_Strict):
     url: str = "mqtt://127.0.0.1:1883"
     username: str | None = None
     password: SecretStr | None = None
-    password_file: Path | None = Field(None, description="file holding the password (first line)")
+    password_file: Path | None = Field(default=None, description="file holding the password (first line)")
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
-    tls_insecure: bool = Field(False, description="skip host name check (test brokers only)")
-    client_id: str | None = Field(None, description="default: meterflow-gw-<gateway_id>")
+    tls_insecure: bool = Field(default=False, description="skip host name check (test brokers only)")
+    client_id: str | None = Field(default=None, description="default: meterflow-gw-<gateway_id>")
     topic_prefix: str = "meterflow/v1"
     protocol: Literal["auto", "5", "3.1.1"] = "auto"
-    keepalive_s: int = Field(30, ge=5)
-    max_inflight: int = Field(16, ge=1, le=1000, description="batches awaiting PUBACK at once")
+    keepalive_s: int = Field(default=30, ge=5)
+    max_inflight: int = Field(default=16, ge=1, le=1000, description="batches awaiting PUBACK at once")
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
 
@@ -75,8 +75,8 @@ class MqttConfig(_Strict):
 
 
 class OutboxConfig(_Strict):
-    path: Path = Path("/var/lib/meterflow/gateway-outbox.sqlite3")
-    max_frames: int = Field(2_000_000, ge=1000, description="when full, the oldest frames are dropped")
+    path: Path | None = Field(default=None, description="default: .meterflow/gateway/<gateway_id>.outbox.sqlite3")
+    max_frames: int = Field(default=2_000_000, ge=1000, description="when full, the oldest frames are dropped")
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
 
 
@@ -85,10 +85,10 @@ class ImstSource(_Strict):
 
     type: Literal["imst"]
     name: str = "im871a"
-    port: str = Field("/dev/ttyUSB0", description="device path or pyserial URL (socket://host:port)")
+    port: str = Field(default="/dev/ttyUSB0", description="device path or pyserial URL (socket://host:port)")
     baudrate: int = 57600
     link_mode: Literal["S1", "T1", "C1", "C1+T1"] = "C1+T1"
-    configure: bool = Field(True, description="send the link mode at start (off for read-only feeds)")
+    configure: bool = Field(default=True, description="send the link mode at start (off for read-only feeds)")
 
 
 class AmberSource(_Strict):
@@ -100,7 +100,7 @@ class AmberSource(_Strict):
     baudrate: int = 9600
     link_mode: Literal["S1", "T1", "C1", "C1+T1"] = "C1+T1"
     configure: bool = True
-    rssi_appended: bool = Field(True, description="the stick's RSSI_Enable user setting is on")
+    rssi_appended: bool = Field(default=True, description="the stick's RSSI_Enable user setting is on")
 
 
 class RawHexSource(_Strict):
@@ -108,7 +108,7 @@ class RawHexSource(_Strict):
 
     type: Literal["rawhex"]
     name: str = "rawhex"
-    port: str = Field("-", description="'-' for stdin, a device path, or a pyserial URL (socket://h:p)")
+    port: str = Field(default="-", description="'-' for stdin, a device path, or a pyserial URL (socket://h:p)")
     baudrate: int = 115200
 
 
@@ -118,8 +118,8 @@ SourceConfig = Annotated[ImstSource | AmberSource | RawHexSource, Field(discrimi
 class ModbusMeterConfig(_Strict):
     meter_id: str
     profile: str
-    unit: int = Field(1, ge=0, le=247, description="Modbus device (slave) address")
-    interval_s: float = Field(60.0, gt=0)
+    unit: int = Field(default=1, ge=0, le=247, description="Modbus device (slave) address")
+    interval_s: float = Field(default=60.0, gt=0)
 
 
 class ModbusBusConfig(_Strict):
@@ -154,11 +154,11 @@ class GatewayConfig(_Strict):
     gateway_id: str = Field(..., description="letters, digits, - and _; becomes a topic level")
     mqtt: MqttConfig = MqttConfig()
     outbox: OutboxConfig = OutboxConfig()
-    batch_max_frames: int = Field(500, ge=1, le=20000)
-    batch_max_ms: int = Field(200, ge=0)
-    dedup_window_s: float = Field(30.0, ge=0, description="0 disables duplicate suppression")
-    status_interval_s: float = Field(60.0, gt=0)
-    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics port; 0 = off")
+    batch_max_frames: int = Field(default=500, ge=1, le=20000)
+    batch_max_ms: int = Field(default=200, ge=0)
+    dedup_window_s: float = Field(default=30.0, ge=0, description="0 disables duplicate suppression")
+    status_interval_s: float = Field(default=60.0, gt=0)
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus /metrics port; 0 = off")
     metrics_addr: str = "127.0.0.1"
     sources: list[SourceConfig] = Field(default_factory=list)
     modbus: list[ModbusBusConfig] = Field(default_factory=list)
@@ -169,6 +169,10 @@ class GatewayConfig(_Strict):
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
             raise ValueError("gateway_id: 1-64 letters, digits, '-' or '_' (it is an MQTT topic level)")
         return value
+
+    def outbox_path(self) -> Path:
+        """Where the outbox lives; a box sets an absolute path, the demo and tests get a local default."""
+        return self.outbox.path or Path(".meterflow") / "gateway" / f"{self.gateway_id}.outbox.sqlite3"
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> GatewayConfig:

@@ -38,14 +38,24 @@ class _QueueSink(FrameSink):
         self.q = q
         self.counters = counters
         self.gateway_id = gateway_id
+        self._last_log: dict[tuple[str, str], tuple[float, int]] = {}
 
     def frame(self, item: ReceivedFrame | ModbusRead) -> None:
         self.q.put(item)
 
     def bad(self, source: str, reason: str, detail: str = "") -> None:
+        """Count every one; log at most one line per source and reason per second (a noisy line
+        must not flood the log), with how many were not logged since."""
         self.counters.bad(source, reason)
-        log.warning("bad input from source", extra=ctx(gateway_id=self.gateway_id, source=source,
-                                                       reason=reason, detail=detail[:200]))
+        key = (source, reason)
+        now = time.monotonic()
+        last, quiet = self._last_log.get(key, (0.0, 0))
+        if now - last < 1.0:
+            self._last_log[key] = (last, quiet + 1)
+            return
+        self._last_log[key] = (now, 0)
+        log.warning("bad input from source", extra=ctx(gateway_id=self.gateway_id, source=source, reason=reason,
+                                                       detail=detail[:200], not_logged_since=quiet))
 
 
 class Gateway:
@@ -55,7 +65,8 @@ class Gateway:
         self.config = config
         self.gateway_id = config.gateway_id
         self.counters = GatewayCounters()
-        self.outbox = Outbox(config.outbox.path, config.outbox.max_frames, config.outbox.synchronous)
+        self.outbox = Outbox(config.outbox_path(), config.outbox.max_frames, config.outbox.synchronous,
+                             label=config.gateway_id)
         self.dedup = Deduplicator(config.dedup_window_s)
         self._dedup_lock = threading.Lock()
         self.boot = time.time()

@@ -33,8 +33,10 @@ Row = tuple[int, str, str, float]  # id, kind, body (JSON of one envelope frame)
 class Outbox:
     """Frames waiting for a PUBACK, in arrival order. Thread-safe (one connection behind a lock)."""
 
-    def __init__(self, path: str | Path, max_frames: int = 1_000_000, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str | Path, max_frames: int = 1_000_000, synchronous: str = "NORMAL",
+                 label: str = "") -> None:
         self.path = Path(path)
+        self.label = label  # the gateway id, for log context
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_frames = max_frames
@@ -47,7 +49,8 @@ class Outbox:
         self._depth = int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
         self.dropped = 0
         if self._depth:
-            log.info("outbox reopened with frames to send", extra=ctx(path=str(self.path), depth=self._depth))
+            log.info("outbox reopened with frames to send",
+                     extra=ctx(gateway_id=label, path=str(self.path), depth=self._depth))
 
     @property
     def depth(self) -> int:
@@ -79,7 +82,8 @@ class Outbox:
                 raise
         if dropped:
             self.dropped += dropped
-            log.warning("outbox full, oldest frames dropped", extra=ctx(dropped=dropped, max_frames=self.max_frames))
+            log.warning("outbox full, oldest frames dropped",
+                        extra=ctx(gateway_id=self.label, dropped=dropped, max_frames=self.max_frames))
         return dropped
 
     def fetch_after(self, after_id: int, limit: int) -> list[Row]:

@@ -160,6 +160,12 @@ class StreamWorker:
                     sink.bad(name, ev.reason, ev.detail)
                 else:
                     sink.frame(ev)
+            replies: list[tuple[int, bytes]] | None = getattr(decoder, "replies", None)
+            if replies:  # the stick's answers to the setup commands, for whoever debugs a mast
+                for code, payload in replies:
+                    log.info("stick replied", extra=ctx(gateway_id=self.gateway_id, source=name,
+                                                        message=f"{code:02x}", payload=payload.hex()))
+                replies.clear()
             if isinstance(port, _Stdin) and port.eof:
                 for ev in decoder.feed(b"\n", now):
                     sink.bad(name, ev.reason, ev.detail) if isinstance(ev, BadInput) else sink.frame(ev)

@@ -93,8 +93,8 @@ class ImstDecoder:
                 break
             ctrl, endpoint, msg_id, n = buf[1] >> 4, buf[1] & 0x0F, buf[2], buf[3]
             if ctrl & 0x1 or endpoint not in _MAX_ENDPOINT_MSG or not 1 <= msg_id <= _MAX_ENDPOINT_MSG[endpoint]:
+                events.append(BadInput("bad_header", f"header {bytes(buf[:4]).hex()}"))
                 del buf[0]
-                events.append(BadInput("bad_header", f"control/endpoint {buf[:2].hex() if buf else ''}"))
                 continue
             total = 4 + n + (4 if ctrl & CTRL_TIMESTAMP else 0) + (1 if ctrl & CTRL_RSSI else 0)
             total += 2 if ctrl & CTRL_CRC16 else 0

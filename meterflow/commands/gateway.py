@@ -97,7 +97,7 @@ def bench_gateway(ctx: click.Context, n_frames: int, mqtt_url: str | None, batch
                              protocol=mqtt.MQTTv5)
         client.max_inflight_messages_set(20)
         client.max_queued_messages_set(0)
-        cfg_probe = GatewayConfig(gateway_id="bench", mqtt={"url": url})
+        cfg_probe = GatewayConfig.model_validate({"gateway_id": "bench", "mqtt": {"url": url}})
         client.connect(cfg_probe.mqtt.host, cfg_probe.mqtt.port)
         client.loop_start()
         m = min(baseline_messages, n_frames)
@@ -110,9 +110,10 @@ def bench_gateway(ctx: click.Context, n_frames: int, mqtt_url: str | None, batch
         client.loop_stop()
 
         # 3. the gateway: enqueue (dedup + outbox) and drain (batched publish until every PUBACK)
-        cfg = GatewayConfig(gateway_id=f"bench-{int(now)}", mqtt={"url": url, "topic_prefix": "meterflow/bench"},
-                            outbox={"path": str(Path(tmp) / "gw.sqlite3"), "max_frames": max(n_frames * 2, 1000)},
-                            batch_max_frames=batch_max_frames, batch_max_ms=50, dedup_window_s=30)
+        cfg = GatewayConfig.model_validate({
+            "gateway_id": f"bench-{int(now)}", "mqtt": {"url": url, "topic_prefix": "meterflow/bench"},
+            "outbox": {"path": str(Path(tmp) / "gw.sqlite3"), "max_frames": max(n_frames * 2, 1000)},
+            "batch_max_frames": batch_max_frames, "batch_max_ms": 50, "dedup_window_s": 30})
         gw = Gateway(cfg)
         t0 = time.perf_counter()
         for i in range(0, n_frames, 5000):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import json
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -106,7 +107,7 @@ class Broker:
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
-    if subprocess.run(["which", "mosquitto"], capture_output=True).returncode:
+    if not shutil.which("mosquitto"):
         pytest.skip("mosquitto is not installed")
     b = Broker(tmp_path / "broker")
     b.start()
