@@ -159,6 +159,7 @@ class FrameProcessor:
                        now: datetime) -> tuple[list[FrameRow], list[DeadLetter]]:
         rows: list[FrameRow] = []
         dead: list[DeadLetter] = []
+        decode_registers: Callable[..., Reading | DecodeError] | None
         try:
             from decoders.modbus import decode_registers
         except ImportError:
@@ -330,7 +331,7 @@ class DecoderService:
                                  clean_session=False)
         client.manual_ack_set(True)
         client.max_queued_messages_set(0)
-        client.reconnect_delay_set(0.2, 5)
+        client.reconnect_delay_set(1, 5)
         mq = self.settings.mqtt
         if mq.username:
             client.username_pw_set(mq.username, mq.password.get_secret_value() if mq.password else None)
@@ -341,7 +342,7 @@ class DecoderService:
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
         if self.v5:
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self.session_expiry
             props.ReceiveMaximum = max(1, min(65535, self.receive_maximum))
             client.connect_async(self.broker.host, self.broker.port, keepalive=30, clean_start=False,
@@ -423,7 +424,7 @@ class DecoderService:
         t0 = time.perf_counter()
         try:
             with self._decode_lock:
-                rows, dead = self.processor.process(msg.topic, msg.payload)
+                rows, dead = self.processor.process(msg.topic, bytes(msg.payload))
         except Exception as exc:  # a bug in a decoder: dead-letter the message, keep the service alive
             log.exception("message processing failed", extra=ctx(topic=msg.topic))
             payload = bytes(msg.payload)

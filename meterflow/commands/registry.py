@@ -45,11 +45,11 @@ def keys() -> None:
 
 @keys.command("import", epilog="Example: meterflow keys import keys.csv   # lines: meter_id,key_hex")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-def keys_import(file: str) -> None:
+@click.pass_obj
+def keys_import(settings: Settings, file: str) -> None:
     """Insert or update meter keys from a CSV of meter_id,key_hex (32 hex digits)."""
     from storage.registry import import_keys, parse_keys_csv
 
-    settings: Settings = click.get_current_context().find_object(Settings) or Settings()
     parsed = parse_keys_csv(Path(file).read_text(encoding="utf-8"))
     _report_errors(parsed.errors, file)
     with _connect(settings) as conn:
@@ -66,12 +66,12 @@ def meters() -> None:
 
 @meters.command("import", epilog="Example: meterflow meters import registry.csv")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-def meters_import(file: str) -> None:
+@click.pass_obj
+def meters_import(settings: Settings, file: str) -> None:
     """Insert or update meters from CSV (header names as in table meters). Bad rows are reported with
     their line number and reason; the good rows are imported."""
     from storage.registry import import_meters, parse_meters_csv
 
-    settings: Settings = click.get_current_context().find_object(Settings) or Settings()
     parsed = parse_meters_csv(Path(file).read_text(encoding="utf-8"))
     _report_errors(parsed.errors, file)
     n = 0
@@ -87,11 +87,11 @@ def meters_import(file: str) -> None:
 @click.option("--district", default=None, help="Only meters of this district (DMA).")
 @click.option("--limit", type=int, default=None, help="At most this many meters.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def meters_list(district: str | None, limit: int | None, fmt: str) -> None:
+@click.pass_obj
+def meters_list(settings: Settings, district: str | None, limit: int | None, fmt: str) -> None:
     """List registered meters (keys are never shown; only whether one is known)."""
     from storage.registry import list_meters
 
-    settings: Settings = click.get_current_context().find_object(Settings) or Settings()
     with _connect(settings) as conn:
         rows = list_meters(conn, district, limit)
     if fmt == "json":

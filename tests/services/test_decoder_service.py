@@ -145,3 +145,27 @@ def test_bench_ingest_help() -> None:
 def test_decoder_without_broker_url_says_what_to_set() -> None:
     result = CliRunner().invoke(cli, ["decoder"], env={"METERFLOW_MQTT_URL": ""})
     assert result.exit_code != 0 and "METERFLOW_MQTT_URL" in result.output
+
+
+def test_metrics_endpoint_counts_frames(clean_db: psycopg.Connection, settings: Settings, database_url: str,
+                                        mqtt_url: str, prefix: str) -> None:
+    import httpx
+
+    from meterflow.embedded import free_port
+
+    port = free_port()
+    tels = list(omsgen.fleet_telegrams(3, 6, start=datetime.now(UTC) - timedelta(hours=1)))
+    service = DecoderService(settings, database_url, mqtt_url, client_id=f"mftest-dec-{uuid.uuid4().hex[:8]}",
+                             topic_prefix=prefix, metrics_port=port, session_expiry=60)
+    service.start()
+    pub = Publisher(mqtt_url)
+    try:
+        for topic, payload in build_messages(tels, prefix, 6, 1, time.time()):
+            pub.publish(topic, payload)
+        wait_for(lambda: service.stats()["frames"] >= 6)
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    finally:
+        pub.close()
+        service.stop()
+    assert 'meterflow_decoder_dead_letters_total{reason="no_key"}' in text
+    assert "meterflow_decoder_batch_seconds_bucket" in text and "meterflow_decoder_frames_total" in text
