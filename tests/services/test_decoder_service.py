@@ -169,3 +169,28 @@ def test_metrics_endpoint_counts_frames(clean_db: psycopg.Connection, settings: 
         service.stop()
     assert 'meterflow_decoder_dead_letters_total{reason="no_key"}' in text
     assert "meterflow_decoder_batch_seconds_bucket" in text and "meterflow_decoder_frames_total" in text
+
+
+def test_embedded_mqtt311_broker_plain_subscription(clean_db: psycopg.Connection, settings: Settings,
+                                                    database_url: str, prefix: str) -> None:
+    from meterflow.embedded import EmbeddedBroker
+
+    broker = EmbeddedBroker()
+    url = broker.start()
+    tels = list(omsgen.fleet_telegrams(20, 400, start=datetime.now(UTC) - timedelta(days=1)))
+    import_keys(clean_db, [{"meter_id": omsgen.meter_id(i), "key": omsgen.meter_key(omsgen.meter_id(i))}
+                           for i in range(20)])
+    service = _service(settings, database_url, url, prefix)
+    try:
+        service.start()
+        assert service.v5 is False
+        pub = Publisher(url)
+        messages = build_messages(tels, prefix, 20, 2, time.time())
+        for topic, payload in messages + messages[:5]:
+            pub.publish(topic, payload)
+        wait_for(lambda: service.stats()["messages"] >= len(messages) + 5)
+        pub.close()
+    finally:
+        service.stop()
+        broker.stop()
+    assert count(database_url, "SELECT count(*) FROM readings") == 400
