@@ -194,6 +194,10 @@ def interval_frame(accepted: pl.DataFrame, registry: pl.DataFrame, config: VeeCo
     """Per read: the interval since the previous read, rollover-corrected delta, unwrapped index and flags.
 
     `accepted` must be sorted by meter and time (validate_rows returns it so)."""
+    return _interval_lazy(accepted.lazy(), registry.lazy(), config).collect()
+
+
+def _interval_lazy(accepted: pl.LazyFrame, registry: pl.LazyFrame, config: VeeConfig) -> pl.LazyFrame:
     digits = registry.select("meter_id", pl.col("register_digits").fill_null(5).alias("_digits"))
     df = accepted.join(digits, on="meter_id", how="left", maintain_order="left").with_columns(
         pl.col("_digits").fill_null(5)
@@ -222,11 +226,10 @@ def interval_frame(accepted: pl.DataFrame, registry: pl.DataFrame, config: VeeCo
         ((pl.col("raw_delta") < 0) & ~pl.col("rollover")).fill_null(False).alias("decrease"),
         (pl.col("raw_delta") / pl.col("dt_h")).alias("_raw_rate"),
     )
-    if df["rollover"].any():
-        wraps = pl.col("rollover").cast(pl.Float64).cum_sum().over("meter_id")
-        df = df.with_columns((pl.col("total_m3") + pl.col("_span") * wraps).alias("u"))
-    else:
-        df = df.with_columns(pl.col("total_m3").alias("u"))
+    # rollovers so far on this meter (sorted by meter: a global running sum minus its value at the meter's start)
+    cs = pl.col("rollover").cast(pl.Float64).cum_sum()
+    base = pl.when(~same.fill_null(False)).then(cs - pl.col("rollover").cast(pl.Float64)).forward_fill()
+    df = df.with_columns((pl.col("total_m3") + pl.col("_span") * (cs - base)).alias("u"))
     df = df.with_columns((pl.col("delta") / pl.col("dt_h")).alias("rate"))
     stats = df.group_by("meter_id").agg(
         pl.col("dt_h").median().alias("usual_h"),
@@ -318,7 +321,7 @@ def fill_gaps(
     return pl.DataFrame(rows, schema=schema)
 
 
-def _boundary_frame(iv: pl.DataFrame, bound: datetime, tag: str) -> pl.DataFrame:
+def _boundary_frame(iv: pl.LazyFrame, bound: datetime, tag: str) -> pl.LazyFrame:
     b = pl.lit(bound).dt.cast_time_unit("us").dt.convert_time_zone("UTC")
     before = iv.filter(pl.col("time") <= b).group_by("meter_id").agg(
         pl.col("time").last().alias(f"{tag}_t0"), pl.col("u").last().alias(f"{tag}_u0"),
@@ -447,12 +450,13 @@ def compute_billing(
     rd = prepare_readings(readings)
     accepted, rejected = validate_rows(rd, config, as_of)
     lap("validate")
-    iv = interval_frame(accepted, reg, config)
+    iv = _interval_lazy(accepted.lazy(), reg.lazy(), config).collect()
     lap("intervals")
+    ivl = iv.lazy()
 
     # -- fleet-wide per-meter counts of row and interval events inside the period
     in_period = (pl.col("time") > b0_us) & (pl.col("time") <= b1_us)
-    per_meter = iv.group_by("meter_id").agg(
+    per_meter = ivl.group_by("meter_id").agg(
         (pl.col("decrease") & in_period).sum().alias("n_decrease"),
         (-pl.when(pl.col("decrease") & in_period).then(pl.col("raw_delta")).otherwise(0.0)).sum()
         .alias("decrease_m3"),
@@ -471,7 +475,7 @@ def compute_billing(
         pl.col("u").filter(pl.col("time") <= b1_us).last().alias("last_u"),
     )
     # stuck: the longest span with an unchanged index inside the period
-    win = iv.filter((pl.col("time") >= b0_us) & (pl.col("time") <= b1_us))
+    win = ivl.filter((pl.col("time") >= b0_us) & (pl.col("time") <= b1_us))
     new_run = (~_same_meter() | (pl.col("delta").fill_null(1.0) != 0)).fill_null(True)
     runs = (
         win.select("meter_id", ((pl.col("time") - pl.when(new_run).then(pl.col("time")).forward_fill())
@@ -484,13 +488,15 @@ def compute_billing(
         rejected.filter((pl.col("time") >= b0_us) & (pl.col("time") < b1_us) | (pl.col("reason") == "FUTURE_TIME"))
         .group_by("meter_id", "reason").len()
     )
-    bs, be = _boundary_frame(iv, b0, "s"), _boundary_frame(iv, b1, "e")
-    summary = (
-        reg.join(per_meter, on="meter_id", how="left")
+    bs, be = _boundary_frame(ivl, b0, "s"), _boundary_frame(ivl, b1, "e")
+    summary_l = (
+        reg.lazy().join(per_meter, on="meter_id", how="left")
         .join(runs, on="meter_id", how="left")
         .join(bs, on="meter_id", how="left")
         .join(be, on="meter_id", how="left")
     )
+    summary = summary_l.collect()
+    lap("summary")
     rej_map: dict[str, dict[str, int]] = {}
     for m, reason, n in rej_counts.iter_rows():
         rej_map.setdefault(m, {})[reason] = int(n)
@@ -512,7 +518,7 @@ def compute_billing(
         if p is not None:
             premises.setdefault(p, []).append(m)
 
-    lap("summary")
+    lap("profiles")
     results: list[dict[str, Any]] = []
     audit: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
