@@ -125,6 +125,10 @@ class Gateway:
         return dict(json.loads(payload))
 
     def publish_status(self) -> None:
+        """Refresh the retained status; skipped while disconnected (a queued, stale status would land after
+        the fresh one sent on reconnect)."""
+        if not self.publisher.connected:
+            return
         payload = online_payload(self.gateway_id, self.boot, self.counters.snapshot(reset_rssi=True),
                                  self.outbox.depth, self.publisher.connected)
         self.publisher.publish_status(payload)

@@ -59,6 +59,7 @@ class Publisher:
         self._lock = threading.Lock()
         self._inflight: dict[int, list[int]] = {}
         self._early: dict[int, bool] = {}  # mid -> failed, for PUBACKs that beat publish() returning
+        self._status_mids: set[int] = set()  # status messages in flight: their PUBACKs delete nothing
         self._acked: list[int] = []
         self._retry: list[int] = []
         self._wake = threading.Event()
@@ -143,6 +144,9 @@ class Publisher:
                     properties: object) -> None:
         failed = reason_code.is_failure
         with self._lock:
+            if mid in self._status_mids:
+                self._status_mids.discard(mid)
+                return
             ids = self._inflight.pop(mid, None)
             if ids is None:
                 self._early[mid] = failed
@@ -241,6 +245,7 @@ class Publisher:
             self._inflight.clear()
             self._early.clear()
             self._retry.clear()
+            self._status_mids.clear()
         self._cursor = 0  # the old client's unacknowledged batches go again from the new one
         self.client = self._make_client()
         self._connect()
@@ -265,7 +270,12 @@ class Publisher:
             self._flush -= 1
 
     def publish_status(self, payload: bytes) -> mqtt.MQTTMessageInfo:
-        return self.client.publish(self.status_topic, payload, qos=1, retain=True)
+        """Retained status, QoS 1, straight to the broker (not through the outbox: only the latest matters)."""
+        info = self.client.publish(self.status_topic, payload, qos=1, retain=True)
+        with self._lock:
+            if self._early.pop(info.mid, None) is None:
+                self._status_mids.add(info.mid)
+        return info
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop sending, wait briefly for PUBACKs of what is in flight, say offline, disconnect."""
