@@ -310,7 +310,10 @@ class DecoderService:
                 upgrade(conn, self.settings.timezone)
         self._load_keys()
         self.writer.connect()
-        serve_metrics(self.metrics_port)
+        try:
+            serve_metrics(self.metrics_port)
+        except OSError as exc:  # e.g. a second decoder on this host: run on, without /metrics
+            log.warning("cannot serve /metrics", extra=ctx(port=self.metrics_port, error=str(exc)))
         self._thread = threading.Thread(target=self._write_loop, name="decoder-writer", daemon=True)
         self._thread.start()
         self._client = self._make_client()
@@ -421,6 +424,8 @@ class DecoderService:
             log.warning("disconnected from broker; reconnecting", extra=ctx(reason=str(reason)))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self._stopping:
+            return  # not acknowledged: the broker redelivers it to the next session
         t0 = time.perf_counter()
         try:
             with self._decode_lock:
@@ -457,12 +462,16 @@ class DecoderService:
 
     def _write_loop(self) -> None:
         last_log = time.monotonic()
+        every = max(1, self.settings.decoder.metrics_log_seconds)
         while True:
             with self._cond:
                 while not self._ready(time.monotonic()):
                     if self._stopping:
                         return
                     self._cond.wait(self.idle_flush_s / 2)
+                    if time.monotonic() - last_log >= every:
+                        last_log = time.monotonic()
+                        log.info("decoder counters", extra=ctx(**self.stats()))
                 batch, self._pending = self._pending, _Pending()
                 self._writing = True
             try:
@@ -470,9 +479,8 @@ class DecoderService:
             finally:
                 with self._cond:
                     self._writing = False
-            now = time.monotonic()
-            if now - last_log >= self.settings.decoder.metrics_log_seconds:
-                last_log = now
+            if time.monotonic() - last_log >= every:
+                last_log = time.monotonic()
                 log.info("decoder counters", extra=ctx(**self.stats()))
 
     def _commit(self, batch: _Pending) -> None:

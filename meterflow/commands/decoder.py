@@ -50,6 +50,8 @@ def _reachable(host: str, port: int) -> bool:
 def decoder(settings: Settings, instance: str | None, receive_maximum: int, protocol: str,
             metrics_port: int | None) -> None:
     """Consume gateway batches from MQTT, decode, store readings; ack only what is committed."""
+    import psycopg
+
     from services.decoder import DecoderService
     from storage.db import resolve_dsn
 
@@ -67,7 +69,14 @@ def decoder(settings: Settings, instance: str | None, receive_maximum: int, prot
 
     signal.signal(signal.SIGTERM, _signal)
     signal.signal(signal.SIGINT, _signal)
-    service.start()
+    while True:  # the database may be down when the decoder starts: wait for it, do not exit
+        try:
+            service.start()
+            break
+        except (psycopg.OperationalError, RuntimeError) as exc:
+            log.error("database not reachable; retrying in 5 s", extra=ctx(error=str(exc).strip().splitlines()[0]))
+            if stop.wait(5):
+                sys.exit(0)
     log.info("decoder running", extra=ctx(instance=name))
     while not stop.wait(0.5):
         pass
