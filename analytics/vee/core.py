@@ -193,61 +193,56 @@ def validate_rows(
 def interval_frame(accepted: pl.DataFrame, registry: pl.DataFrame, config: VeeConfig) -> pl.DataFrame:
     """Per read: the interval since the previous read, rollover-corrected delta, unwrapped index and flags.
 
-    `accepted` must be sorted by meter and time (validate_rows returns it so)."""
-    return _interval_lazy(accepted.lazy(), registry.lazy(), config).collect()
-
-
-def _interval_lazy(accepted: pl.LazyFrame, registry: pl.LazyFrame, config: VeeConfig) -> pl.LazyFrame:
-    digits = registry.select("meter_id", pl.col("register_digits").fill_null(5).alias("_digits"))
-    df = accepted.join(digits, on="meter_id", how="left", maintain_order="left").with_columns(
-        pl.col("_digits").fill_null(5)
-    )
-    span = (pl.lit(10.0) ** pl.col("_digits").cast(pl.Float64)).alias("_span")
-    df = df.with_columns(span)
+    `accepted` must be sorted by meter and time (validate_rows returns it so). Columns added: raw_delta, delta,
+    dt_h (hours), prev_time, u (index with rollovers unwrapped), rollover, decrease, usual_h, usual_max_rate,
+    jump, spike, gap, clock_step. Kept lean: 10,000 meters x a month of hourly reads is 7.4 M rows."""
     same = _same_meter()
-    prev_v = pl.when(same).then(pl.col("total_m3").shift(1))
-    prev_t = pl.when(same).then(pl.col("time").shift(1))
-    df = df.with_columns(
-        (pl.col("total_m3") - prev_v).alias("raw_delta"),
-        ((pl.col("time") - prev_t).dt.total_microseconds().cast(pl.Float64) / 3.6e9).alias("dt_h"),
-        prev_v.alias("prev_m3"),
-        prev_t.alias("prev_time"),
+    df = accepted.select("meter_id", "time", "total_m3", "seq", "notation", "dst_fold").with_columns(
+        (pl.col("total_m3") - pl.when(same).then(pl.col("total_m3").shift(1))).alias("raw_delta"),
+        pl.when(same).then(pl.col("time").shift(1)).alias("prev_time"),
+    ).with_columns(
+        ((pl.col("time") - pl.col("prev_time")).dt.total_microseconds().cast(pl.Float64) / 3.6e9).alias("dt_h"),
     )
+    # rollover (rule 3) is decided on the few decreasing intervals only
     w = config.rollover_window
-    is_roll = (
-        (pl.col("raw_delta") < 0)
-        & (pl.col("prev_m3") >= (1 - w) * pl.col("_span"))
-        & (pl.col("total_m3") < w * pl.col("_span"))
-    )
-    df = df.with_columns(is_roll.fill_null(False).alias("rollover"))
-    df = df.with_columns(
-        pl.when(pl.col("rollover")).then(pl.col("raw_delta") + pl.col("_span")).otherwise(pl.col("raw_delta"))
-        .alias("delta"),
-        ((pl.col("raw_delta") < 0) & ~pl.col("rollover")).fill_null(False).alias("decrease"),
-        (pl.col("raw_delta") / pl.col("dt_h")).alias("_raw_rate"),
-    )
-    # rollovers so far on this meter (sorted by meter: a global running sum minus its value at the meter's start)
-    cs = pl.col("rollover").cast(pl.Float64).cum_sum()
-    base = pl.when(~same.fill_null(False)).then(cs - pl.col("rollover").cast(pl.Float64)).forward_fill()
-    df = df.with_columns((pl.col("total_m3") + pl.col("_span") * (cs - base)).alias("u"))
-    df = df.with_columns((pl.col("delta") / pl.col("dt_h")).alias("rate"))
+    digits = registry.select("meter_id", pl.col("register_digits").fill_null(5).cast(pl.Float64).alias("_d"))
+    neg = df.filter(pl.col("raw_delta") < 0).select("meter_id", "time", "total_m3", "raw_delta").join(
+        digits, on="meter_id", how="left"
+    ).with_columns((pl.lit(10.0) ** pl.col("_d").fill_null(5.0)).alias("_span"))
+    neg = neg.with_columns(
+        ((pl.col("total_m3") - pl.col("raw_delta") >= (1 - w) * pl.col("_span"))
+         & (pl.col("total_m3") < w * pl.col("_span"))).alias("rollover")
+    ).filter(pl.col("rollover"))
+    if neg.is_empty():
+        df = df.with_columns(
+            pl.lit(False).alias("rollover"), pl.col("raw_delta").alias("delta"), pl.col("total_m3").alias("u")
+        )
+    else:
+        df = df.join(neg.select("meter_id", "time", "rollover", "_span"), on=["meter_id", "time"], how="left",
+                     maintain_order="left").with_columns(pl.col("rollover").fill_null(False))
+        df = df.with_columns(
+            pl.when(pl.col("rollover")).then(pl.col("raw_delta") + pl.col("_span")).otherwise(pl.col("raw_delta"))
+            .alias("delta"),
+            (pl.col("_span").fill_null(0.0).cum_sum() - pl.when(~same.fill_null(False))
+             .then(pl.col("_span").fill_null(0.0).cum_sum() - pl.col("_span").fill_null(0.0)).forward_fill())
+            .alias("_wrap"),
+        ).with_columns((pl.col("total_m3") + pl.col("_wrap")).alias("u")).drop("_span", "_wrap")
+    df = df.with_columns(((pl.col("raw_delta") < 0) & ~pl.col("rollover")).fill_null(False).alias("decrease"))
+    rate = pl.col("delta") / pl.col("dt_h")
     stats = df.group_by("meter_id").agg(
         pl.col("dt_h").median().alias("usual_h"),
-        pl.col("rate").filter(pl.col("delta") > 0).quantile(config.spike_quantile, "linear").alias("usual_max_rate"),
+        rate.filter(pl.col("delta") > 0).quantile(config.spike_quantile, "linear").alias("usual_max_rate"),
     )
     df = df.join(stats, on="meter_id", how="left", maintain_order="left")
     multiple = (pl.col("dt_h") / pl.col("usual_h")).round(0)
-    off_s = ((pl.col("dt_h") - multiple * pl.col("usual_h")).abs() * 3600.0)
-    df = df.with_columns(
+    off_s = (pl.col("dt_h") - multiple * pl.col("usual_h")).abs() * 3600.0
+    return df.with_columns(
         (pl.col("delta") >= config.jump_m3).fill_null(False).alias("jump"),
-        (
-            (pl.col("delta") >= config.spike_min_m3)
-            & (pl.col("rate") > config.spike_factor * pl.col("usual_max_rate"))
-        ).fill_null(False).alias("spike"),
+        ((pl.col("delta") >= config.spike_min_m3) & (rate > config.spike_factor * pl.col("usual_max_rate")))
+        .fill_null(False).alias("spike"),
         (pl.col("dt_h") > config.gap_factor * pl.col("usual_h")).fill_null(False).alias("gap"),
         ((pl.col("usual_h") >= 1 / 6) & (off_s > config.clock_step_tolerance_s)).fill_null(False).alias("clock_step"),
     )
-    return df
 
 
 def hour_profile(intervals: pl.DataFrame) -> dict[str, list[float]]:
@@ -257,7 +252,9 @@ def hour_profile(intervals: pl.DataFrame) -> dict[str, list[float]]:
     )
     if short.is_empty():
         return {}
-    prof = short.group_by("meter_id", pl.col("prev_time").dt.hour().alias("h")).agg(pl.col("rate").mean().alias("r"))
+    prof = short.group_by("meter_id", pl.col("prev_time").dt.hour().alias("h")).agg(
+        (pl.col("delta") / pl.col("dt_h")).mean().alias("r")
+    )
     out: dict[str, list[float]] = {}
     for meter_id, h, r in prof.iter_rows():
         out.setdefault(meter_id, [0.0] * 24)[h] = float(r)
@@ -325,7 +322,6 @@ def _boundary_frame(iv: pl.LazyFrame, bound: datetime, tag: str) -> pl.LazyFrame
     b = pl.lit(bound).dt.cast_time_unit("us").dt.convert_time_zone("UTC")
     before = iv.filter(pl.col("time") <= b).group_by("meter_id").agg(
         pl.col("time").last().alias(f"{tag}_t0"), pl.col("u").last().alias(f"{tag}_u0"),
-        pl.col("_span").last().alias("_span_b") if tag == "s" else pl.col("_span").last().alias("_span_e"),
     )
     after = iv.filter(pl.col("time") >= b).group_by("meter_id").agg(
         pl.col("time").first().alias(f"{tag}_t1"), pl.col("u").first().alias(f"{tag}_u1"),
@@ -450,7 +446,7 @@ def compute_billing(
     rd = prepare_readings(readings)
     accepted, rejected = validate_rows(rd, config, as_of)
     lap("validate")
-    iv = _interval_lazy(accepted.lazy(), reg.lazy(), config).collect()
+    iv = interval_frame(accepted, reg, config)
     lap("intervals")
     ivl = iv.lazy()
 
