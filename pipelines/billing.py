@@ -121,3 +121,10 @@ def billing_period(
 def serve(cron: str = MONTHLY_CRON, name: str = "monthly") -> None:
     """Serve the flow with its monthly schedule (blocks; needs a Prefect server, e.g. PREFECT_API_URL)."""
     billing_period.serve(name=name, cron=cron, tags=["billing"])
+
+
+if __name__ == "__main__":  # by hand: python -m pipelines.billing [FROM TO]
+    import sys
+
+    args = [date.fromisoformat(a) for a in sys.argv[1:3]]
+    billing_period(*args)

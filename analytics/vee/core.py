@@ -245,14 +245,14 @@ def interval_frame(accepted: pl.DataFrame, registry: pl.DataFrame, config: VeeCo
     )
 
 
-def hour_profile(intervals: pl.DataFrame) -> dict[str, list[float]]:
-    """Average use per local hour of day (UTC hours here) from actual short intervals: the 'similar days' shape."""
+def hour_profile(intervals: pl.DataFrame, timezone: str = "UTC") -> dict[str, list[float]]:
+    """Average use per local hour of day from actual short intervals: the 'similar days' shape of a meter."""
     short = intervals.filter(
         pl.col("dt_h").is_not_null() & (pl.col("dt_h") <= 1.01) & (pl.col("delta") >= 0) & ~pl.col("gap")
     )
     if short.is_empty():
         return {}
-    prof = short.group_by("meter_id", pl.col("prev_time").dt.hour().alias("h")).agg(
+    prof = short.group_by("meter_id", pl.col("prev_time").dt.convert_time_zone(timezone).dt.hour().alias("h")).agg(
         (pl.col("delta") / pl.col("dt_h")).mean().alias("r")
     )
     out: dict[str, list[float]] = {}
@@ -271,27 +271,30 @@ def _hour_slots(t0: datetime, t1: datetime) -> list[tuple[datetime, datetime]]:
     return slots
 
 
-def _weights(t0: datetime, t1: datetime, profile: list[float] | None, linear: bool) -> list[tuple[datetime, float]]:
+def _weights(
+    t0: datetime, t1: datetime, profile: list[float] | None, linear: bool, timezone: str = "UTC"
+) -> list[tuple[datetime, float]]:
     """(slot start, weight) over [t0, t1); weights are the profile rate x slot length, or slot length."""
     out = []
     for a, b in _hour_slots(t0, t1):
         length = (b - a).total_seconds() / 3600.0
-        wgt = length if linear or not profile else profile[a.hour] * length
+        wgt = length if linear or not profile else profile[a.astimezone(ZoneInfo(timezone)).hour] * length
         out.append((a, wgt))
     if not linear and profile and sum(w for _, w in out) <= 0:
-        return _weights(t0, t1, None, True)
+        return _weights(t0, t1, None, True, timezone)
     return out
 
 
 def fill_gaps(
-    intervals: pl.DataFrame, config: VeeConfig, profiles: dict[str, list[float]] | None = None
+    intervals: pl.DataFrame, config: VeeConfig, profiles: dict[str, list[float]] | None = None,
+    timezone: str = "UTC",
 ) -> pl.DataFrame:
     """Rule 10: split every gap into hourly estimated intervals that add up exactly to its index difference.
 
     Short gaps (<= short_gap_hours) are shared linearly by time; long gaps by the meter's hour-of-day profile
     (similar days), falling back to linear when the meter has no profile. Returns meter_id, start, end,
     volume_m3, quality, method; actual intervals are passed through unchanged."""
-    profiles = profiles if profiles is not None else hour_profile(intervals)
+    profiles = profiles if profiles is not None else hour_profile(intervals, timezone)
     rows: list[dict[str, Any]] = []
     body = intervals.filter(pl.col("prev_time").is_not_null())
     for r in body.select("meter_id", "prev_time", "time", "delta", "gap", "dt_h").iter_rows(named=True):
@@ -301,7 +304,7 @@ def fill_gaps(
             continue
         linear = r["dt_h"] <= config.short_gap_hours
         method = "linear" if linear else "similar_days"
-        wts = _weights(r["prev_time"], r["time"], profiles.get(r["meter_id"]), linear)
+        wts = _weights(r["prev_time"], r["time"], profiles.get(r["meter_id"]), linear, timezone)
         if not linear and not profiles.get(r["meter_id"]):
             method = "linear_no_profile"
         total_w = sum(w for _, w in wts)
@@ -332,7 +335,7 @@ def _boundary_frame(iv: pl.LazyFrame, bound: datetime, tag: str) -> pl.LazyFrame
 
 def _interp(
     t0: datetime | None, u0: float | None, t1: datetime | None, u1: float | None, at: datetime,
-    profile: list[float] | None, usual_h: float | None, config: VeeConfig,
+    profile: list[float] | None, usual_h: float | None, config: VeeConfig, timezone: str = "UTC",
 ) -> tuple[float | None, str]:
     """Rule 12: the index at a boundary, from the reads on either side (weighted by the interval profile)."""
     if t0 is not None and u0 is not None and t0 == at:
@@ -344,7 +347,7 @@ def _interp(
     span_h = (t1 - t0).total_seconds() / 3600.0
     weighted = profile is not None and usual_h is not None and span_h > config.gap_factor * usual_h and span_h > 1
     if weighted:
-        wts = _weights(t0, t1, profile, False)
+        wts = _weights(t0, t1, profile, False, timezone)
         total = sum(w for _, w in wts)
         part = sum(w for a, w in wts if a < at)
         # the slot containing `at` counts in proportion
@@ -508,7 +511,7 @@ def compute_billing(
         ((pl.col("s_t1") - pl.col("s_t0")).dt.total_seconds() / 3600.0 > config.gap_factor * pl.col("s_usual"))
         | ((pl.col("e_t1") - pl.col("e_t0")).dt.total_seconds() / 3600.0 > config.gap_factor * pl.col("e_usual"))
     )["meter_id"].to_list()
-    profiles = hour_profile(iv.filter(pl.col("meter_id").is_in(need_profile))) if need_profile else {}
+    profiles = hour_profile(iv.filter(pl.col("meter_id").is_in(need_profile)), timezone) if need_profile else {}
     premises: dict[str, list[str]] = {}
     for m, p in reg.select("meter_id", "premise_ref").iter_rows():
         if p is not None:
@@ -593,7 +596,7 @@ def compute_billing(
                 methods.append("previous_period_end")
             else:
                 start_u, how = _interp(s["s_t0"], s["s_u0"], s["s_t1"], s["s_u1"], b0, profiles.get(m),
-                                       s["s_usual"], config)
+                                       s["s_usual"], config, timezone)
                 if start_u is None and s["first_u"] is not None:
                     start_u, how = s["first_u"], "first_read_in_period"
                     flags.append("START_FROM_FIRST_READ")
@@ -619,8 +622,15 @@ def compute_billing(
             methods.append("removal_index")
             if "METER_EXCHANGE" not in flags:
                 flags.append("METER_EXCHANGE")
+            gone = local_midnight(removal, timezone)
+            if end_u is not None and s["last_t"] is not None and s["last_t"] > gone and s["last_u"] > end_u + 1e-9:
+                exc.append("USE_ON_INACTIVE")
+                bump("USE_ON_INACTIVE")
+                add_audit("8", "exception", {"removal_index_m3": end_raw_val}, {"last_read_m3": s["last_u"] % span},
+                          f"use recorded after the removal on {removal}")
         else:
-            end_u, how = _interp(s["e_t0"], s["e_u0"], s["e_t1"], s["e_u1"], b1, profiles.get(m), s["e_usual"], config)
+            end_u, how = _interp(s["e_t0"], s["e_u0"], s["e_t1"], s["e_u1"], b1, profiles.get(m), s["e_usual"],
+                                 config, timezone)
             if how:
                 methods.append(f"end:{how}")
         if end_u is None and not (removal and removal < period_end):

@@ -288,3 +288,10 @@ def test_rule14_consecutive_estimates_and_audit() -> None:
     out2 = compute_billing(reads([("M1", t(1), 100.0)]), registry(), PS, PE, VeeConfig(max_consecutive_estimates=4),
                            history=hist, as_of=AS_OF)
     assert one(out2.results)["exceptions"] == []
+
+
+def test_rule8_use_after_removal_inside_the_period() -> None:
+    reg = registry({"meter_id": "M1", "removal_date": date(2024, 3, 11), "removal_index_m3": 512.0})
+    r = one(run(reads([("M1", t(1), 500.0), ("M1", t(10), 511.0), ("M1", t(20), 515.0)]), reg))
+    assert r["consumption_m3"] == 12.0 and r["exceptions"] == ["USE_ON_INACTIVE"]
+    assert r["period_end"] == date(2024, 3, 11)
