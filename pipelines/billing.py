@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NONE
@@ -118,9 +119,18 @@ def billing_period(
     return totals
 
 
-def serve(cron: str = MONTHLY_CRON, name: str = "monthly") -> None:
-    """Serve the flow with its monthly schedule (blocks; needs a Prefect server, e.g. PREFECT_API_URL)."""
-    billing_period.serve(name=name, cron=cron, tags=["billing"])
+def deployment(cron: str = MONTHLY_CRON, name: str = "monthly", timezone: str = "UTC") -> Any:
+    """The billing-period deployment with its monthly schedule (cron in the utility's local time)."""
+    from prefect.schedules import Cron
+
+    return billing_period.to_deployment(name=name, schedules=[Cron(cron, timezone=timezone)], tags=["billing"])
+
+
+def serve(cron: str = MONTHLY_CRON, name: str = "monthly", timezone: str = "UTC") -> None:
+    """Serve the deployment (blocks; uses PREFECT_API_URL, else a temporary local server)."""
+    from prefect import serve as prefect_serve
+
+    prefect_serve(deployment(cron, name, timezone))
 
 
 if __name__ == "__main__":  # by hand: python -m pipelines.billing [FROM TO]

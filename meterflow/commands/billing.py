@@ -112,16 +112,17 @@ def _write(text: str, out: str | None) -> None:
 
 
 @billing.command("serve", epilog="Example: PREFECT_API_URL=http://127.0.0.1:4200/api meterflow billing serve")
-@click.option("--cron", default="0 3 2 * *", show_default=True, help="Schedule (default: 03:00 on the 2nd).")
-def serve_cmd(cron: str) -> None:
+@click.option("--cron", default="0 3 2 * *", show_default=True, help="Schedule in the settings timezone.")
+@click.pass_obj
+def serve_cmd(settings: Settings, cron: str) -> None:
     """Serve the billing-period flow as a deployment with a monthly schedule (blocks; Ctrl-C to stop).
 
     Each run bills the previous calendar month. Start a Prefect server first (prefect server start) and set
     PREFECT_API_URL, or a temporary one is started for this process."""
     from pipelines.billing import serve
 
-    click.echo(f"serving billing-period/monthly on cron {cron!r}", err=True)
-    serve(cron=cron)
+    click.echo(f"serving billing-period/monthly on cron {cron!r} ({settings.timezone})", err=True)
+    serve(cron=cron, timezone=settings.timezone)
 
 
 def synthetic_fleet(meters: int, start: datetime, hours: int, seed: int = 6) -> tuple[Any, Any]:

@@ -30,3 +30,12 @@ def test_billing_period_flow_chunks_and_stores(clean_db: psycopg.Connection, dat
     assert res["run_id"].unique().to_list() == [totals["run_id"]]
     assert store.meter_ranges(clean_db, 2) == [("A", "B"), ("C", "C")]
     assert pl.Series(res["quality"]).to_list() == ["ACTUAL"] * 3
+
+
+def test_monthly_deployment_schedule() -> None:
+    from pipelines.billing import MONTHLY_CRON, deployment
+
+    dep = deployment(timezone="Europe/Warsaw")
+    assert dep.name == "monthly" and dep.flow_name == "billing-period"
+    sched = dep.schedules[0].schedule
+    assert (sched.cron, sched.timezone) == (MONTHLY_CRON, "Europe/Warsaw")
