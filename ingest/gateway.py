@@ -11,6 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from ingest.config import GatewayConfig
 from ingest.counters import OUTBOX_DEPTH, GatewayCounters
@@ -118,7 +119,7 @@ class Gateway:
         """Block until the outbox is empty (everything PUBACKed) or `timeout` seconds pass."""
         return self.publisher.drain(timeout)
 
-    def status(self, reset_rssi: bool = False) -> dict[str, object]:
+    def status(self, reset_rssi: bool = False) -> dict[str, Any]:
         """The body of the retained status message."""
         payload = online_payload(self.gateway_id, self.boot, self.counters.snapshot(reset_rssi),
                                  self.outbox.depth, self.publisher.connected)

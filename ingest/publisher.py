@@ -30,6 +30,7 @@ log = get_logger(__name__)
 
 _SPLICE = "@frames@"  # placeholder the stored JSON frames replace, so they are not parsed and re-encoded
 _UNSUPPORTED_PROTOCOL = (0x84, 1)  # MQTT 5 reason / MQTT 3 return code for "unsupported protocol version"
+CONNACK_TIMEOUT_S = 5.0  # protocol "auto": no CONNACK to an MQTT 5 CONNECT within this -> try 3.1.1
 
 
 def build_envelope(gateway_id: str, kind: str, bodies: list[str], batch_id: str, sent: float) -> bytes:
@@ -68,6 +69,8 @@ class Publisher:
         self._flush = 0
         self._v5 = cfg.protocol in ("auto", "5")
         self._fallback = False
+        self._acked_connect = False  # a CONNACK was seen on this client
+        self._attempt_at: float | None = None  # TCP connect attempt under way, waiting for CONNACK
         self._thread: threading.Thread | None = None
         self.client = self._make_client()
 
@@ -93,6 +96,8 @@ class Publisher:
         client.max_inflight_messages_set(cfg.max_inflight + 2)  # + status messages
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(min_delay=max(1, int(cfg.reconnect_min_s)), max_delay=int(cfg.reconnect_max_s))
+        client.on_pre_connect = self._on_pre_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -114,6 +119,12 @@ class Publisher:
             self.client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
         self.client.loop_start()
 
+    def _on_pre_connect(self, client: mqtt.Client, userdata: object) -> None:
+        self._attempt_at = time.monotonic()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        self._attempt_at = None  # broker down or unreachable: not a protocol question
+
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: ReasonCode,
                     properties: object) -> None:
         if reason_code.is_failure:
@@ -123,6 +134,8 @@ class Publisher:
                 self._wake.set()
             log.warning("broker refused connection", extra=ctx(gateway_id=self.gateway_id, reason=str(reason_code)))
             return
+        self._acked_connect = True
+        self._attempt_at = None
         self._connected.set()
         CONNECTED.set(1)
         log.info("connected to broker", extra=ctx(gateway_id=self.gateway_id, inflight=len(self._inflight),
@@ -136,6 +149,7 @@ class Publisher:
         was = self._connected.is_set()
         self._connected.clear()
         CONNECTED.set(0)
+        self._attempt_at = None
         if was and not self._stop.is_set():
             log.warning("broker connection lost; frames stay in the outbox",
                         extra=ctx(gateway_id=self.gateway_id, reason=str(reason_code)))
@@ -187,6 +201,12 @@ class Publisher:
             self._reconnect_as_v311()
             return
         if not self._connected.is_set():
+            started = self._attempt_at
+            if (started is not None and self._v5 and self.cfg.protocol == "auto" and not self._acked_connect
+                    and time.monotonic() - started > CONNACK_TIMEOUT_S):
+                # an MQTT 3.1.1-only broker may ignore an MQTT 5 CONNECT instead of refusing it
+                self._fallback = True
+                return
             self._sleep(0.2)
             return
         with self._lock:
@@ -239,8 +259,11 @@ class Publisher:
     def _reconnect_as_v311(self) -> None:
         log.warning("broker does not speak MQTT 5; falling back to 3.1.1", extra=ctx(gateway_id=self.gateway_id))
         self._fallback = False
+        self.client.disconnect()
         self.client.loop_stop()
         self._v5 = False
+        self._acked_connect = False
+        self._attempt_at = None
         with self._lock:
             self._inflight.clear()
             self._early.clear()

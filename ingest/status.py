@@ -23,6 +23,12 @@ def offline_payload(gateway_id: str) -> bytes:
 
 def online_payload(gateway_id: str, boot: float, counters: dict[str, Any], outbox_depth: int,
                    connected: bool = True) -> bytes:
+    """{"state": "online", "gw", "version", "ts", "since", "mqtt_connected",
+        "counters": {frames_in, modbus_in, published, suppressed, dropped, bad_input, outbox_depth},
+        "rssi": {n, min, max, mean} over the frames since the previous status}"""
+    counts = dict(counters)
+    rssi = counts.pop("rssi", {"n": 0})
+    counts["outbox_depth"] = outbox_depth
     body = {
         "state": "online",
         "gw": gateway_id,
@@ -30,7 +36,7 @@ def online_payload(gateway_id: str, boot: float, counters: dict[str, Any], outbo
         "ts": round(time.time(), 3),
         "since": round(boot, 3),
         "mqtt_connected": connected,
-        "outbox_depth": outbox_depth,
-        **counters,
+        "counters": counts,
+        "rssi": rssi,
     }
     return json.dumps(body, separators=(",", ":")).encode()

@@ -59,8 +59,9 @@ def test_publish_frames_batches_dedup_and_status(tmp_path: Path, mqtt_url: str, 
 
     status = json.loads([m for m in sub.messages[status_topic] if b"\"online\"" in m][-1])
     assert status["gw"] == cfg.gateway_id and status["version"]
-    assert status["frames_in"] == 510 and status["published"] == 260 and status["suppressed"] == 250
-    assert status["dropped"] == 0 and status["outbox_depth"] == 0
+    counters = status["counters"]
+    assert counters["frames_in"] == 510 and counters["published"] == 260 and counters["suppressed"] == 250
+    assert counters["dropped"] == 0 and counters["outbox_depth"] == 0
     assert status["rssi"]["n"] >= 260 and status["rssi"]["min"] == -90  # summary since the last status
 
     # the retained status outlives the connection: a late subscriber sees the gateway is offline

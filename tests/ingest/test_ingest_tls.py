@@ -74,7 +74,9 @@ def test_broker_down_full_outbox_drops_oldest(tmp_path: Path, prefix: str, corpu
         for k in range(6):  # nobody listening: everything waits in the outbox, the oldest go first
             gw.publish_frames([ReceivedFrame(d, T0 + k * 1000 + i, -80) for i, d in enumerate(corpus_frames[:250])])
         status = gw.status()
-        assert status["outbox_depth"] == 1000 and status["dropped"] == 500 and status["published"] == 0
+        counters = status["counters"]
+        assert isinstance(counters, dict)
+        assert counters["outbox_depth"] == 1000 and counters["dropped"] == 500 and counters["published"] == 0
         assert status["mqtt_connected"] is False
         time.sleep(0.2)
         body = urllib.request.urlopen(f"http://127.0.0.1:{cfg.metrics_port}/metrics", timeout=5).read().decode()
@@ -91,3 +93,19 @@ def test_mqtt_311(tmp_path: Path, mqtt_url: str, prefix: str, corpus_frames: lis
     with Gateway(cfg) as gw:
         assert gw.publish_frames(frames(corpus_frames, 100)) == 100
         assert gw.drain(10)
+
+
+def test_auto_falls_back_to_311_for_a_broker_without_mqtt5(tmp_path: Path, prefix: str,
+                                                           corpus_frames: list[bytes]) -> None:
+    from meterflow.embedded import EmbeddedBroker  # amqtt: MQTT 3.1.1 only, ignores an MQTT 5 CONNECT
+
+    broker = EmbeddedBroker()
+    url = broker.start()
+    try:
+        cfg = make_config(tmp_path, url, prefix, mqtt={"protocol": "auto"})
+        with Gateway(cfg) as gw:
+            assert gw.publish_frames(frames(corpus_frames, 50)) == 50
+            assert gw.drain(20)
+            assert not gw.publisher._v5
+    finally:
+        broker.stop()
