@@ -1,1 +1,6 @@
-"""meterflow ingest."""
+"""meterflow ingest: the field gateway (issue 4).
+
+sources (dongles/ + sources.py, modbus_poller.py) -> dedup.py -> outbox.py (SQLite WAL) ->
+publisher.py (batched QoS 1, delete on PUBACK) -> broker, with status.py / counters.py on the side.
+gateway.py ties them together; config.py is the typed TOML; see ingest/README.md.
+"""

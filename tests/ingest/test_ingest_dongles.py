@@ -204,3 +204,20 @@ def test_rawhex_over_tcp_survives_noise_and_reconnect(corpus_frames: list[bytes]
         with pytest.raises(StopIteration):
             next(gen)
         feed.close()
+
+
+def test_imst_with_timestamp_and_without_crc(corpus_frames: list[bytes]) -> None:
+    frame = corpus_frames[3]
+    msg = imst.hci_message(imst.RADIOLINK_ID, imst.RADIOLINK_MSG_WMBUSMSG_IND, frame[1:], timestamp=123456,
+                           rssi_raw=imst.rssi_raw(-85), crc=False)
+    events = ImstDecoder().feed(msg, 7.0)
+    assert events == [ReceivedFrame(frame, 7.0, -85)]
+
+
+def test_amber_without_rssi_and_replies(corpus_frames: list[bytes]) -> None:
+    dec = AmberDecoder("T1", rssi_appended=False)
+    assert dec.init_commands() == [amber.command(amber.CMD_SET_MODE_REQ, bytes([0x05]))]
+    reply = amber.command(amber.CMD_SET_MODE_REQ | amber.RESPONSE, b"\x00")
+    stream = reply + amber.data_indication(corpus_frames[5], None)
+    assert dec.feed(stream, 3.0) == [ReceivedFrame(corpus_frames[5], 3.0, None)]
+    assert dec.replies == [(amber.CMD_SET_MODE_REQ | amber.RESPONSE, b"\x00")]
