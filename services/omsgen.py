@@ -1,6 +1,7 @@
 """Test support: mode-5 encrypted OMS water-meter telegrams with known keys (for the ingest bench and tests).
 
-Used only until/unless fixtures/oms.py (the fleet engineer's encoder) is available. Frames are as the
+Frames come from the fleet engineer's encoder (fixtures/oms.py: volume, billing target and date, meter
+clock, error flags) when it is installed, else from the small encoder below. Frames are as the
 envelope carries them: from the L-field, link-layer CRCs removed. Content: 2F2F, total volume in litres
 (DIF 04 VIF 13), meter date-time (DIF 04 VIF 6D, type F), padded with 2F to whole AES blocks.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -55,6 +56,24 @@ def encode_telegram(meter: str, key: bytes, access: int, total_litres: int, mete
     return bytes([len(body)]) + body
 
 
+def fixture_encoder() -> Callable[[str, bytes, int, int, datetime], bytes] | None:
+    """encode(meter, key, access, litres, meter_time) on top of fixtures.oms, or None when not installed."""
+    try:
+        from fixtures.oms import OmsMeter, WaterValues
+        from fixtures.oms import encode_telegram as oms_encode
+    except ImportError:
+        return None
+
+    def encode(meter: str, key: bytes, access: int, litres: int, meter_time: datetime) -> bytes:
+        model = ("DME", 0x30) if int(meter) % 2 else ("KAM", 0x30)
+        target = meter_time.replace(day=1, hour=0, minute=0) - timedelta(days=1)
+        values = WaterValues(total_litres=litres, target_litres=max(0, litres - 5000), target_date=target.date(),
+                             meter_time=meter_time)
+        return oms_encode(OmsMeter(model[0], meter, model[1], key=key), values, access & 0xFF)
+
+    return encode
+
+
 @dataclass(frozen=True, slots=True)
 class Telegram:
     meter_id: str
@@ -76,6 +95,7 @@ def fleet_telegrams(n_meters: int, n_frames: int, start: datetime | None = None,
                     interval: timedelta = timedelta(minutes=15), redraw_ambiguous: bool = True) -> Iterator[Telegram]:
     """n_frames telegrams round-robin over n_meters; each (meter, time) distinct."""
     start = (start or datetime(2026, 11, 1, tzinfo=UTC)).replace(second=0, microsecond=0)
+    encode = fixture_encoder() or encode_telegram
     keys = [meter_key(meter_id(i)) for i in range(n_meters)]
     for k in range(n_frames):
         i = k % n_meters
@@ -83,9 +103,9 @@ def fleet_telegrams(n_meters: int, n_frames: int, start: datetime | None = None,
         t = start + interval * round_
         litres = 100_000 + i * 7 + round_ * 13
         m = meter_id(i)
-        frame = encode_telegram(m, keys[i], round_, litres, t)
+        frame = encode(m, keys[i], round_, litres, t)
         j = 1
         while redraw_ambiguous and not unambiguous(frame):
-            frame = encode_telegram(m, keys[i], round_ + 97 * j, litres, t)
+            frame = encode(m, keys[i], round_ + 97 * j, litres, t)
             j += 1
         yield Telegram(m, t, litres / 1000.0, frame)
