@@ -85,8 +85,11 @@ def load_history(
         "SELECT meter_id, (date_trunc('month', time AT TIME ZONE %s))::date AS m,"
         " extract(epoch FROM max(time) - min(time)) / 86400.0 AS span_d,"
         " (array_agg(total_m3 ORDER BY time DESC))[1] - (array_agg(total_m3 ORDER BY time))[1] AS used"
-        " FROM readings WHERE total_m3 IS NOT NULL AND time >= %s AND time < %s" + where2 + " GROUP BY 1, 2",
-        [timezone, local_midnight(lo, timezone), local_midnight(period_start, timezone), *params2],
+        " FROM readings WHERE total_m3 IS NOT NULL AND time >= %s AND time < %s" + where2 +
+        # only meters without a billed previous period (in steady state: new meters only)
+        " AND NOT EXISTS (SELECT 1 FROM billing_results br WHERE br.meter_id = readings.meter_id"
+        " AND br.period_end = %s) GROUP BY 1, 2",
+        [timezone, local_midnight(lo, timezone), local_midnight(period_start, timezone), *params2, period_start],
     ).fetchall()
     rows = []
     for meter_id, m, span_d, used in derived:

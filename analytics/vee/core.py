@@ -151,7 +151,7 @@ def _sort(df: pl.DataFrame, by: list[str]) -> pl.DataFrame:
 def validate_rows(
     df: pl.DataFrame, config: VeeConfig, as_of: datetime
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Rules 5 and 6 on rows: future times, duplicates, non-increasing arrival times.
+    """Rules 5 and 6 on rows: future times, duplicates, non-increasing arrival times (per meter and source).
 
     Returns (accepted rows sorted by meter and time, rejected rows with a `reason` column)."""
     limit = as_of.astimezone(UTC) + timedelta(seconds=config.future_tolerance_s)
@@ -178,8 +178,9 @@ def validate_rows(
         back = df.clear()
         accepted = df.drop("reason")
     else:
-        df = df.sort(["meter_id", "seq"])
-        prev_max = pl.col("time").cum_max().shift(1).over("meter_id")
+        # per source: a manual or imported read may legitimately arrive after newer radio reads
+        df = df.sort(["meter_id", "source", "seq"])
+        prev_max = pl.col("time").cum_max().shift(1).over(["meter_id", "source"])
         df = df.with_columns(
             pl.when(pl.col("time") < prev_max).then(pl.lit("TIME_NOT_INCREASING")).otherwise(pl.lit(None))
             .alias("reason")

@@ -295,3 +295,10 @@ def test_rule8_use_after_removal_inside_the_period() -> None:
     r = one(run(reads([("M1", t(1), 500.0), ("M1", t(10), 511.0), ("M1", t(20), 515.0)]), reg))
     assert r["consumption_m3"] == 12.0 and r["exceptions"] == ["USE_ON_INACTIVE"]
     assert r["period_end"] == date(2024, 3, 11)
+
+
+def test_rule6_late_manual_read_is_not_out_of_order() -> None:
+    rd = reads([("M1", t(1), 100.0), ("M1", t(20), 120.0), ("M1", t(1, month=4), 131.0), ("M1", t(10), 110.0)])
+    rd = rd.with_columns(pl.Series("source", ["wmbus", "wmbus", "wmbus", "manual"]))
+    r = one(run(rd))
+    assert "TIME_NOT_INCREASING" not in r["flags"] and r["consumption_m3"] == 31.0
