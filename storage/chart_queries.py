@@ -13,8 +13,9 @@ Every function takes an explicit "as of" time so simulated data can be shown.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import psycopg
@@ -37,59 +38,58 @@ def _frame(rows: Sequence[Sequence[Any]], schema: dict[str, Any]) -> pl.DataFram
 # --------------------------------------------------------------------------------------------- fleet
 
 
-def coverage_by_district(conn: psycopg.Connection, now: datetime) -> pl.DataFrame:
-    """Share of installed meters heard in the 24 h before `now`, per district."""
-    rows = conn.execute(
-        """SELECT coalesce(m.district, '(none)') AS district, count(*)::int AS meters,
-                  count(*) FILTER (WHERE h.last_heard > %(now)s - interval '24 hours'
-                                     AND h.last_heard <= %(now)s)::int AS heard
-           FROM meters m LEFT JOIN meter_last_heard h USING (meter_id)
-           WHERE m.removal_date IS NULL OR m.removal_date > %(now)s::date
-           GROUP BY 1 ORDER BY 1""",
-        {"now": now},
+def _coverage(conn: psycopg.Connection, dim: str, now: datetime) -> list[tuple[Any, ...]]:
+    # totals over every hour (all meters of the key), heard = last reading within the 24 h before `now`
+    # at hour resolution; both from the small heard_hourly table.
+    return conn.execute(
+        """SELECT key, sum(meters)::int,
+                  coalesce(sum(meters) FILTER (WHERE hour >= date_trunc('hour', %(now)s - interval '24 hours')
+                                                 AND hour <= %(now)s), 0)::int,
+                  max(hour) FILTER (WHERE hour <= %(now)s AND hour > '-infinity')
+           FROM heard_hourly WHERE dim = %(dim)s GROUP BY key ORDER BY key""",
+        {"now": now, "dim": dim},
     ).fetchall()
+
+
+def coverage_by_district(conn: psycopg.Connection, now: datetime) -> pl.DataFrame:
+    """Share of meters heard in the 24 h before `now` (hour resolution), per district."""
+    rows = [r[:3] for r in _coverage(conn, "district", now)]
     df = _frame(rows, {"district": pl.Utf8, "meters": pl.Int64, "heard": pl.Int64})
     return df.with_columns((pl.col("heard") / pl.col("meters")).alias("share"))
 
 
 def coverage_by_gateway(conn: psycopg.Connection, now: datetime) -> pl.DataFrame:
-    """Per gateway (the last one each meter was heard through): meters, share heard in the last 24 h."""
-    rows = conn.execute(
-        """SELECT coalesce(gateway_id, '(direct)') AS gateway, count(*)::int AS meters,
-                  count(*) FILTER (WHERE last_heard > %(now)s - interval '24 hours'
-                                     AND last_heard <= %(now)s)::int AS heard,
-                  max(last_heard) FILTER (WHERE last_heard <= %(now)s) AS last_heard
-           FROM meter_last_heard GROUP BY 1 ORDER BY 1""",
-        {"now": now},
-    ).fetchall()
+    """Per gateway (the last one each meter was heard through): meters, share heard in the last 24 h,
+    and the hour of its newest reading."""
+    rows = _coverage(conn, "gateway", now)
     df = _frame(rows, {"gateway": pl.Utf8, "meters": pl.Int64, "heard": pl.Int64,
                        "last_heard": pl.Datetime("us", "UTC")})
     return df.with_columns((pl.col("heard") / pl.col("meters")).alias("share"))
 
 
 def freshness(conn: psycopg.Connection, now: datetime) -> tuple[pl.DataFrame, dict[str, datetime | None]]:
-    """Meters by age of their last reading, and the newest reading / hourly / daily rollup bucket."""
+    """Meters by age of their last reading (hour resolution), and the newest reading / hourly / daily bucket."""
     row = conn.execute(
-        """SELECT count(*) FILTER (WHERE h.last_heard > %(now)s - interval '1 hour'),
-                  count(*) FILTER (WHERE h.last_heard <= %(now)s - interval '1 hour'
-                                     AND h.last_heard > %(now)s - interval '6 hours'),
-                  count(*) FILTER (WHERE h.last_heard <= %(now)s - interval '6 hours'
-                                     AND h.last_heard > %(now)s - interval '24 hours'),
-                  count(*) FILTER (WHERE h.last_heard <= %(now)s - interval '24 hours'
-                                     AND h.last_heard > %(now)s - interval '7 days'),
-                  count(*) FILTER (WHERE h.last_heard <= %(now)s - interval '7 days'),
-                  count(*) FILTER (WHERE h.last_heard IS NULL),
-                  max(h.last_heard) FILTER (WHERE h.last_heard <= %(now)s)
-           FROM meters m LEFT JOIN meter_last_heard h USING (meter_id)
-           WHERE m.removal_date IS NULL OR m.removal_date > %(now)s::date""",
+        """SELECT coalesce(sum(meters) FILTER (WHERE hour >= date_trunc('hour', %(now)s - interval '1 hour')), 0),
+                  coalesce(sum(meters) FILTER (WHERE hour < date_trunc('hour', %(now)s - interval '1 hour')
+                                     AND hour >= date_trunc('hour', %(now)s - interval '6 hours')), 0),
+                  coalesce(sum(meters) FILTER (WHERE hour < date_trunc('hour', %(now)s - interval '6 hours')
+                                     AND hour >= date_trunc('hour', %(now)s - interval '24 hours')), 0),
+                  coalesce(sum(meters) FILTER (WHERE hour < date_trunc('hour', %(now)s - interval '24 hours')
+                                     AND hour >= date_trunc('hour', %(now)s - interval '7 days')), 0),
+                  coalesce(sum(meters) FILTER (WHERE hour < date_trunc('hour', %(now)s - interval '7 days')
+                                     AND hour > '-infinity'), 0),
+                  coalesce(sum(meters) FILTER (WHERE hour = '-infinity'), 0)
+           FROM heard_hourly WHERE dim = 'district' AND hour <= %(now)s""",
         {"now": now},
     ).fetchone()
-    counts = list(row[:6]) if row else [0] * 6
+    counts = list(row) if row else [0] * 6
     df = pl.DataFrame({"age": list(AGE_BUCKETS), "meters": [int(c or 0) for c in counts]})
+    newest = conn.execute("SELECT max(last_heard) FROM meter_last_heard WHERE last_heard <= %s", (now,)).fetchone()
     hourly = conn.execute("SELECT max(bucket) FROM consumption_hourly WHERE bucket <= %s", (now,)).fetchone()
     daily = conn.execute("SELECT max(bucket) FROM consumption_daily WHERE bucket <= %s", (now,)).fetchone()
     summary = {
-        "newest_reading": row[6] if row else None,
+        "newest_reading": newest[0] if newest else None,
         "newest_hourly_bucket": hourly[0] if hourly else None,
         "newest_daily_bucket": daily[0] if daily else None,
     }
@@ -115,11 +115,12 @@ def open_alerts_by_kind(conn: psycopg.Connection, now: datetime) -> pl.DataFrame
 def open_alerts(conn: psycopg.Connection, now: datetime, limit: int = 100) -> pl.DataFrame:
     """The open alerts with the most volume lost first."""
     rows = conn.execute(
-        f"""SELECT a.meter_id, m.district, a.kind, a.severity, a.first_seen, a.last_seen, a.rate_l_h,
-                   {_LOST} AS lost
-            FROM alerts a LEFT JOIN meters m USING (meter_id)
-            WHERE a.state = 'open' AND a.first_seen <= %(now)s
-            ORDER BY lost DESC NULLS LAST, a.first_seen LIMIT %(limit)s""",
+        f"""SELECT t.meter_id, m.district, t.kind, t.severity, t.first_seen, t.last_seen, t.rate_l_h, t.lost
+            FROM (SELECT a.meter_id, a.kind, a.severity, a.first_seen, a.last_seen, a.rate_l_h, {_LOST} AS lost
+                  FROM alerts a WHERE a.state = 'open' AND a.first_seen <= %(now)s
+                  ORDER BY lost DESC NULLS LAST, a.first_seen LIMIT %(limit)s) t
+            LEFT JOIN meters m USING (meter_id)
+            ORDER BY t.lost DESC NULLS LAST, t.first_seen""",
         {"now": now, "limit": limit},
     ).fetchall()
     return _frame(rows, {"meter_id": pl.Utf8, "district": pl.Utf8, "kind": pl.Utf8, "severity": pl.Utf8,
@@ -328,16 +329,38 @@ def customer_daily(conn: psycopg.Connection, meter_ids: Sequence[str], start: da
 
 def customer_monthly(conn: psycopg.Connection, meter_ids: Sequence[str], first_month: date,
                      end: date) -> pl.DataFrame:
-    """Per calendar month from `first_month` to `end` (exclusive): consumption (m3), days with data."""
-    daily = customer_daily(conn, meter_ids, first_month, end)
+    """Per calendar month from `first_month` to `end` (exclusive): consumption (m3) summed over the meters
+    (the month's last index minus the previous month's), the days with data of the least-read meter,
+    and the days of the month. One aggregate query over the daily rollups."""
+    tz = rollup_timezone(conn)
+    prev_month = date(first_month.year - (first_month.month == 1), (first_month.month - 2) % 12 + 1, 1)
+    rows = conn.execute(
+        """WITH b AS (
+               SELECT meter_id, date_trunc('month', bucket AT TIME ZONE %(tz)s)::date AS month,
+                      (array_agg(last_m3 ORDER BY bucket DESC))[1] AS last_m3, count(*)::int AS n
+               FROM consumption_daily
+               WHERE meter_id = ANY(%(m)s) AND bucket >= (%(lo)s::timestamp AT TIME ZONE %(tz)s)
+                 AND bucket < (%(hi)s::timestamp AT TIME ZONE %(tz)s)
+               GROUP BY 1, 2)
+           SELECT meter_id, month, last_m3 - lag(last_m3) OVER (PARTITION BY meter_id ORDER BY month), n FROM b""",
+        {"tz": tz, "m": list(meter_ids), "lo": _local_midnight(prev_month), "hi": _local_midnight(end)},
+    ).fetchall()
+    got = _frame(rows, {"meter_id": pl.Utf8, "month": pl.Date, "consumption_m3": pl.Float64, "n": pl.Int64})
+    months = pl.DataFrame({"month": pl.date_range(first_month, end - timedelta(days=1), "1mo", eager=True)})
+    grid = months.join(pl.DataFrame({"meter_id": list(meter_ids)}, schema={"meter_id": pl.Utf8}), how="cross")
     return (
-        daily.with_columns(pl.col("day").dt.truncate("1mo").alias("month"))
+        grid.join(got, on=["meter_id", "month"], how="left")
+        .with_columns(pl.when(pl.col("consumption_m3") < 0).then(None).otherwise(pl.col("consumption_m3"))
+                      .alias("consumption_m3"))
         .group_by("month", maintain_order=True)
-        .agg(pl.col("consumption_m3").sum(), (~pl.col("missing")).sum().alias("days_with_data"))
+        .agg(pl.col("consumption_m3").sum(), pl.col("n").fill_null(0).min().alias("days_with_data"),
+             pl.col("consumption_m3").null_count().alias("nulls"))
         .with_columns(
-            pl.when(pl.col("days_with_data") > 0).then(pl.col("consumption_m3")).alias("consumption_m3"),
+            pl.when((pl.col("days_with_data") > 0) & (pl.col("nulls") == 0)).then(pl.col("consumption_m3"))
+            .alias("consumption_m3"),
             pl.col("month").dt.month_end().dt.day().cast(pl.Int64).alias("days"),
         )
+        .drop("nulls")
         .sort("month")
     )
 
@@ -358,9 +381,25 @@ def leak_status(conn: psycopg.Connection, meter_ids: Sequence[str], now: datetim
 # --------------------------------------------------------------------------------------------- refresh
 
 
+def _night_buckets(d0: date, d1: date, tz: str) -> tuple[list[datetime], list[datetime]]:
+    """The hourly buckets starting at NIGHT_FIRST_HOUR and two hours later, local time, of days [d0, d1)."""
+    zone = ZoneInfo(tz)
+    firsts, thirds = [], []
+    day = d0
+    while day < d1:
+        first = datetime(day.year, day.month, day.day, NIGHT_FIRST_HOUR, tzinfo=zone).astimezone(UTC)
+        firsts.append(first)
+        thirds.append(first + timedelta(hours=2))
+        day += timedelta(days=1)
+    return firsts, thirds
+
+
 def refresh_dashboards(conn: psycopg.Connection, start: datetime, end: datetime) -> None:
-    """Recompute district_daily for the local days touching [start, end) and update meter_last_heard
-    from readings in that window. Call after `refresh_rollups(conn, start, end)`; the caller commits."""
+    """Bring the dashboard tables up to date after `refresh_rollups(conn, start, end)`; the caller commits.
+
+    district_daily: recomputed for the local days touching [start, end) from consumption_daily (and the night
+    flow from consumption_hourly); meter_last_heard: updated from readings in [start, end); heard_hourly:
+    rebuilt from meter_last_heard (about 0.5 s for 100,000 meters)."""
     tz = rollup_timezone(conn)
     row = conn.execute(
         "SELECT (%s::timestamptz AT TIME ZONE %s)::date, (%s::timestamptz AT TIME ZONE %s)::date + 1",
@@ -368,7 +407,10 @@ def refresh_dashboards(conn: psycopg.Connection, start: datetime, end: datetime)
     ).fetchone()
     assert row is not None
     d0, d1 = row
-    params = {"d0": d0, "d1": d1, "tz": tz, "h": NIGHT_FIRST_HOUR}
+    firsts, thirds = _night_buckets(d0, d1, tz)
+    conn.execute("SET LOCAL work_mem = '256MB'")
+    conn.execute("SET LOCAL jit = off")
+    params = {"d0": d0, "d1": d1, "tz": tz, "firsts": firsts, "thirds": thirds}
     conn.execute("DELETE FROM district_daily WHERE day >= %(d0)s AND day < %(d1)s", params)
     conn.execute(
         """WITH bounds AS (
@@ -377,22 +419,21 @@ def refresh_dashboards(conn: psycopg.Connection, start: datetime, end: datetime)
            d AS (
                SELECT c.meter_id, c.bucket,
                       c.last_m3 - lag(c.last_m3) OVER (PARTITION BY c.meter_id ORDER BY c.bucket) AS cons
-               FROM consumption_daily c, bounds
-               WHERE c.bucket >= bounds.lo - interval '7 days' AND c.bucket < bounds.hi),
+               FROM consumption_daily c
+               WHERE c.bucket >= (SELECT lo FROM bounds) - interval '3 days' AND c.bucket < (SELECT hi FROM bounds)),
            dd AS (
                SELECT m.district, (d.bucket AT TIME ZONE %(tz)s)::date AS day,
                       sum(d.cons) FILTER (WHERE d.cons >= 0) AS cons, count(*)::int AS n
-               FROM d JOIN meters m USING (meter_id), bounds
-               WHERE d.bucket >= bounds.lo AND m.district IS NOT NULL GROUP BY 1, 2),
+               FROM d JOIN meters m USING (meter_id)
+               WHERE d.bucket >= (SELECT lo FROM bounds) AND m.district IS NOT NULL GROUP BY 1, 2),
+           h1 AS (SELECT meter_id, bucket, last_m3, last_time FROM consumption_hourly WHERE bucket = ANY(%(firsts)s)),
+           h3 AS (SELECT meter_id, bucket - interval '2 hours' AS bucket, last_m3, last_time
+                  FROM consumption_hourly WHERE bucket = ANY(%(thirds)s)),
            h AS (
                SELECT h1.meter_id, (h1.bucket AT TIME ZONE %(tz)s)::date AS day,
                       (h3.last_m3 - h1.last_m3) * 1000.0
                         / nullif(extract(epoch FROM h3.last_time - h1.last_time) / 3600.0, 0) AS l_h
-               FROM consumption_hourly h1
-               JOIN consumption_hourly h3 ON h3.meter_id = h1.meter_id AND h3.bucket = h1.bucket + interval '2 hours',
-                    bounds
-               WHERE h1.bucket >= bounds.lo AND h1.bucket < bounds.hi
-                 AND extract(hour FROM h1.bucket AT TIME ZONE %(tz)s) = %(h)s),
+               FROM h1 JOIN h3 USING (meter_id, bucket)),
            n AS (
                SELECT m.district, h.day, sum(h.l_h) AS l_h, count(*)::int AS n
                FROM h JOIN meters m USING (meter_id)
@@ -412,4 +453,22 @@ def refresh_dashboards(conn: psycopg.Connection, start: datetime, end: datetime)
                  last_heard = excluded.last_heard
              WHERE excluded.last_heard > meter_last_heard.last_heard""",
         (start, end),
+    )
+    refresh_heard_hourly(conn)
+
+
+def refresh_heard_hourly(conn: psycopg.Connection) -> None:
+    """Rebuild heard_hourly from meter_last_heard and the installed meters."""
+    conn.execute("DELETE FROM heard_hourly")
+    conn.execute(
+        """WITH m AS (
+               SELECT m.meter_id, coalesce(m.district, '(none)') AS district, h.gateway_id,
+                      coalesce(date_trunc('hour', h.last_heard), '-infinity') AS hour
+               FROM meters m LEFT JOIN meter_last_heard h USING (meter_id)
+               WHERE m.removal_date IS NULL OR m.removal_date > current_date)
+           INSERT INTO heard_hourly (dim, key, hour, meters)
+           SELECT 'district', district, hour, count(*) FROM m GROUP BY district, hour
+           UNION ALL
+           SELECT 'gateway', coalesce(gateway_id, '(direct)'), hour, count(*) FROM m
+           WHERE hour > '-infinity' GROUP BY coalesce(gateway_id, '(direct)'), hour"""
     )
