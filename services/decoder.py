@@ -46,6 +46,9 @@ from storage.writer import BatchWriter, DeadLetter, FrameRow, WriteResult, jsonb
 log = get_logger(__name__)
 
 KINDS = ("wmbus", "modbus", "wmbusmeters")
+# a frame failing with these may decode once a (new) key for its meter is loaded; the decoder reports
+# wrong_key rather than no_key for makes with well-known default keys
+KEY_CODES = frozenset({"no_key", "wrong_key"})
 SESSION_EXPIRY_S = 7 * 24 * 3600
 
 FRAMES = counter("meterflow_decoder_frames_total", "Frames committed (decoded or dead-lettered)", ("kind",))
@@ -140,7 +143,7 @@ class FrameProcessor:
                 rows.append(self._row(res, digest, "wmbus", gw, received, rssi, norm))
             else:
                 err: DecodeError = res
-                if err.code == "no_key":
+                if err.code in KEY_CODES:
                     self.no_key_seen = True
                 rows.append((digest, "wmbus", err.meter_id, gw, received, rssi, norm, False,
                              None, None, None, None, None, None, None, None, None))
@@ -489,8 +492,7 @@ class DecoderService:
             try:
                 if self.processor.no_key_seen and time.monotonic() - self._last_key_load >= self.key_refresh_seconds:
                     self.processor.no_key_seen = False
-                    self._load_keys()
-                    self._redecode_no_key(batch)
+                    self._redecode_no_key(batch, self._load_keys())
                 result = self.writer.write(batch.rows, batch.dead)
                 break
             except (psycopg.Error, OSError) as exc:
@@ -519,14 +521,14 @@ class DecoderService:
                 if qos and gen == generation:
                     client.ack(mid, qos)
 
-    def _redecode_no_key(self, batch: _Pending) -> None:
-        """Frames of this batch that failed with no_key and whose key has just been loaded: decode again."""
-        retry = {d.digest: d for d in batch.dead if d.error_code == "no_key" and d.meter_id in self.keys}
+    def _redecode_no_key(self, batch: _Pending, new_keys: set[str]) -> None:
+        """Frames of this batch that failed for want of a key that has just been loaded: decode again."""
+        retry = {d.digest: d for d in batch.dead if d.error_code in KEY_CODES and d.meter_id in new_keys}
         if not retry:
             return
         rssi = {r[0]: r[5] for r in batch.rows if r[0] in retry}
         rows = [r for r in batch.rows if r[7] or r[0] not in retry]
-        dead = [d for d in batch.dead if d.digest not in retry or d.error_code != "no_key"]
+        dead = [d for d in batch.dead if d.digest not in retry or d.error_code not in KEY_CODES]
         with self._decode_lock:
             for d in retry.values():
                 frame = {"t": d.received_at.timestamp(), "hex": d.payload.hex(), "rssi": rssi.get(d.digest)}
@@ -565,16 +567,19 @@ class DecoderService:
 
     # -- keys ----------------------------------------------------------------------------------------------
 
-    def _load_keys(self) -> None:
+    def _load_keys(self) -> set[str]:
+        """Reload keys into the decoder's dict (in place); returns the meters whose key is new or changed."""
         from storage.registry import load_keys
 
         with psycopg.connect(self.dsn, connect_timeout=5) as conn:
             fresh = load_keys(conn)
+        changed = {m for m, k in fresh.items() if self.keys.get(m) != k}
         for meter_id in [m for m in self.keys if m not in fresh]:
             del self.keys[meter_id]
         self.keys.update(fresh)
         self._last_key_load = time.monotonic()
-        log.info("meter keys loaded", extra=ctx(meters_with_keys=len(fresh)))
+        log.info("meter keys loaded", extra=ctx(meters_with_keys=len(fresh), new_or_changed=len(changed)))
+        return changed
 
 
 def run_until(stop: Callable[[], bool], service: DecoderService, poll: float = 0.2) -> None:
