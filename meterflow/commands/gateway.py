@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import tempfile
 import threading
 import time
@@ -45,7 +46,11 @@ def gateway(config_path: str, check: bool) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    Gateway(cfg).run(stop)
+    try:
+        gw = Gateway(cfg)
+    except (OSError, sqlite3.Error) as exc:  # unreadable password file, outbox directory not writable, ...
+        raise click.ClickException(f"cannot start the gateway: {exc}") from None
+    gw.run(stop)
 
 
 def _bench_frames(n: int) -> list[bytes]:

@@ -117,6 +117,11 @@ def test_cli_help_and_check(tmp_path: Path) -> None:
     bad.write_text('gateway_id = "gw x"\n')
     res = subprocess.run(_cli("gateway", "--config", str(bad)), capture_output=True, text=True)
     assert res.returncode != 0 and "gateway_id" in res.stderr
+    missing = tmp_path / "missing.toml"
+    missing.write_text(f'gateway_id = "gw-y"\n[mqtt]\nusername = "u"\npassword_file = "{tmp_path}/none"\n'
+                       f'[outbox]\npath = "{tmp_path}/o.sqlite3"\n')
+    res = subprocess.run(_cli("gateway", "--config", str(missing)), capture_output=True, text=True, timeout=30)
+    assert res.returncode == 1 and "cannot start the gateway" in res.stderr
 
 
 def test_gateway_command_reads_stdin_and_stops_on_sigterm(tmp_path: Path, mqtt_url: str, prefix: str,
