@@ -51,17 +51,26 @@ def meter_ranges(conn: psycopg.Connection, chunk: int) -> list[tuple[str, str]]:
 def load_readings(
     conn: psycopg.Connection, start: datetime, end: datetime, meter_range: tuple[str, str] | None = None
 ) -> pl.DataFrame:
-    """Reads in [start, end) plus stored conflicts, with an arrival order `seq` per meter."""
+    """Reads in [start, end), the nearest read on either side of that window for each meter (however far: a
+    boundary inside a long gap is still interpolated), and stored conflicts; `seq` is the arrival order per meter."""
     where, params = _meter_filter(meter_range)
+    mwhere, mparams = _meter_filter(meter_range, "m.meter_id")
+    cols = "r.meter_id, r.time, r.total_m3, r.source, r.received_at, r.fields"
     sql = (
         "SELECT meter_id, time, total_m3, source, (row_number() OVER (PARTITION BY meter_id ORDER BY"
         " received_at NULLS FIRST, (fields->>'line')::bigint NULLS FIRST, time))::bigint AS seq,"
-        " fields->>'notation' AS notation, coalesce((fields->>'dst_fold')::boolean, false) AS dst_fold"
-        f" FROM readings WHERE total_m3 IS NOT NULL AND time >= %s AND time < %s{where}"
+        " fields->>'notation' AS notation, coalesce((fields->>'dst_fold')::boolean, false) AS dst_fold FROM ("
+        f" SELECT {cols} FROM readings r WHERE total_m3 IS NOT NULL AND time >= %s AND time < %s{where}"
+        f" UNION ALL SELECT {cols} FROM meters m CROSS JOIN LATERAL (SELECT * FROM readings r WHERE"
+        " r.meter_id = m.meter_id AND r.time < %s AND r.total_m3 IS NOT NULL ORDER BY r.time DESC LIMIT 1) r"
+        f" WHERE true{mwhere}"
+        f" UNION ALL SELECT {cols} FROM meters m CROSS JOIN LATERAL (SELECT * FROM readings r WHERE"
+        " r.meter_id = m.meter_id AND r.time >= %s AND r.total_m3 IS NOT NULL ORDER BY r.time LIMIT 1) r"
+        f" WHERE true{mwhere}) w"
         " UNION ALL SELECT meter_id, time, total_m3, source, 1000000000 + id, NULL, false"
         f" FROM reading_conflicts WHERE time >= %s AND time < %s{where}"
     )
-    rows = conn.execute(sql, [start, end, *params, start, end, *params]).fetchall()
+    rows = conn.execute(sql, [start, end, *params, start, *mparams, end, *mparams, start, end, *params]).fetchall()
     return pl.DataFrame(rows, schema={"meter_id": pl.String, "time": pl.Datetime("us", "UTC"),
                                       "total_m3": pl.Float64, "source": pl.String, "seq": pl.Int64,
                                       "notation": pl.String, "dst_fold": pl.Boolean}, orient="row")
@@ -88,7 +97,7 @@ def load_history(
         " FROM readings WHERE total_m3 IS NOT NULL AND time >= %s AND time < %s" + where2 +
         # only meters without a billed previous period (in steady state: new meters only)
         " AND NOT EXISTS (SELECT 1 FROM billing_results br WHERE br.meter_id = readings.meter_id"
-        " AND br.period_end = %s) GROUP BY 1, 2",
+        " AND br.period_end = %s AND br.consumption_m3 IS NOT NULL) GROUP BY 1, 2",
         [timezone, local_midnight(lo, timezone), local_midnight(period_start, timezone), *params2, period_start],
     ).fetchall()
     rows = []

@@ -470,7 +470,7 @@ def compute_billing(
         (pl.col("dst_fold") & in_period).sum().alias("n_dst_repeat"),
         (in_period & pl.col("time").is_not_null()).sum().alias("n_reads"),
         pl.col("time").filter(pl.col("time") >= b0_us).first().alias("first_t"),
-        pl.col("u").filter(pl.col("time") >= b0_us).first().alias("first_u"),
+        pl.col("u").filter((pl.col("time") >= b0_us) & (pl.col("time") <= b1_us)).first().alias("first_u"),
         pl.col("time").filter(pl.col("time") <= b1_us).last().alias("last_t"),
         pl.col("u").filter(pl.col("time") <= b1_us).last().alias("last_u"),
     )
@@ -598,6 +598,16 @@ def compute_billing(
             else:
                 start_u, how = _interp(s["s_t0"], s["s_u0"], s["s_t1"], s["s_u1"], b0, profiles.get(m),
                                        s["s_usual"], config, timezone)
+                if start_u is None and s["s_t0"] is not None and s["s_u0"] is not None:
+                    # reads before the start but none after: carry the last one forward at the usual rate
+                    sref = _history_reference(hist, period_start, period_end, config, for_estimate=True)
+                    if sref.daily is not None:
+                        start_u = s["s_u0"] + sref.daily * (b0 - s["s_t0"]).total_seconds() / 86400.0
+                        how = f"estimated:{sref.method}"
+                        quality = "ESTIMATED"
+                        bump("ESTIMATED")
+                        add_audit("11", "estimated_start_index", None, {"start_index_m3": round(start_u % span, nd)},
+                                  f"no read after the period start; {sref.method} at {sref.daily:.6f} m3/day")
                 if start_u is None and s["first_u"] is not None:
                     start_u, how = s["first_u"], "first_read_in_period"
                     flags.append("START_FROM_FIRST_READ")

@@ -302,3 +302,12 @@ def test_rule6_late_manual_read_is_not_out_of_order() -> None:
     rd = rd.with_columns(pl.Series("source", ["wmbus", "wmbus", "wmbus", "manual"]))
     r = one(run(rd))
     assert "TIME_NOT_INCREASING" not in r["flags"] and r["consumption_m3"] == 31.0
+
+
+def test_rule11_no_read_since_before_the_period_estimates_start_and_end() -> None:
+    hist = history([("M1", date(2024, 2, 1), date(2024, 3, 1), 29.0, "ACTUAL")])  # 1 m3/day
+    rd = reads([("M1", datetime(2024, 2, 10, tzinfo=UTC), 90.0), ("M1", datetime(2024, 2, 20, tzinfo=UTC), 100.0)])
+    r = one(run(rd, history=hist))
+    assert (r["start_index_m3"], r["end_index_m3"], r["consumption_m3"]) == (110.0, 141.0, 31.0)
+    assert r["quality"] == "ESTIMATED"
+    assert r["method"] == "start:estimated:avg_prev_3_months;end:estimated:avg_prev_3_months"
