@@ -61,6 +61,7 @@ class Publisher:
         self._inflight: dict[int, list[int]] = {}
         self._early: dict[int, bool] = {}  # mid -> failed, for PUBACKs that beat publish() returning
         self._status_mids: set[int] = set()  # status messages in flight: their PUBACKs delete nothing
+        self._refusals = 0  # batches refused in a row (PUBACK reason >= 0x80), for the back-off
         self._acked: list[int] = []
         self._retry: list[int] = []
         self._wake = threading.Event()
@@ -168,9 +169,11 @@ class Publisher:
                 self._retry.extend(ids)
             else:
                 self._acked.extend(ids)
-        if failed:
-            log.warning("broker refused a batch; it will be sent again",
-                        extra=ctx(gateway_id=self.gateway_id, reason=str(reason_code)))
+            self._refusals = self._refusals + 1 if failed else 0
+            refusals = self._refusals
+        if failed and refusals & (refusals - 1) == 0:  # log the 1st, 2nd, 4th, 8th, ... in a row
+            log.warning("broker refused a batch; it stays in the outbox and is sent again", extra=ctx(
+                gateway_id=self.gateway_id, reason=str(reason_code), refusals_in_a_row=refusals))
         self._wake.set()
 
     @property
@@ -211,12 +214,15 @@ class Publisher:
             return
         with self._lock:
             busy = len(self._inflight)
-            retry, self._retry = self._retry, []
+            retry: list[int] = []
+            if busy < self.cfg.max_inflight:
+                retry, self._retry = self._retry[:self.batch_max_frames], self._retry[self.batch_max_frames:]
         if busy >= self.cfg.max_inflight:
             self._sleep(0.05)
             return
         if retry:
-            time.sleep(0.2)  # a refusing broker should not be hammered
+            # a broker refusing batches (e.g. not authorised for the topic) must not be hammered
+            self._stop.wait(min(0.2 * 2 ** min(self._refusals, 8), 30.0))
             rows = self.outbox.fetch_ids(retry)
         else:
             rows = self.outbox.fetch_after(self._cursor, self.batch_max_frames)

@@ -61,7 +61,7 @@ class Broker:
     """A private Mosquitto started from the shipped config with the port and persistence dir changed."""
 
     def __init__(self, workdir: Path, tls: tuple[Path, Path, Path] | None = None,
-                 password_file: Path | None = None) -> None:
+                 password_file: Path | None = None, extra: str = "") -> None:
         self.port = free_port()
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +76,7 @@ class Broker:
             conf = conf.replace("allow_anonymous true", f"allow_anonymous false\npassword_file {password_file}")
         # run as whoever runs the tests (as root, Mosquitto would switch to user "mosquitto" and could not
         # write its persistence file into the test's private directory)
-        conf += f"\nuser {getpass.getuser()}\nlog_dest file {self.dir}/mosquitto.log\n"
+        conf += f"\nuser {getpass.getuser()}\nlog_dest file {self.dir}/mosquitto.log\n{extra}\n"
         self.conf = self.dir / "mosquitto.conf"
         self.conf.write_text(conf)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -96,6 +96,11 @@ class Broker:
             except OSError:
                 time.sleep(0.02)
         raise RuntimeError("private mosquitto did not start")
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto rereads its password and ACL files."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
         """A clean stop (SIGTERM): Mosquitto saves its persistence database."""

@@ -109,3 +109,26 @@ def test_auto_falls_back_to_311_for_a_broker_without_mqtt5(tmp_path: Path, prefi
             assert not gw.publisher._v5
     finally:
         broker.stop()
+
+
+def test_refused_batches_stay_in_the_outbox(tmp_path: Path, prefix: str, corpus_frames: list[bytes],
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    if not shutil.which("mosquitto"):
+        pytest.skip("mosquitto is not installed")
+    acl = tmp_path / "acl"
+    acl.write_text(f"topic readwrite {prefix}/+/status\n")  # frames topics not allowed yet
+    broker = Broker(tmp_path / "broker", extra=f"acl_file {acl}")
+    broker.start()
+    try:
+        cfg = make_config(tmp_path, broker.url, prefix)
+        with Gateway(cfg) as gw:
+            assert gw.publish_frames(frames(corpus_frames, 40)) == 40
+            assert not gw.drain(1.5)  # PUBACK "not authorized": kept, sent again with a back-off
+            assert gw.outbox.depth == 40 and gw.counters.published == 0
+            assert "broker refused a batch" in caplog.text
+            acl.write_text("topic readwrite #\n")
+            broker.reload()
+            assert gw.drain(15)
+            assert gw.counters.published == 40
+    finally:
+        broker.stop()
