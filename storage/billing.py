@@ -108,7 +108,9 @@ def load_history(
         rows.append((meter_id, m, nm, float(used) * (nm - m).days / float(span_d), "ACTUAL", None))
     months = pl.DataFrame(rows, schema=HISTORY_SCHEMA, orient="row")
     if hist.height and months.height:
-        covered = hist.select("meter_id", pl.col("period_start").alias("_s"), pl.col("period_end").alias("_e"))
+        covered = hist.filter(pl.col("consumption_m3").is_not_null()).select(
+            "meter_id", pl.col("period_start").alias("_s"), pl.col("period_end").alias("_e")
+        )
         overl = months.join(covered, on="meter_id", how="inner").filter(
             (pl.col("period_start") < pl.col("_e")) & (pl.col("period_end") > pl.col("_s"))
         ).select("meter_id", "period_start").unique()

@@ -745,10 +745,15 @@ def compute_billing(
             add_audit("13", "split", {"consumption_m3": round(consumption, nd)},
                       {"parts": len(splits) + 1}, f"tariff change on {', '.join(str(d) for d in splits)}")
         for ps_, pe_, su, eu, c, mth in parts:
+            # consumption is exactly the difference of the indexes as printed (rounded first, then subtracted)
+            su_r = None if su is None else round(su, nd)
+            eu_r = None if eu is None else round(eu, nd)
+            c_r = round(eu_r - su_r, nd) if su_r is not None and eu_r is not None else (
+                None if c is None else round(c, nd))
             results.append({**base, "period_start": ps_, "period_end": pe_,
-                            "start_index_m3": None if su is None else round(su % span, nd),
-                            "end_index_m3": None if eu is None else round(eu % span, nd),
-                            "consumption_m3": None if c is None else round(c, nd), "method": mth,
+                            "start_index_m3": None if su_r is None else round(su_r % span, nd),
+                            "end_index_m3": None if eu_r is None else round(eu_r % span, nd),
+                            "consumption_m3": c_r, "method": mth,
                             "pre_vee_consumption_m3": pre_vee if len(parts) == 1 else None})
 
     res = pl.DataFrame(results, schema=RESULT_SCHEMA) if results else _empty(RESULT_SCHEMA)

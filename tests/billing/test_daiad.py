@@ -102,6 +102,11 @@ def test_vee_flags_the_defects_pure(daiad_file: Path, independent: dict[str, int
     assert out.results.height == 51
     decreasing = out.results.filter(pl.col("exceptions").list.contains("INDEX_DECREASE"))
     assert sum(json.loads(d)["n_decrease"] for d in decreasing["details"]) == 146
+    # a month of real data: consumption is exactly end index - start index on every row that has both
+    june = compute_billing(reads, registry, date(2016, 6, 1), date(2016, 7, 1), VeeConfig(), as_of=AS_OF,
+                           timezone="Europe/Madrid").results.drop_nulls(["start_index_m3", "end_index_m3"])
+    assert june.height >= 45
+    assert (june["end_index_m3"] - june["start_index_m3"]).round(3).to_list() == june["consumption_m3"].to_list()
     # read naively (local times as if UTC), the same 43 rows are what the time rules catch
     naive = parse_file(daiad_file, PRESETS["daiad"].with_overrides(timezone="UTC")).good.rename({"line": "seq"})
     out2 = compute_billing(naive, registry, PS, PE, VeeConfig(), as_of=AS_OF, timezone="UTC")
