@@ -153,7 +153,11 @@ class Gateway:
     def run(self, stop: threading.Event) -> None:
         """Read the configured sources and Modbus meters, publish, refresh status, until `stop` is set."""
         cfg = self.config
-        serve_metrics(cfg.metrics_port, cfg.metrics_addr)
+        try:
+            serve_metrics(cfg.metrics_port, cfg.metrics_addr)
+        except OSError as exc:  # the port is taken: run without /metrics rather than not at all
+            log.error("cannot serve metrics", extra=ctx(gateway_id=self.gateway_id, port=cfg.metrics_port,
+                                                        error=str(exc)))
         q: queue.Queue[ReceivedFrame | ModbusRead] = queue.Queue(maxsize=_QUEUE_MAX)
         sink = _QueueSink(q, self.counters, self.gateway_id)
         workers = build_sources(cfg, sink)
@@ -173,7 +177,8 @@ class Gateway:
         finally:
             for t in threads:
                 t.join(timeout=2.0)
-            self._pump(q, 0.0)
+            while not q.empty():
+                self._pump(q, 0.0)
             self.close()
 
     def _pump(self, q: queue.Queue[ReceivedFrame | ModbusRead], wait: float) -> None:

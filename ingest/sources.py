@@ -133,17 +133,19 @@ class StreamWorker:
                 backoff = min(backoff * 2, 30.0)
                 continue
             log.info("source open", extra=ctx(gateway_id=self.gateway_id, source=self.name, port=self.port))
+            opened = time.monotonic()
             try:
                 for cmd in self.decoder.init_commands():
                     port.write(cmd)
                 self._read(port, stop)
-                backoff = 0.5
                 if isinstance(port, _Stdin) and port.eof:
                     log.info("source reached end of input", extra=ctx(gateway_id=self.gateway_id, source=self.name))
                     return
             except (serial.SerialException, OSError) as exc:
+                if time.monotonic() - opened > 60:
+                    backoff = 0.5  # it worked for a while: a fresh failure, not a flapping port
                 log.warning("source port failed; reopening", extra=ctx(
-                    gateway_id=self.gateway_id, source=self.name, error=str(exc)))
+                    gateway_id=self.gateway_id, source=self.name, error=str(exc), retry_s=backoff))
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
             finally:
