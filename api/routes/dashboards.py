@@ -253,7 +253,7 @@ def _meter_response(request: Request, conn: psycopg.Connection, info: dict[str, 
     return render(request, "meter.html", {
         "title": f"Meter {meter_id}",
         "at": at,
-        "now_raw": now,
+        "now_q": _now_param(at, now),
         "info": info,
         "charts": {k: fig_json(v) for k, v in charts.items()},
         "total_m3": float(daily["consumption_m3"].sum() or 0),
