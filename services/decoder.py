@@ -213,6 +213,24 @@ class _Pending:
     first_at: float = 0.0
 
 
+def transient(exc: BaseException) -> bool:
+    """A failure of the connection or server (retry the batch), not of the data (isolate the bad row)."""
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)) or not isinstance(exc, psycopg.Error)
+
+
+def _clean(text: str | None) -> str | None:
+    return text.replace("\x00", "") if text is not None else None
+
+
+def merge_results(a: WriteResult, b: WriteResult) -> WriteResult:
+    out = WriteResult(frames=a.frames + b.frames, decoded=a.decoded + b.decoded, new_frames=a.new_frames + b.new_frames,
+                      readings=a.readings + b.readings, resolved=a.resolved + b.resolved,
+                      dead_letters=a.dead_letters + b.dead_letters, seconds=a.seconds + b.seconds)
+    for code, n in [*a.dead_by_code.items(), *b.dead_by_code.items()]:
+        out.dead_by_code[code] = out.dead_by_code.get(code, 0) + n
+    return out
+
+
 def broker_speaks_v5(host: str, port: int, timeout: float = 3.0) -> bool:
     """Probe with a bare MQTT 5 CONNECT: a 3.1.1-only broker refuses the version or drops the connection."""
     client_id = b"meterflow-probe"
@@ -495,7 +513,7 @@ class DecoderService:
                 if self.processor.no_key_seen and time.monotonic() - self._last_key_load >= self.key_refresh_seconds:
                     self.processor.no_key_seen = False
                     self._redecode_no_key(batch, self._load_keys())
-                result = self.writer.write(batch.rows, batch.dead)
+                result = self._write(batch.rows, batch.dead)
                 break
             except (psycopg.Error, OSError) as exc:
                 self.writer.close()
@@ -522,6 +540,48 @@ class DecoderService:
             for gen, mid, qos in batch.acks:
                 if qos and gen == generation:
                     client.ack(mid, qos)
+
+    def _write(self, rows: list[FrameRow], dead: list[DeadLetter]) -> WriteResult:
+        """Write a batch; a row the database rejects (e.g. a NUL character in a text field) is isolated by
+        halving the batch and dead-lettered alone, so one bad frame neither blocks nor sinks its batch.
+        Connection failures propagate (the caller holds the batch and retries)."""
+        try:
+            return self.writer.write(rows, dead)
+        except psycopg.Error as exc:
+            if transient(exc):
+                raise
+            if rows and dead:
+                parts = [(rows, []), ([], dead)]
+            elif len(rows) > 1:
+                parts = [(rows[: len(rows) // 2], []), (rows[len(rows) // 2 :], [])]
+            elif len(dead) > 1:
+                parts = [([], dead[: len(dead) // 2]), ([], dead[len(dead) // 2 :])]
+            else:
+                return self._write_rejected(rows, dead, exc)
+            result = WriteResult()
+            for part_rows, part_dead in parts:
+                result = merge_results(result, self._write(part_rows, part_dead))
+            return result
+
+    def _write_rejected(self, rows: list[FrameRow], dead: list[DeadLetter], exc: psycopg.Error) -> WriteResult:
+        reason = "database rejected it: " + (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        if rows:
+            r = rows[0]
+            letter = DeadLetter(r[0], r[1], "bad_record", reason, _clean(r[2]), None, _clean(r[3]), r[4], r[6])
+        else:
+            d = dead[0]
+            letter = DeadLetter(d.digest, d.kind, d.error_code, _clean(d.detail) or "", _clean(d.meter_id),
+                                _clean(d.manufacturer), _clean(d.gateway_id), d.received_at, d.payload)
+        log.error("frame rejected by the database; dead-lettered", extra=ctx(
+            gateway_id=letter.gateway_id, meter_id=letter.meter_id, error=reason[:300]))
+        try:
+            return self.writer.write([], [letter])
+        except psycopg.Error as again:
+            if transient(again):
+                raise
+            log.error("could not even dead-letter the frame; dropped", extra=ctx(
+                gateway_id=letter.gateway_id, meter_id=letter.meter_id, error=str(again)[:300]))
+            return WriteResult(frames=1)
 
     def _redecode_no_key(self, batch: _Pending, new_keys: set[str]) -> None:
         """Frames of this batch that failed for want of a key that has just been loaded: decode again."""
