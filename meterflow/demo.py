@@ -1,0 +1,237 @@
+"""The end-to-end demo: a simulated fleet -> gateways -> MQTT -> decoder service -> database ->
+Prefect flow -> a plotly page. Uses the configured services, or embedded ones when none are set."""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from ingest.frames import ReceivedFrame
+from meterflow.config import Settings
+from meterflow.embedded import EmbeddedBroker
+from meterflow.logs import ctx, get_logger
+
+log = get_logger(__name__)
+DEMO_DB = "meterflow_demo"
+
+
+@dataclass
+class DemoResult:
+    counts: dict[str, int] = field(default_factory=dict)
+    truth: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    report: Path | None = None
+    dsn: str = ""
+    mqtt_url: str = ""
+
+    @property
+    def matches_truth(self) -> bool:
+        return self.counts.get("readings_stored") == self.truth.get("expected_distinct_readings")
+
+
+class Step:
+    """Times a stage and says what it is doing on stderr (stdout carries the summary)."""
+
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+
+    def __call__(self, name: str) -> Step:
+        self.name = name
+        return self
+
+    def __enter__(self) -> Step:
+        self.t0 = time.perf_counter()
+        print(f"[demo] {self.name} ...", file=sys.stderr, flush=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self.name] = round(time.perf_counter() - self.t0, 1)
+        print(f"[demo] {self.name}: {self.timings[self.name]} s", file=sys.stderr, flush=True)
+
+
+def demo_database(settings: Settings) -> str:
+    """A fresh database for the demo on the server in force (embedded when none is configured)."""
+    from storage.db import resolve_dsn, with_database
+
+    server_dsn = resolve_dsn(settings)
+    try:
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DB}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{DEMO_DB}"')
+        return with_database(server_dsn, DEMO_DB)
+    except psycopg.Error as exc:
+        log.warning("cannot create a demo database; using the configured one",
+                    extra=ctx(reason=str(exc).strip().splitlines()[0]))
+        return server_dsn
+
+
+def registry_csv(fleet_meters: object) -> tuple[str, str]:
+    """The fleet's registry and keys as the CSV files `meterflow meters/keys import` read."""
+    import polars as pl
+
+    meters = fleet_meters if isinstance(fleet_meters, pl.DataFrame) else pl.DataFrame(fleet_meters)
+    keys = meters.select("meter_id", "key_hex")
+    registry = meters.drop("key_hex")
+    out_m, out_k = io.StringIO(), io.StringIO()
+    registry.write_csv(out_m)
+    keys.write_csv(out_k)
+    return out_m.getvalue(), out_k.getvalue()
+
+
+PUBLISH_CHUNK = 20_000
+MAX_BACKLOG_FRAMES = 200_000  # unacknowledged frames at the broker; stays far below any broker queue limit
+
+
+def _flush(gws: dict[str, Any], pending: dict[str, list[ReceivedFrame]]) -> int:
+    n = 0
+    for gw, frames in pending.items():
+        if frames:
+            n += gws[gw].publish_frames(frames)
+            frames.clear()
+    return n
+
+
+def _keep_backlog_small(service: Any, enqueued: int) -> None:
+    """Pace the simulated gateways to the decoder: a broker's queue is finite (Mosquitto drops past it)."""
+    while enqueued - service.stats().get("frames", 0) > MAX_BACKLOG_FRAMES:
+        time.sleep(0.05)
+
+
+def _progress(sent: int, total: int, service: Any, t0: float) -> None:
+    done = service.stats().get("frames", 0)
+    rate = done / max(time.perf_counter() - t0, 1e-9)
+    print(f"\r[demo]   published {sent:>9}/{total}   decoded+stored {done:>9}   {rate:,.0f} frames/s",
+          end="", file=sys.stderr, flush=True)
+
+
+def _wait_for(service: Any, enqueued: int, t0: float, total: int, stall_s: float = 60.0) -> None:
+    """Until the decoder has taken every published frame (or made no progress for stall_s)."""
+    last, last_change = -1, time.monotonic()
+    while True:
+        done = service.stats().get("frames", 0)
+        _progress(total, total, service, t0)
+        if done >= enqueued:
+            break
+        if done != last:
+            last, last_change = done, time.monotonic()
+        elif time.monotonic() - last_change > stall_s:
+            log.warning("decoder made no progress", extra=ctx(decoded=done, published=enqueued))
+            break
+        time.sleep(0.2)
+    service.wait_idle(seconds_without_messages=0.5, timeout=120)
+
+
+def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: int,
+             out_dir: Path, progress: Callable[[str], None] | None = None) -> DemoResult:
+    from fixtures.fleet import FleetConfig, build_fleet
+    from ingest.config import GatewayConfig
+    from ingest.gateway import Gateway
+    from pipelines.daily import daily_consumption
+    from services.decoder import DecoderService
+    from storage.migrate import upgrade
+    from storage.registry import import_keys, import_meters, parse_keys_csv, parse_meters_csv
+
+    result = DemoResult()
+    step = Step(result.timings)
+    broker: EmbeddedBroker | None = None
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    with step("services"):
+        result.dsn = demo_database(settings)
+        with psycopg.connect(result.dsn) as conn:
+            upgrade(conn, settings.timezone)
+        if settings.mqtt.url:
+            result.mqtt_url = settings.mqtt.url
+        else:
+            broker = EmbeddedBroker()
+            result.mqtt_url = broker.start()
+
+    try:
+        with step(f"simulate fleet ({meters} meters, {days} days)"):
+            fleet = build_fleet(FleetConfig(meters=meters, days=days, seed=seed))
+            truth = fleet.truth
+            result.truth = truth.counts()
+            registry_text, keys_text = registry_csv(fleet.meters)
+            (out_dir / "meters.csv").write_text(registry_text)
+            truth.readings.write_parquet(out_dir / "truth_readings.parquet")
+
+        with step("register meters and keys"), psycopg.connect(result.dsn) as conn:
+            import_meters(conn, parse_meters_csv(registry_text))
+            import_keys(conn, parse_keys_csv(keys_text).rows)
+            conn.commit()
+
+        # a private topic prefix: other decoders sharing the broker must not take the demo's frames
+        prefix = f"{settings.mqtt.topic_prefix}-demo-{uuid.uuid4().hex[:8]}"
+        service = DecoderService(settings, result.dsn, result.mqtt_url, client_id=f"meterflow-demo-{prefix[-8:]}",
+                                 topic_prefix=prefix, metrics_port=0, migrate=False, session_expiry=0)
+        gateway_ids = tuple(f"gw-{i + 1:02d}" for i in range(gateways))
+        for stale in out_dir.glob("outbox-*.sqlite3*"):
+            stale.unlink()  # a previous run's leftovers would be published again
+        with step("publish, decode, store"):
+            service.start()
+            gws = {
+                gw: Gateway(GatewayConfig.model_validate({
+                    "gateway_id": gw,
+                    "mqtt": {"url": result.mqtt_url, "client_id": f"meterflow-demo-{prefix[-8:]}-{gw}",
+                             "topic_prefix": prefix},
+                    "outbox": {"path": str(out_dir / f"outbox-{gw}.sqlite3"), "max_frames": 10_000_000},
+                    "batch_max_frames": 1000,
+                }))
+                for gw in gateway_ids
+            }
+            sent = enqueued = 0
+            total = truth.frames_emitted
+            pending: dict[str, list[ReceivedFrame]] = {gw: [] for gw in gateway_ids}
+            t_pub = time.perf_counter()
+            for frame in fleet.iter_frames(gateway_ids):
+                pending[frame.gateway_id].append(frame)
+                sent += 1
+                if sent % PUBLISH_CHUNK == 0:
+                    enqueued += _flush(gws, pending)
+                    _keep_backlog_small(service, enqueued)
+                    _progress(sent, total, service, t_pub)
+            enqueued += _flush(gws, pending)
+            for gw in gws.values():
+                if not gw.drain(timeout=900):
+                    log.warning("gateway outbox not drained", extra=ctx(gateway_id=gw.gateway_id))
+            suppressed = sent - enqueued
+            for gw in gws.values():
+                gw.close()
+            _wait_for(service, enqueued, t_pub, total)
+            stats = service.stats()
+            service.stop()
+            print(file=sys.stderr)
+
+        with psycopg.connect(result.dsn) as conn:
+            stored = conn.execute("SELECT count(*) FROM readings").fetchone()
+            dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
+            bounds = conn.execute("SELECT min(time), max(time) FROM readings").fetchone()
+        result.counts = {
+            "frames_sent": sent,
+            "suppressed_by_gateways": suppressed,
+            "frames_decoded": stats.get("frames", 0),
+            "duplicates_dropped": stats.get("duplicates", 0),
+            "readings_stored": int(stored[0]) if stored else 0,
+            "dead_letters": int(dead[0]) if dead else 0,
+        }
+
+        with step("Prefect flow daily-consumption (starts a temporary Prefect server)"):
+            start = bounds[0] if bounds and bounds[0] else fleet.config.start
+            end = (bounds[1] if bounds and bounds[1] else start) + timedelta(seconds=1)
+            summary: dict[str, object] = {**result.counts, **{f"truth: {k}": v for k, v in result.truth.items()}}
+            flow_out = daily_consumption(result.dsn, start, end, report=out_dir / "consumption.html",
+                                         summary=summary)
+            result.report = Path(str(flow_out["report"]))
+    finally:
+        if broker is not None:
+            broker.stop()
+    return result
