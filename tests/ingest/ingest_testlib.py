@@ -24,11 +24,12 @@ class ModbusTestServer:
     """pymodbus' own TCP server on a free port, in a thread: {device id: {address: words}} (registers
     shared by function 3 and 4, as SimDevice does)."""
 
-    def __init__(self, devices: dict[int, dict[int, list[int]]]) -> None:
+    def __init__(self, devices: dict[int, dict[int, list[int]]], serial_port: str | None = None) -> None:
         from conftest import free_port
         from pymodbus.simulator import DataType, SimData, SimDevice
 
         self.port = free_port()
+        self.serial_port = serial_port  # RTU on this serial device instead of Modbus TCP
         self.devices = [SimDevice(id=dev_id, simdata=[SimData(address, values=list(words),
                                                               datatype=DataType.REGISTERS)
                                                       for address, words in sorted(blocks.items())])
@@ -38,6 +39,9 @@ class ModbusTestServer:
         self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._serve(),), daemon=True)
         self.thread.start()
         assert self.ready.wait(5)
+        if serial_port:
+            time.sleep(0.3)
+            return
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             try:
@@ -48,9 +52,14 @@ class ModbusTestServer:
         raise RuntimeError("modbus server did not start")
 
     async def _serve(self) -> None:
-        from pymodbus.server import ModbusTcpServer
+        from pymodbus.framer import FramerType
+        from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
-        self.server = ModbusTcpServer(self.devices, address=("127.0.0.1", self.port))
+        if self.serial_port:
+            self.server: ModbusTcpServer | ModbusSerialServer = ModbusSerialServer(
+                self.devices, framer=FramerType.RTU, port=self.serial_port, baudrate=19200)
+        else:
+            self.server = ModbusTcpServer(self.devices, address=("127.0.0.1", self.port))
         self.ready.set()
         await self.server.serve_forever()
 

@@ -3,7 +3,10 @@ schedule and publishes raw register words that decode_registers turns into readi
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -91,3 +94,38 @@ def test_gateway_polls_modbus_tcp(tmp_path: Path, mqtt_url: str, prefix: str) ->
         reading = decode_registers(frame["profile"], frame["address"], frame["words"], meter_id)
         assert isinstance(reading, Reading) and reading.total_m3 == pytest.approx(vec.total_m3)
     assert gw.counters.bad_input["modbus-station:modbus_error"] >= 2
+
+
+def test_gateway_polls_modbus_rtu_on_a_serial_line(tmp_path: Path, mqtt_url: str, prefix: str) -> None:
+    """RS-485 stand-in: a pty pair joined by socat, pymodbus' RTU server on one end, the gateway on the other."""
+    if not shutil.which("socat"):
+        pytest.skip("socat is not installed")
+    a, b = tmp_path / "ttyA", tmp_path / "ttyB"
+    socat = subprocess.Popen(["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"])
+    try:
+        deadline = time.monotonic() + 5
+        while not (a.exists() and b.exists()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        vec = PROFILES["pulse_u32_litres"].vectors[0]
+        server = ModbusTestServer({5: {vec.address: list(vec.words)}}, serial_port=str(a))
+        cfg = make_config(tmp_path, mqtt_url, prefix, modbus=[{
+            "name": "rs485", "transport": "rtu", "port": str(b), "baudrate": 19200, "timeout_s": 0.5,
+            "meters": [{"meter_id": "PULSE-5", "profile": "pulse_u32_litres", "unit": 5, "interval_s": 0.3}]}])
+        sub = Subscriber(mqtt_url, [f"{prefix}/+/modbus"])
+        gw = Gateway(cfg)
+        stop = threading.Event()
+        runner = threading.Thread(target=gw.run, args=(stop,), daemon=True)
+        runner.start()
+        try:
+            assert sub.wait_for(lambda s: len(s.frames) >= 2, 10), gw.counters.bad_input
+        finally:
+            stop.set()
+            runner.join(10)
+            server.close()
+            sub.close()
+        frame = sub.frames[0]
+        reading = decode_registers(frame["profile"], frame["address"], frame["words"], frame["meter_id"])
+        assert isinstance(reading, Reading) and reading.total_m3 == pytest.approx(vec.total_m3)
+    finally:
+        socat.terminate()
+        socat.wait(5)
