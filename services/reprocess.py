@@ -39,24 +39,33 @@ def _retry(processor: FrameProcessor, kind: str, code: str, gw: str | None, rece
 def reprocess_dead_letters(dsn: str, timezone: str = "UTC", since: datetime | None = None,
                            codes: tuple[str, ...] | None = None,
                            progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    conditions = ["resolved_at IS NULL", "NOT (error_code = ANY(%s))"]
+    params: list[Any] = [list(NEVER_DECODES)]
+    if since is not None:
+        conditions.append("received_at >= %s")
+        params.append(since)
+    if codes:
+        conditions.append("error_code = ANY(%s)")
+        params.append(list(codes))
+    where = " AND ".join(conditions)
+    query = (f"SELECT id, kind, error_code, gateway_id, received_at, payload FROM dead_letters"
+             f" WHERE {where} AND id > %s ORDER BY id LIMIT %s")
     with psycopg.connect(dsn) as conn:
         keys = load_keys(conn)
-        query = ("SELECT id, kind, error_code, gateway_id, received_at, payload FROM dead_letters"
-                 " WHERE resolved_at IS NULL AND NOT (error_code = ANY(%s))")
-        params: list[Any] = [list(NEVER_DECODES)]
-        if since is not None:
-            query += " AND received_at >= %s"
-            params.append(since)
-        if codes:
-            query += " AND error_code = ANY(%s)"
-            params.append(list(codes))
-        letters = conn.execute(query + " ORDER BY id", params).fetchall()
+        row = conn.execute(f"SELECT count(*) FROM dead_letters WHERE {where}", params).fetchone()
+        total = int(row[0]) if row else 0
     processor = FrameProcessor(keys, timezone)
     writer = BatchWriter(dsn, "meterflow-reprocess")
-    out = {"tried": len(letters), "resolved": 0, "readings": 0, "still_failing": 0}
+    out = {"tried": 0, "resolved": 0, "readings": 0, "still_failing": 0}
+    last_id = 0
     try:
-        for i in range(0, len(letters), CHUNK):
-            chunk = letters[i : i + CHUNK]
+        while True:
+            conn = writer.connect()
+            chunk = conn.execute(query, [*params, last_id, CHUNK]).fetchall()
+            conn.commit()
+            if not chunk:
+                break
+            last_id = chunk[-1][0]
             rows: list[FrameRow] = []
             dead: list[DeadLetter] = []
             decoded_ids: list[int] = []
@@ -75,11 +84,12 @@ def reprocess_dead_letters(dsn: str, timezone: str = "UTC", since: datetime | No
                 conn.execute("UPDATE dead_letters SET resolved_at = now(), attempts = attempts + 1,"
                              " last_attempt_at = now() WHERE id = ANY(%s) AND resolved_at IS NULL", (decoded_ids,))
                 conn.commit()
+            out["tried"] += len(chunk)
             out["resolved"] += len(decoded_ids)
             out["readings"] += result.readings
             out["still_failing"] += len(chunk) - len(decoded_ids)
             if progress:
-                progress(min(i + CHUNK, len(letters)), len(letters))
+                progress(out["tried"], max(total, out["tried"]))
     finally:
         writer.close()
     return out
