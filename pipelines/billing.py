@@ -136,5 +136,7 @@ def serve(cron: str = MONTHLY_CRON, name: str = "monthly", timezone: str = "UTC"
 if __name__ == "__main__":  # by hand: python -m pipelines.billing [FROM TO]
     import sys
 
-    args = [date.fromisoformat(a) for a in sys.argv[1:3]]
-    billing_period(*args)
+    if len(sys.argv) == 3:
+        billing_period(date.fromisoformat(sys.argv[1]), date.fromisoformat(sys.argv[2]))
+    else:
+        billing_period()

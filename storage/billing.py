@@ -6,7 +6,7 @@ The computation itself is analytics.vee.core.compute_billing (pure); this module
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -419,6 +419,3 @@ def add_manual_read(
     conn.commit()
     return {"meter_id": meter_id, "time": time.isoformat(), "total_m3": index_m3, "stored": True, "detail": "stored"}
 
-
-def chunked(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]

@@ -7,6 +7,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -66,7 +67,7 @@ def import_cmd(settings: Settings, file: str, mapping_file: str | None, preset: 
         result = parse_lines(lines, mapping)
     except (ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
-    stats = dict(result.stats)
+    stats: dict[str, Any] = dict(result.stats)
     stats.update(file_checks(result.good))
     click.echo(f"parsed {stats['lines']:,} rows in {time.perf_counter() - started:.1f} s: {stats['good']:,} good, "
                f"{stats['bad']:,} bad, {stats['meters']} meters", err=True)

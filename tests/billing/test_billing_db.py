@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import psycopg
 import pytest
-from _billing_seed import TZ, seed
+from _billing_seed import TZ, local, seed
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
@@ -191,3 +191,17 @@ def test_import_conflicts_are_kept_and_reported(bdb: psycopg.Connection, env: No
                           timezone=TZ).results
     a = res.filter(pl.col("meter_id") == "A").row(0, named=True)
     assert "DUPLICATE_CONFLICT" in a["exceptions"] and json.loads(a["details"])["n_duplicate_conflict"] == 2
+
+
+def test_staged_import_fallback_classifies_the_same(bdb: psycopg.Connection) -> None:
+    """The path taken when a concurrent writer beats the COPY: staged INSERT ... ON CONFLICT."""
+    seed(bdb)
+    good = pl.DataFrame(
+        [("A", local(2024, 3, 1), 100.0, 2), ("A", local(2024, 3, 2), 101.0, 3),
+         ("A", local(2024, 3, 15, 12), 999.0, 4)],
+        schema={"meter_id": pl.String, "time": pl.Datetime("us", "UTC"), "total_m3": pl.Float64, "line": pl.Int64},
+        orient="row",
+    )
+    st = store._import_staged(bdb, good, file="late.csv")
+    assert (st.inserted, st.duplicates, len(st.conflicts)) == (1, 1, 1)
+    assert bdb.execute("SELECT line, total_m3, stored_m3 FROM reading_conflicts").fetchall() == [(4, 999.0, 110.0)]
