@@ -115,8 +115,10 @@ def test_no_key_dead_letter_is_resolved_by_reprocess_after_the_key_arrives(store
     assert _one(store, "SELECT max(attempts) FROM dead_letters") == 2
     with psycopg.connect(store) as conn:
         import_keys(conn, [{"meter_id": m, "key": k} for m, k in _keys(4).items()])
+    assert reprocess_dead_letters(store, since=datetime(2030, 1, 1, tzinfo=UTC))["tried"] == 0
+    assert reprocess_dead_letters(store, codes=("bad_length",))["resolved"] == 0
     out = reprocess_dead_letters(store)
-    assert out == {"tried": 5, "resolved": 4, "readings": 4, "still_failing": 1}
+    assert out == {"tried": 5, "resolved": 4, "readings": 4, "still_failing": 1}  # 00ff never decodes
     assert _one(store, "SELECT count(*) FROM readings") == 8
     assert _one(store, "SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL") == 1
     assert _one(store, "SELECT count(*) FROM raw_frames WHERE NOT decoded") == 0
