@@ -114,9 +114,16 @@ def parse_lines(lines: list[str], mapping: Mapping) -> ParseResult:
         df = df.with_columns(naive.alias("_naive"), value.alias("_v"))
     else:
         df = df.with_columns(value.alias("_v"))
-        has_offset = pl.col("_time").str.contains(r"([+-]\d\d:?\d\d|Z)$")
-        aware = pl.col("_time").str.to_datetime(strict=False, time_unit="us", time_zone="UTC")
-        naive = pl.col("_time").str.to_datetime(strict=False, time_unit="us")
+        iso = pl.col("_time").str.replace(" ", "T", literal=True).str.replace(r"Z$", "+00:00")
+        has_offset = iso.str.contains(r"[+-]\d\d:?\d\d$")
+        aware = pl.coalesce([
+            iso.str.to_datetime(f, strict=False, time_unit="us").dt.convert_time_zone("UTC")
+            for f in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z")
+        ])
+        naive = pl.coalesce([
+            iso.str.to_datetime(f, strict=False, time_unit="us")
+            for f in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M")
+        ])
         df = df.with_columns(
             pl.when(has_offset).then(pl.lit(None, dtype=pl.Datetime("us"))).otherwise(naive).alias("_naive"),
             pl.when(has_offset).then(aware).otherwise(pl.lit(None, dtype=pl.Datetime("us", "UTC"))).alias("_aware"),
