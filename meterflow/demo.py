@@ -7,7 +7,6 @@ import io
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -58,16 +57,18 @@ class Step:
         print(f"[demo] {self.name}: {self.timings[self.name]} s", file=sys.stderr, flush=True)
 
 
-def demo_database(settings: Settings) -> str:
+def demo_database(settings: Settings, database_name: str | None = None) -> str:
     """A fresh database for the demo on the server in force (embedded when none is configured)."""
-    from storage.db import resolve_dsn, with_database
+    from storage.db import EMBEDDED_DB, resolve_dsn, with_database
 
     server_dsn = resolve_dsn(settings)
+    # on the embedded server the demo owns the main database, so `meterflow serve` shows its data after
+    name = database_name or (DEMO_DB if settings.database_dsn() else EMBEDDED_DB)
     try:
-        with psycopg.connect(server_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DB}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{DEMO_DB}"')
-        return with_database(server_dsn, DEMO_DB)
+        with psycopg.connect(with_database(server_dsn, "postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return with_database(server_dsn, name)
     except psycopg.Error as exc:
         log.warning("cannot create a demo database; using the configured one",
                     extra=ctx(reason=str(exc).strip().splitlines()[0]))
@@ -131,7 +132,7 @@ def _wait_for(service: Any, enqueued: int, t0: float, total: int, stall_s: float
 
 
 def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: int,
-             out_dir: Path, progress: Callable[[str], None] | None = None) -> DemoResult:
+             out_dir: Path, database_name: str | None = None) -> DemoResult:
     from fixtures.fleet import FleetConfig, build_fleet
     from ingest.config import GatewayConfig
     from ingest.gateway import Gateway
@@ -146,7 +147,7 @@ def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: in
     out_dir.mkdir(parents=True, exist_ok=True)
 
     with step("services"):
-        result.dsn = demo_database(settings)
+        result.dsn = demo_database(settings, database_name)
         with psycopg.connect(result.dsn) as conn:
             upgrade(conn, settings.timezone)
         if settings.mqtt.url:

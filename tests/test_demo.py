@@ -1,0 +1,43 @@
+"""The demo end to end on the real services: every telegram not deliberately dropped is stored once."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from meterflow.config import Settings
+from meterflow.demo import DemoResult, run_demo
+
+
+@pytest.mark.slow
+def test_demo_stores_every_delivered_telegram_exactly_once(
+    settings: Settings, tmp_path: Path, prefect_harness: None, pg_server_uri: str
+) -> None:
+    name = f"meterflow_demo_test_{uuid.uuid4().hex[:6]}"
+    try:
+        result = run_demo(settings, meters=40, days=2, seed=7, gateways=2, out_dir=tmp_path / "demo",
+                          database_name=name)
+        _check(result)
+    finally:
+        with psycopg.connect(pg_server_uri, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _check(result: DemoResult) -> None:
+    truth = result.truth
+    assert truth["telegrams_lost"] > 0 and truth["telegrams_repeated"] > 0  # the fleet injects both
+    assert result.counts["frames_sent"] == truth["frames_emitted"]
+    assert result.counts["readings_stored"] == truth["expected_distinct_readings"]
+    assert result.counts["duplicates_dropped"] + result.counts["suppressed_by_gateways"] == truth["telegrams_repeated"]
+    assert result.counts["dead_letters"] == 0
+    with psycopg.connect(result.dsn) as conn:
+        distinct = conn.execute("SELECT count(DISTINCT (meter_id, time)) FROM readings").fetchone()
+        days = conn.execute("SELECT count(DISTINCT bucket) FROM consumption_daily").fetchone()
+    assert distinct == (truth["expected_distinct_readings"],)
+    assert days is not None and days[0] >= 2
+    assert result.report is not None and result.report.exists()
+    html = result.report.read_text()
+    assert "Fleet daily consumption" in html and "plotly" in html
