@@ -37,5 +37,6 @@ def test_monthly_deployment_schedule() -> None:
 
     dep = deployment(timezone="Europe/Warsaw")
     assert dep.name == "monthly" and dep.flow_name == "billing-period"
+    assert dep.entrypoint == "pipelines/billing.py:billing_period"
     sched = dep.schedules[0].schedule
     assert (sched.cron, sched.timezone) == (MONTHLY_CRON, "Europe/Warsaw")
