@@ -513,6 +513,15 @@ def compute_billing(
         | ((pl.col("e_t1") - pl.col("e_t0")).dt.total_seconds() / 3600.0 > config.gap_factor * pl.col("e_usual"))
     )["meter_id"].to_list()
     profiles = hour_profile(iv.filter(pl.col("meter_id").is_in(need_profile)), timezone) if need_profile else {}
+    # rule 13: the first read of each meter on each tariff change day (one vectorised pass per date)
+    day_reads: dict[tuple[str, date], float] = {}
+    for d in tariff_dates:
+        day0, day1 = local_midnight(d, timezone), local_midnight(d + timedelta(days=1), timezone)
+        firsts = iv.filter((pl.col("time") >= day0) & (pl.col("time") < day1)).group_by("meter_id").agg(
+            pl.col("u").first()
+        )
+        for meter_id, u in firsts.iter_rows():
+            day_reads[(meter_id, d)] = float(u)
     premises: dict[str, list[str]] = {}
     for m, p in reg.select("meter_id", "premise_ref").iter_rows():
         if p is not None:
@@ -730,10 +739,8 @@ def compute_billing(
         else:
             cuts: list[tuple[date, float, str]] = []
             for d in splits:
-                day0, day1 = local_midnight(d, timezone), local_midnight(d + timedelta(days=1), timezone)
-                read = iv.filter((pl.col("meter_id") == m) & (pl.col("time") >= day0) & (pl.col("time") < day1))
-                if read.height:
-                    cuts.append((d, float(read["u"][0]), "tariff_split:read"))
+                if (m, d) in day_reads:
+                    cuts.append((d, day_reads[(m, d)], "tariff_split:read"))
                 else:
                     frac = (d - active_from).days / (active_to - active_from).days
                     cuts.append((d, start_u + consumption * frac, "tariff_split:prorated_days"))
