@@ -73,7 +73,7 @@ def _decoder_process(settings: Settings, dsn: str, mqtt_url: str, prefix: str, i
 
     while not stop.wait(0.01):
         publish()
-    service.stop()
+    service.stop(retire=True)
     publish()
 
 

@@ -377,8 +377,14 @@ class DecoderService:
             client.connect_async(self.broker.host, self.broker.port, keepalive=30)
         return client
 
-    def stop(self, timeout: float = 30.0) -> bool:
-        """Commit and acknowledge what is pending, then disconnect. False if the database never came back."""
+    def stop(self, timeout: float = 30.0, retire: bool = False) -> bool:
+        """Commit and acknowledge what is pending, then disconnect. False if the database never came back.
+
+        The broker keeps this client's session (and, on a shared subscription, keeps queueing this
+        instance's share of the messages) until the same client id returns. `retire=True` first drains
+        what the broker has queued for it, then ends the session: use it when scaling down for good."""
+        if retire:
+            self.wait_idle(1.0, timeout)
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -388,12 +394,33 @@ class DecoderService:
             ok = not self._thread.is_alive()
         if self._client is not None:
             time.sleep(0.05)  # let the network thread send the last PUBACKs
-            self._client.disconnect()
+            if retire and ok and self.v5:
+                props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+                props.SessionExpiryInterval = 0
+                self._client.disconnect(properties=props)
+            else:
+                self._client.disconnect()
             self._client.loop_stop()
+            if retire and ok and not self.v5:
+                self._end_v311_session()
         self.writer.close()
         if not ok:
             log.warning("stopped with an uncommitted batch; the broker will redeliver it")
+        elif retire:
+            log.info("decoder session ended at the broker", extra=ctx(client_id=self.client_id))
         return ok
+
+    def _end_v311_session(self) -> None:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv311,
+                             clean_session=True)
+        try:
+            client.connect(self.broker.host, self.broker.port, keepalive=10)
+            client.loop_start()
+            time.sleep(0.2)
+            client.disconnect()
+            client.loop_stop()
+        except OSError as exc:
+            log.warning("could not end the broker session", extra=ctx(error=str(exc)))
 
     def stats(self) -> dict[str, int]:
         with self._cond:

@@ -46,9 +46,13 @@ def _reachable(host: str, port: int) -> bool:
 @click.option("--protocol", type=click.Choice(["auto", "5", "3.1.1"]), default="auto", show_default=True,
               help="MQTT protocol; auto probes the broker (MQTT 5 enables shared subscriptions).")
 @click.option("--metrics-port", type=int, default=None, help="Serve /metrics here (default from settings; 0=off).")
+@click.option("--retire", is_flag=True,
+              help="On SIGTERM/SIGINT drain what the broker queued for this instance, then end its broker "
+                   "session (scaling down for good). Without it the broker keeps queueing this instance's "
+                   "share of a shared subscription until it returns.")
 @click.pass_obj
 def decoder(settings: Settings, instance: str | None, receive_maximum: int, protocol: str,
-            metrics_port: int | None) -> None:
+            metrics_port: int | None, retire: bool) -> None:
     """Consume gateway batches from MQTT, decode, store readings; ack only what is committed."""
     import psycopg
 
@@ -81,7 +85,7 @@ def decoder(settings: Settings, instance: str | None, receive_maximum: int, prot
     while not stop.wait(0.5):
         pass
     log.info("stopping: committing the current batch")
-    ok = service.stop()
+    ok = service.stop(retire=retire)
     log.info("decoder stopped", extra=ctx(**service.stats()))
     sys.exit(0 if ok else 1)
 

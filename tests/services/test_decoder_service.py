@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from click.testing import CliRunner
-from decoder_support import Publisher, count
+from decoder_support import PrivateMosquitto, Publisher, count
 
 from meterflow.cli import cli
 from meterflow.config import Settings
@@ -61,7 +61,7 @@ def test_every_frame_published_twice_is_one_reading(clean_db: psycopg.Connection
         stats = service.stats()
     finally:
         pub.close()
-        service.stop()
+        service.stop(retire=True)
     assert count(database_url, "SELECT count(*) FROM readings WHERE source = 'wmbus'") == 400
     assert count(database_url, "SELECT count(*) FROM readings WHERE source = 'wmbusmeters'") == 1
     assert count(database_url, "SELECT count(*) FROM raw_frames") == 401
@@ -103,7 +103,7 @@ def test_keys_import_then_reprocess_resolves_no_key_frames(clean_db: psycopg.Con
         assert "10 resolved" in result.output
     finally:
         pub.close()
-        service.stop()
+        service.stop(retire=True)
     assert count(database_url, "SELECT count(*) FROM readings") == 20
     assert count(database_url, "SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL") == 0
 
@@ -166,7 +166,7 @@ def test_metrics_endpoint_counts_frames(clean_db: psycopg.Connection, settings: 
         text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
     finally:
         pub.close()
-        service.stop()
+        service.stop(retire=True)
     assert 'meterflow_decoder_dead_letters_total{reason="no_key"}' in text
     assert "meterflow_decoder_batch_seconds_bucket" in text and "meterflow_decoder_frames_total" in text
 
@@ -219,3 +219,34 @@ def test_a_row_the_database_rejects_is_isolated_and_dead_lettered(clean_db: psyc
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT error_code, kind, meter_id, gateway_id, payload FROM dead_letters").fetchone()
     assert row is not None and row[:4] == ("bad_record", "wmbusmeters", "7777", "pi-1") and bytes(row[4]) == poison
+
+
+def test_two_decoders_share_the_load_and_a_retired_one_stops_taking_its_share(
+        clean_db: psycopg.Connection, settings: Settings, database_url: str, private_broker: PrivateMosquitto,
+        prefix: str) -> None:
+    """MQTT 5 shared subscription: N decoders split the messages. Mosquitto keeps queueing an offline
+    member's share for its persistent session, so a decoder leaving for good must retire its session."""
+    tels = list(omsgen.fleet_telegrams(10, 400, start=datetime.now(UTC) - timedelta(days=1)))
+    import_keys(clean_db, [{"meter_id": omsgen.meter_id(i), "key": omsgen.meter_key(omsgen.meter_id(i))}
+                           for i in range(10)])
+    url = private_broker.url
+    a, b = _service(settings, database_url, url, prefix), _service(settings, database_url, url, prefix)
+    a.start()
+    b.start()
+    assert a.v5 and b.v5
+    pub = Publisher(url)
+    messages = build_messages(tels, prefix, 10, 2, time.time())
+    try:
+        for topic, payload in messages[:20]:
+            pub.publish(topic, payload)
+        wait_for(lambda: a.stats()["messages"] + b.stats()["messages"] >= 20)
+        assert a.stats()["messages"] > 0 and b.stats()["messages"] > 0  # both took a share
+        b.stop(retire=True)
+        for topic, payload in messages[20:]:
+            pub.publish(topic, payload)
+        wait_for(lambda: a.stats()["messages"] + b.stats()["messages"] >= len(messages))
+    finally:
+        pub.close()
+        a.stop(retire=True)
+        b.stop(retire=True)
+    assert count(database_url, "SELECT count(*) FROM readings") == 400
