@@ -322,14 +322,18 @@ def fill_gaps(
     return pl.DataFrame(rows, schema=schema)
 
 
-def _boundary_frame(iv: pl.LazyFrame, bound: datetime, tag: str) -> pl.LazyFrame:
+def _boundary_frame(iv: pl.DataFrame, bound: datetime, tag: str) -> pl.DataFrame:
+    """Per meter: the last read at or before `bound` and the first at or after it (iv sorted by meter, time)."""
     b = pl.lit(bound).dt.cast_time_unit("us").dt.convert_time_zone("UTC")
-    before = iv.filter(pl.col("time") <= b).group_by("meter_id").agg(
-        pl.col("time").last().alias(f"{tag}_t0"), pl.col("u").last().alias(f"{tag}_u0"),
+    next_same = (pl.col("meter_id") == pl.col("meter_id").shift(-1)).fill_null(False)
+    last_before = (pl.col("time") <= b) & (~next_same | (pl.col("time").shift(-1) > b))
+    first_after = (pl.col("time") >= b) & (pl.col("prev_time").is_null() | (pl.col("prev_time") < b))
+    before = iv.filter(last_before).select(
+        "meter_id", pl.col("time").alias(f"{tag}_t0"), pl.col("u").alias(f"{tag}_u0")
     )
-    after = iv.filter(pl.col("time") >= b).group_by("meter_id").agg(
-        pl.col("time").first().alias(f"{tag}_t1"), pl.col("u").first().alias(f"{tag}_u1"),
-        pl.col("usual_h").first().alias(f"{tag}_usual"),
+    after = iv.filter(first_after).select(
+        "meter_id", pl.col("time").alias(f"{tag}_t1"), pl.col("u").alias(f"{tag}_u1"),
+        pl.col("usual_h").alias(f"{tag}_usual"),
     )
     return before.join(after, on="meter_id", how="full", coalesce=True)
 
@@ -452,34 +456,32 @@ def compute_billing(
     lap("validate")
     iv = interval_frame(accepted, reg, config)
     lap("intervals")
-    ivl = iv.lazy()
 
-    # -- fleet-wide per-meter counts of row and interval events inside the period
+    # -- per-meter counts of interval events inside the period: only rows with an event are grouped
     in_period = (pl.col("time") > b0_us) & (pl.col("time") <= b1_us)
-    per_meter = ivl.group_by("meter_id").agg(
-        (pl.col("decrease") & in_period).sum().alias("n_decrease"),
-        (-pl.when(pl.col("decrease") & in_period).then(pl.col("raw_delta")).otherwise(0.0)).sum()
-        .alias("decrease_m3"),
-        (pl.col("rollover") & in_period).sum().alias("n_rollover"),
-        (pl.col("jump") & in_period).sum().alias("n_jump"),
-        (pl.col("spike") & in_period).sum().alias("n_spike"),
-        (pl.col("gap") & in_period & (pl.col("dt_h") <= config.short_gap_hours)).sum().alias("n_gap_short"),
-        (pl.col("gap") & in_period & (pl.col("dt_h") > config.short_gap_hours)).sum().alias("n_gap_long"),
-        (pl.col("clock_step") & in_period).sum().alias("n_clock_step"),
-        ((pl.col("notation") == "scientific") & in_period).sum().alias("n_scientific"),
-        (pl.col("dst_fold") & in_period).sum().alias("n_dst_repeat"),
-        (in_period & pl.col("time").is_not_null()).sum().alias("n_reads"),
-        pl.col("time").filter(pl.col("time") >= b0_us).first().alias("first_t"),
-        pl.col("u").filter((pl.col("time") >= b0_us) & (pl.col("time") <= b1_us)).first().alias("first_u"),
-        pl.col("time").filter(pl.col("time") <= b1_us).last().alias("last_t"),
-        pl.col("u").filter(pl.col("time") <= b1_us).last().alias("last_u"),
+    any_event = (
+        pl.col("decrease") | pl.col("rollover") | pl.col("jump") | pl.col("spike") | pl.col("gap")
+        | pl.col("clock_step") | (pl.col("notation") == "scientific").fill_null(False) | pl.col("dst_fold")
     )
-    # stuck: the longest span with an unchanged index inside the period
-    win = ivl.filter((pl.col("time") >= b0_us) & (pl.col("time") <= b1_us))
+    per_meter = iv.filter(in_period & any_event).group_by("meter_id").agg(
+        pl.col("decrease").sum().alias("n_decrease"),
+        (-pl.when(pl.col("decrease")).then(pl.col("raw_delta")).otherwise(0.0)).sum().alias("decrease_m3"),
+        pl.col("rollover").sum().alias("n_rollover"),
+        pl.col("jump").sum().alias("n_jump"),
+        pl.col("spike").sum().alias("n_spike"),
+        (pl.col("gap") & (pl.col("dt_h") <= config.short_gap_hours)).sum().alias("n_gap_short"),
+        (pl.col("gap") & (pl.col("dt_h") > config.short_gap_hours)).sum().alias("n_gap_long"),
+        pl.col("clock_step").sum().alias("n_clock_step"),
+        (pl.col("notation") == "scientific").sum().alias("n_scientific"),
+        pl.col("dst_fold").sum().alias("n_dst_repeat"),
+    )
+    # stuck: the longest span with an unchanged index inside the period (only long ones are kept)
     new_run = (~_same_meter() | (pl.col("delta").fill_null(1.0) != 0)).fill_null(True)
     runs = (
-        win.select("meter_id", ((pl.col("time") - pl.when(new_run).then(pl.col("time")).forward_fill())
-                                .dt.total_seconds() / 86400.0).alias("_span_d"))
+        iv.filter((pl.col("time") >= b0_us) & (pl.col("time") <= b1_us))
+        .select("meter_id", ((pl.col("time") - pl.when(new_run).then(pl.col("time")).forward_fill())
+                             .dt.total_seconds() / 86400.0).alias("_span_d"))
+        .filter(pl.col("_span_d") >= config.stuck_days)
         .group_by("meter_id")
         .agg(pl.col("_span_d").max().alias("stuck_days"))
     )
@@ -488,14 +490,20 @@ def compute_billing(
         rejected.filter((pl.col("time") >= b0_us) & (pl.col("time") < b1_us) | (pl.col("reason") == "FUTURE_TIME"))
         .group_by("meter_id", "reason").len()
     )
-    bs, be = _boundary_frame(ivl, b0, "s"), _boundary_frame(ivl, b1, "e")
-    summary_l = (
-        reg.lazy().join(per_meter, on="meter_id", how="left")
+    bs, be = _boundary_frame(iv, b0, "s"), _boundary_frame(iv, b1, "e")
+    summary = (
+        reg.join(per_meter, on="meter_id", how="left")
         .join(runs, on="meter_id", how="left")
         .join(bs, on="meter_id", how="left")
         .join(be, on="meter_id", how="left")
+        .with_columns(
+            # first read inside the period, last read up to its end
+            pl.when(pl.col("s_t1") <= b1_us).then(pl.col("s_t1")).alias("first_t"),
+            pl.when(pl.col("s_t1") <= b1_us).then(pl.col("s_u1")).alias("first_u"),
+            pl.col("e_t0").alias("last_t"),
+            pl.col("e_u0").alias("last_u"),
+        )
     )
-    summary = summary_l.collect()
     lap("summary")
     rej_map: dict[str, dict[str, int]] = {}
     for m, reason, n in rej_counts.iter_rows():
@@ -674,7 +682,7 @@ def compute_billing(
 
         consumption = None if (start_u is None or end_u is None) else end_u - start_u
         pre_vee = None
-        if s["first_u"] is not None and s["last_t"] is not None and s["n_reads"]:
+        if s["first_u"] is not None and s["last_u"] is not None:
             # the naive figure: last read minus first read inside the period, register values as read
             first_raw = s["first_u"] % span
             last_raw = s["last_u"] % span
