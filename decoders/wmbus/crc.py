@@ -1,8 +1,9 @@
 """CRC-16 of EN 13757-4 (polynomial 0x3D65), used by link blocks, ELL payload CRCs and format signatures.
 
-Every stripped frame needs one CRC (to rule out format B), so it is on the hot path: a 64 Ki-entry
-table built on first use consumes two bytes per step (the register is 16 bits wide, so a 16-bit chunk
-xored into it fully determines the next register value).
+Format A frames need one CRC per block (stripped frames none, unless they fail to decode and format B
+is tried), ELL payloads and format signatures one each: a 64 Ki-entry table built on first use consumes
+two bytes per step (the register is 16 bits wide, so a 16-bit chunk xored into it fully determines the
+next register value).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """WmbusDecoder: frame bytes -> Reading or DecodeError, never an exception.
 
-Pipeline: normalise (link CRCs) -> link header (Diehl address fixes) -> ELL (AES-CTR) -> AFL (MAC,
-fragments) -> TPL (mode 0/5/7, DES) or manufacturer CI -> records (full or compact) -> driver rules.
+Pipeline: normalise (link CRCs; format B only as a fallback) -> link header (Diehl address fixes) ->
+ELL (AES-CTR) -> AFL (MAC, fragments) -> TPL (mode 0/5/7, DES) or manufacturer CI -> records (full or
+compact) -> driver rules.
 State across frames: learned compact formats, pending AFL fragments; keys are read on every frame.
 """
 
@@ -20,7 +21,15 @@ from decoders.wmbus.compact import SignatureCache
 from decoders.wmbus.crc import crc16_en13757
 from decoders.wmbus.drivers import GENERIC, DriverSpec, FrameView, SpecialResult, find_driver
 from decoders.wmbus.ell import ELL_LENGTHS, parse_ell
-from decoders.wmbus.link import WIRED_START, device_type_name, format_id, manufacturer_code, normalise_frame
+from decoders.wmbus.link import (
+    LONG_FORMAT_B,
+    WIRED_START,
+    device_type_name,
+    format_id,
+    manufacturer_code,
+    normalise_frame,
+    strip_format_b,
+)
 from decoders.wmbus.records import Parsed, Record, RecordError, parse_records, parse_with_format
 from decoders.wmbus.security import (
     KeyMaterial,
@@ -53,14 +62,31 @@ class WmbusDecoder:
         self.keys: Mapping[str, bytes] = keys if keys is not None else {}
         self.signatures = SignatureCache(signature_cache)
         self._fragments: dict[str, list[bytes]] = {}
+        # while a frame is decoded as it is and may be decoded again as format B: the fragment lists as
+        # they were before each change, so the second attempt starts from the same state
+        self._journal: list[tuple[str, list[bytes] | None]] | None = None
 
     def save(self) -> None:
         """Persist learned compact-frame format signatures."""
         self.signatures.save()
 
-    def decode(self, frame: bytes) -> DecodeResult:
+    def decode(self, frame: bytes, normalised: bool = False) -> DecodeResult:
+        """Decode one frame (format A, format B, CRC-stripped, or a wired long frame).
+
+        normalised=True: `frame` is already `normalise_frame`'s output (as the decoder service computes it
+        for its digests), so that step is not repeated. A frame of exactly L+1 bytes is first decoded as a
+        CRC-stripped frame; only when that fails (an error, or records that do not parse to the end) and
+        its last two bytes are the format B CRC of the rest is it decoded again without them. (Frames
+        over 128 bytes whose two format B CRCs both match are read as format B straight away.)
+        """
         try:
-            return self._decode(bytes(frame))
+            raw = bytes(frame)
+            if normalised:
+                return self._decode_either(raw)
+            norm = normalise_frame(raw)
+            if isinstance(norm, DecodeError):
+                return norm
+            return self._decode_either(norm)
         except _Fail as fail:
             return fail.error
         except Exception as exc:  # last line of defence: decoding never raises
@@ -74,12 +100,46 @@ class WmbusDecoder:
             key = self.keys.get(meter_id.upper())
         return key
 
-    def _decode(self, raw: bytes) -> DecodeResult:
-        frame_or_error = normalise_frame(raw)
-        if isinstance(frame_or_error, DecodeError):
-            return frame_or_error
-        frame = frame_or_error
-        if frame[0] == WIRED_START and len(frame) >= 6 and frame[3] == WIRED_START:
+    def _decode_either(self, frame: bytes) -> DecodeResult:
+        """The frame as it is (CRC-stripped) or, when that does not validate, as format B."""
+        if not frame or len(frame) != frame[0] + 1 or _wired(frame):
+            return self._decode(frame)
+        if len(frame) > LONG_FORMAT_B:  # two CRCs: a stripped frame matches both 1 time in 2**32
+            long_b = strip_format_b(frame)
+            if long_b is not None:
+                return self._decode(long_b)
+        self._journal = []
+        try:
+            first = self._attempt(frame)
+        finally:
+            journal, self._journal = self._journal, None
+        rank = _rank(first)
+        if rank == 2 or (isinstance(first, DecodeError) and first.code == "fragment_pending"):
+            return first  # a stored fragment cannot be validated on its own: taken as it is
+        stripped = strip_format_b(frame)
+        if stripped is None:
+            return first
+        for meter_id, parts in reversed(journal):  # undo the first attempt's fragment changes
+            if parts is None:
+                self._fragments.pop(meter_id, None)
+            else:
+                self._fragments[meter_id] = parts
+        second = self._attempt(stripped)
+        return second if _rank(second) > rank else first
+
+    def _attempt(self, frame: bytes) -> DecodeResult:
+        try:
+            return self._decode(frame)
+        except _Fail as fail:
+            return fail.error
+        except Exception as exc:  # as in decode(): an attempt never raises
+            return DecodeError("bad_record", f"undecodable frame ({type(exc).__name__}: {exc})")
+
+    def _decode(self, frame: bytes) -> DecodeResult:
+        """A normalised frame (CRC-stripped wireless or wired): one interpretation, no fallback."""
+        if not frame:
+            return DecodeError("truncated", "empty frame")
+        if _wired(frame):
             return self._decode_wired(frame)
         if len(frame) < 11:
             return DecodeError("truncated", "frame shorter than a link header and CI")
@@ -187,13 +247,21 @@ class WmbusDecoder:
             raise _Fail(DecodeError("wrong_key", "ELL payload CRC mismatch after decryption"))
         return frame[:pos] + plain[2:], pos
 
+    def _remember_fragments(self, meter_id: str) -> None:
+        if self._journal is not None:
+            old = self._fragments.get(meter_id)
+            self._journal.append((meter_id, None if old is None else list(old)))
+
     def _fragment(self, meter_id: str, afl: AflHeader, data: bytes) -> bytes | None:
+        self._remember_fragments(meter_id)
         parts = self._fragments.setdefault(meter_id, [])
         if afl.fragment_id == 0 or (not parts and afl.fragment_id != 0):
             parts.clear()
         parts.append(bytes(data))
         if afl.more_fragments:
             if len(self._fragments) > _MAX_PENDING_FRAGMENTS:
+                for pending in list(self._fragments):
+                    self._remember_fragments(pending)
                 self._fragments.clear()
             return None
         del self._fragments[meter_id]
@@ -373,9 +441,11 @@ class WmbusDecoder:
             fields[name] = value
         if target is None and older_volumes and target_storage not in older_volumes:
             # no value at the driver's billing storage: the most recent stored value is the best guess
+            # (e.g. the OMS standard 4C13/426C in storage 1 for a driver whose own storage is 3), dated
+            # by its own storage's date when it has one
             storage = min(older_volumes)
             target = older_volumes[storage]
-            target_date = target_date or older_dates.get(storage)
+            target_date = older_dates.get(storage) or target_date
         extra_alarms: tuple[str, ...] = ()
         if spec.record_hook is not None:
             hooked = spec.record_hook(parsed.records)
@@ -430,6 +500,17 @@ class WmbusDecoder:
             alarms=result.alarms,
             fields=dict(result.fields),
         )
+
+
+def _wired(frame: bytes) -> bool:
+    return frame[0] == WIRED_START and len(frame) >= 6 and frame[3] == WIRED_START
+
+
+def _rank(result: DecodeResult) -> int:
+    """2: a reading whose records parse to the end; 1: a reading with unparsable trailing data; 0: an error."""
+    if isinstance(result, Reading):
+        return 1 if "trailing_data_error" in result.fields else 2
+    return 0
 
 
 class _Ident:

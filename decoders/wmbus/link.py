@@ -8,6 +8,7 @@ from decoders.reading import DecodeError
 from decoders.wmbus.crc import crc16_en13757
 
 WIRED_START = 0x68
+LONG_FORMAT_B = 128  # a format B frame longer than this has two CRCs (after byte 126 and at the end)
 
 DEVICE_TYPES: dict[int, str] = {
     0x00: "other", 0x01: "oil", 0x02: "electricity", 0x03: "gas", 0x04: "heat", 0x05: "steam",
@@ -94,11 +95,20 @@ def _strip_format_a(raw: bytes, length: int) -> bytes | DecodeError | None:
     return bytes(out)
 
 
-def _strip_format_b(raw: bytes, length: int) -> bytes | None:
-    """Format B: L includes the CRCs; one CRC after byte 126 and one at the end (when longer)."""
-    if len(raw) != length + 1 or length < 12:
+def strip_format_b(raw: bytes) -> bytes | None:
+    """The frame read as format B with its CRCs removed, or None when its CRCs do not match.
+
+    Format B: L includes the CRCs; one CRC after byte 126 and one at the end (when longer). A frame whose
+    CRCs were already removed has the same length (L+1) and matches by chance 1 time in 65,536, so a
+    match alone does not make a frame format B: the decoder only uses this when the frame taken as it is
+    does not decode (see WmbusDecoder.decode).
+    """
+    if not raw:
         return None
-    if length + 1 <= 128:
+    length = raw[0]
+    if len(raw) != length + 1 or length < 12 or _is_wired(raw):
+        return None
+    if length + 1 <= LONG_FORMAT_B:
         if crc16_en13757(raw[: length - 1]) != int.from_bytes(raw[length - 1 :], "big"):
             return None
         body = raw[: length - 1]
@@ -114,7 +124,14 @@ def _strip_format_b(raw: bytes, length: int) -> bytes | None:
 
 
 def normalise_frame(raw: bytes) -> bytes | DecodeError:
-    """The frame from the L-field with link CRCs removed; idempotent; wired frames pass through trimmed."""
+    """The frame from the L-field with format A link CRCs removed; idempotent; wired frames pass through trimmed.
+
+    A frame of exactly L+1 bytes is returned as it is: that is what a CRC-stripped frame looks like (the
+    normal case), and it cannot be format A. A short format B frame (up to 128 bytes, one CRC) has that
+    length too and is also returned unchanged (CRC included); `WmbusDecoder.decode` still decodes it, but
+    its digest differs from the same telegram delivered stripped (see decoders/README.md, "Link
+    formats"). A longer one carries two CRCs that a stripped frame matches 1 time in 2**32: it is stripped.
+    """
     if len(raw) < 1:
         return DecodeError("truncated", "empty frame")
     if _is_wired(raw):
@@ -130,12 +147,15 @@ def normalise_frame(raw: bytes) -> bytes | DecodeError:
     length = raw[0]
     if length < 10:
         return DecodeError("bad_length", f"L-field {length} too small for a link header")
+    if len(raw) == length + 1:
+        if len(raw) > LONG_FORMAT_B:
+            stripped_b = strip_format_b(raw)
+            if stripped_b is not None:
+                return stripped_b
+        return bytes(raw)  # already stripped (or short format B, undecidable here): no CRC to compute
     stripped_a = _strip_format_a(raw, length)
     if stripped_a is not None:
         return stripped_a
-    stripped_b = _strip_format_b(raw, length)
-    if stripped_b is not None:
-        return stripped_b
     if len(raw) < length + 1:
         return DecodeError("truncated", f"frame has {len(raw)} bytes, L-field says {length + 1}")
     return bytes(raw[: length + 1])

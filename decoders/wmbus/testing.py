@@ -88,6 +88,11 @@ def to_format_a(frame: bytes) -> bytes:
 
 
 def to_format_b(frame: bytes) -> bytes:
-    """Format B (short frames): L counts the one trailing CRC."""
-    body = bytes([frame[0] + 2]) + frame[1:]
-    return body + crc16_en13757(body).to_bytes(2, "big")
+    """Format B: L counts the CRCs; one after the first 126 bytes and one at the end (frames over 125 bytes)."""
+    if len(frame) <= 126:
+        body = bytes([frame[0] + 2]) + frame[1:]
+        return body + crc16_en13757(body).to_bytes(2, "big")
+    first = bytes([frame[0] + 4]) + frame[1:126]
+    rest = frame[126:]
+    return (first + crc16_en13757(first).to_bytes(2, "big") + rest
+            + crc16_en13757(rest).to_bytes(2, "big"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
@@ -66,3 +67,38 @@ def test_real32_nan_is_dropped() -> None:
     assert isinstance(result, Reading), result
     assert result.total_m3 == 1.0
     assert "nan" not in str(result.to_json()).lower()
+
+
+def _hydrus_frame(records_hex: str, version: int = 0x70) -> bytes:
+    from decoders.wmbus.testing import link_header
+
+    body = link_header("12345678", "DME", version, 0x07) + bytes.fromhex("7A01000000") + bytes.fromhex(records_hex)
+    return bytes([len(body)]) + body
+
+
+STORAGE_1 = "0C1378563412" "4C1301000012" "426C4136"  # total, 4C13 target, 426C 2026-06-01 (OMS standard)
+
+
+@pytest.mark.parametrize("version", [0x70, 0x76])
+def test_hydrus_falls_back_to_the_standard_storage_1_records(version: int) -> None:
+    result = WmbusDecoder().decode(_hydrus_frame(STORAGE_1, version))
+    assert isinstance(result, Reading) and result.driver == "hydrus"
+    assert (result.total_m3, result.target_m3, result.target_date) == (12345.678, 12000.001, date(2026, 6, 1))
+
+
+def test_hydrus_own_storage_3_wins_over_storage_1() -> None:
+    # CC0113: storage 3 volume (BCD 8) 1.234 m3; C2016C: storage 3 date 2025-12-31
+    result = WmbusDecoder().decode(_hydrus_frame(STORAGE_1 + "CC011334120000" + "C2016C3F3C"))
+    assert isinstance(result, Reading)
+    assert (result.target_m3, result.target_date) == (1.234, date(2025, 12, 31))
+
+
+def test_hydrus_fallback_value_and_date_come_from_the_same_storage() -> None:
+    # a storage 3 date without a storage 3 value: the billing pair is storage 1's, not a mix
+    result = WmbusDecoder().decode(_hydrus_frame(STORAGE_1 + "C2016C3F3C"))
+    assert isinstance(result, Reading)
+    assert (result.target_m3, result.target_date) == (12000.001, date(2026, 6, 1))
+    # a storage 3 value without a date: that value, undated (storage 1's date is another billing period)
+    result = WmbusDecoder().decode(_hydrus_frame(STORAGE_1 + "CC011334120000"))
+    assert isinstance(result, Reading)
+    assert (result.target_m3, result.target_date) == (1.234, None)
