@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import Broker, Subscriber, make_config
+from ingest_testlib import Broker, Subscriber, make_config
 
 N_FRAMES = 20_000
 CHILD = Path(__file__).with_name("fault_child.py")

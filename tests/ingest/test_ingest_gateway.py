@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Subscriber, make_config
+from ingest_testlib import REPO, Subscriber, make_config
 
 from ingest.config import GatewayConfig
 from ingest.frames import ReceivedFrame

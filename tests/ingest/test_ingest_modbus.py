@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Subscriber, make_config
-from ingest_testlib import ModbusTestServer
+from ingest_testlib import ModbusTestServer, Subscriber, make_config
 
 from decoders.modbus import decode_registers
 from decoders.modbus.profiles import PROFILES, WIDTH, Profile

@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Broker, free_port, make_config
-from ingest_testlib import make_tls_files
+from ingest_testlib import Broker, free_port, make_config, make_tls_files
 
 from ingest.frames import ReceivedFrame
 from ingest.gateway import Gateway
