@@ -19,7 +19,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:  # `services` is not in pyproject's package list yet (see report)
+if str(REPO_ROOT) not in sys.path:  # a checkout installed before `services` joined pyproject
     sys.path.insert(0, str(REPO_ROOT))
 
 from meterflow.embedded import free_port  # noqa: E402
