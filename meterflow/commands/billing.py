@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import psycopg
 
 from meterflow.config import Settings
 
@@ -60,6 +61,8 @@ def run_cmd(settings: Settings, date_from: date, date_to: date, chunk_size: int,
                                          progress=_progress("billing"))
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
+    except psycopg.Error as exc:
+        raise click.ClickException(_db_hint(exc)) from exc
     elapsed = time.perf_counter() - started
     click.echo(json.dumps({"run_id": run_id, **totals}, sort_keys=True))
     click.echo(f"billing run {run_id}: {totals.get('meters', 0)} meters, {totals.get('with_exceptions', 0)} with "
@@ -88,6 +91,8 @@ def export_cmd(settings: Settings, date_from: date, date_to: date, fmt: str, out
             df = load_results(conn, date_from, date_to).select(EXPORT_COLUMNS)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
+    except psycopg.Error as exc:
+        raise click.ClickException(_db_hint(exc)) from exc
     if df.is_empty():
         click.echo(f"no billing results for periods within {date_from}..{date_to}; "
                    f"run: meterflow billing run --from {date_from} --to {date_to}", err=True)
@@ -181,3 +186,10 @@ def bench_billing(settings: Settings | None, meters: int) -> None:
                f"(ratio {elapsed / max(baseline, 1e-9):.1f}x)")
     click.echo(f"phases (s): {out.timings}; flags/exceptions: {out.counts}")
     click.echo(f"billing: {meters} meters in {elapsed:.2f} s")
+
+
+def _db_hint(exc: Exception) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
+        return f"{first}: the schema is not current; run: meterflow db upgrade"
+    return f"database error: {first}"

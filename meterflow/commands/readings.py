@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import psycopg
 
 from meterflow.config import Settings
 
@@ -98,6 +99,8 @@ def import_cmd(settings: Settings, file: str, mapping_file: str | None, preset: 
                 stats["unregistered_meters"] = 0 if register_meters else len(unknown)
         except RuntimeError as exc:
             raise click.ClickException(str(exc)) from exc
+        except psycopg.Error as exc:
+            raise click.ClickException(_db_hint(exc)) from exc
         stats.update(st.as_dict())
         conflicts = st.conflicts
         for c in conflicts[:20]:
@@ -149,5 +152,14 @@ def add_cmd(settings: Settings, meter_id: str, when: str, index_m3: float, allow
         raise click.ClickException(str(exc)) from exc
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
+    except psycopg.Error as exc:
+        raise click.ClickException(_db_hint(exc)) from exc
     json.dump(out, sys.stdout)
     sys.stdout.write("\n")
+
+
+def _db_hint(exc: Exception) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
+        return f"{first}: the schema is not current; run: meterflow db upgrade"
+    return f"database error: {first}"
