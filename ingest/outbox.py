@@ -125,11 +125,6 @@ class Outbox:
             self._depth -= removed
         return removed
 
-    def oldest_created(self) -> float | None:
-        with self._lock:
-            row = self._db.execute("SELECT created FROM outbox ORDER BY id LIMIT 1").fetchone()
-        return float(row[0]) if row else None
-
     def close(self) -> None:
         with self._lock:
             with contextlib.suppress(sqlite3.Error):
