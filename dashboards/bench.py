@@ -248,7 +248,7 @@ def run_queries(conn: psycopg.Connection, now: datetime, meters: int, districts:
         return q.customer_meters(conn, f"C{rnd.randrange(meters // 2):07d}")
 
     def some_districts(k: int) -> list[str]:
-        return [f"DMA-{d:02d}" for d in rnd.sample(range(districts), k)]
+        return [f"DMA-{d:02d}" for d in rnd.sample(range(districts), min(k, districts))]
 
     d60 = today - timedelta(days=60)
     month0 = date(today.year - 1, today.month, 1)
