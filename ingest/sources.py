@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import serial
 
-from ingest.dongles import BadInput, StreamDecoder
+from ingest.dongles import BadInput, Event, StreamDecoder
 from ingest.dongles.amber import AmberDecoder
 from ingest.dongles.imst import ImstDecoder
 from ingest.dongles.rawhex import RawHexDecoder
@@ -152,26 +152,27 @@ class StreamWorker:
                 port.close()
 
     def _read(self, port: _Port, stop: threading.Event) -> None:
-        decoder, sink, name = self.decoder, self.sink, self.name
+        decoder = self.decoder
         while not stop.is_set():
             data = port.read(4096)
             now = time.time()
-            events = decoder.feed(data, now) if data else decoder.expire(now)
-            for ev in events:
-                if isinstance(ev, BadInput):
-                    sink.bad(name, ev.reason, ev.detail)
-                else:
-                    sink.frame(ev)
+            self._deliver(decoder.feed(data, now) if data else decoder.expire(now))
             replies: list[tuple[int, bytes]] | None = getattr(decoder, "replies", None)
             if replies:  # the stick's answers to the setup commands, for whoever debugs a mast
                 for code, payload in replies:
-                    log.info("stick replied", extra=ctx(gateway_id=self.gateway_id, source=name,
+                    log.info("stick replied", extra=ctx(gateway_id=self.gateway_id, source=self.name,
                                                         message=f"{code:02x}", payload=payload.hex()))
                 replies.clear()
             if isinstance(port, _Stdin) and port.eof:
-                for ev in decoder.feed(b"\n", now):
-                    sink.bad(name, ev.reason, ev.detail) if isinstance(ev, BadInput) else sink.frame(ev)
+                self._deliver(decoder.feed(b"\n", now))  # a last line without its line end
                 return
+
+    def _deliver(self, events: list[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, BadInput):
+                self.sink.bad(self.name, ev.reason, ev.detail)
+            else:
+                self.sink.frame(ev)
 
 
 def build_sources(cfg: GatewayConfig, sink: FrameSink) -> list[Worker]:
