@@ -677,6 +677,7 @@ def compute_billing(
                           f"no read after the period end; {ref.method} at {ref.daily:.6f} m3/day")
             else:
                 exc.append("NO_END_READ")
+                methods.append("end:missing")
                 bump("NO_END_READ")
                 add_audit("11", "exception", None, None, "no end read and no history to estimate from")
 
