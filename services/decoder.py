@@ -130,9 +130,7 @@ class FrameProcessor:
                 dead.append(DeadLetter(_digest(text), "wmbus", "not_hex", "frame is not a hex string", None, None,
                                        gw, received, text))
                 continue
-            # The envelope carries frames with link CRCs removed. Such a frame (not wired, length L+1) is
-            # taken as it is: normalise_frame would spend a CRC over it only to find what the contract says.
-            norm = raw if len(raw) > 10 and len(raw) == raw[0] + 1 and raw[0] != 0x68 else normalise_frame(raw)
+            norm = normalise_frame(raw)  # the digest is over the normalised frame; decode is told so
             if isinstance(norm, DecodeError):
                 head = peek_header(raw)
                 dead.append(DeadLetter(_digest(raw), "wmbus", norm.code, norm.detail, head[0] if head else None,
@@ -140,7 +138,7 @@ class FrameProcessor:
                 continue
             digest = _digest(norm)
             rssi = _rssi(f.get("rssi"))
-            res = decode(norm)
+            res = decode(norm, normalised=True)
             if type(res) is Reading or isinstance(res, Reading):
                 rows.append(self._row(res, digest, "wmbus", gw, received, rssi, norm))
             else:
