@@ -391,6 +391,11 @@ def add_manual_read(
     meter = conn.execute("SELECT install_date, removal_date FROM meters WHERE meter_id = %s", (meter_id,)).fetchone()
     if meter is None:
         raise ManualReadError(404, f"unknown meter {meter_id!r}: check the number printed on the meter")
+    install, removal = meter
+    if install is not None and time.date() < install:
+        raise ManualReadError(422, f"meter {meter_id} was installed on {install}; this read is dated before that")
+    if removal is not None and time.date() > removal:
+        raise ManualReadError(422, f"meter {meter_id} was removed on {removal}; read the meter installed since")
     prev = conn.execute(
         "SELECT time, total_m3 FROM readings WHERE meter_id = %s AND time <= %s AND total_m3 IS NOT NULL"
         " ORDER BY time DESC LIMIT 1", (meter_id, time)

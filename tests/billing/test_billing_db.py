@@ -113,6 +113,9 @@ def test_manual_reads_cli_and_validation(bdb: psycopg.Connection, env: None) -> 
     unknown = runner.invoke(cli, ["readings", "add", "--meter", "ZZ", "--time", "2024-04-11T12:00:00+02:00",
                                   "--index", "1"])
     assert unknown.exit_code != 0 and "unknown meter 'ZZ'" in unknown.output
+    removed = runner.invoke(cli, ["readings", "add", "--meter", "B", "--time", "2024-04-11T12:00:00+02:00",
+                                  "--index", "600"])
+    assert removed.exit_code != 0 and "was removed on 2024-03-11" in removed.output
     future = (datetime.now(UTC) + timedelta(days=2)).isoformat()
     fut = runner.invoke(cli, ["readings", "add", "--meter", "A", "--time", future, "--index", "200"])
     assert fut.exit_code != 0 and "in the future" in fut.output
