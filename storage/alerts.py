@@ -74,6 +74,7 @@ def sync(conn: psycopg.Connection, detections: pl.DataFrame, as_of: datetime, me
                 conn.execute("UPDATE alerts SET state = 'resolved', resolved_at = now(), updated_at = now()"
                              " WHERE id = ANY(%s)", (stale,))
                 out.resolved = len(stale)
+    conn.commit()  # the block above is only a savepoint when the caller had a transaction open
     return out
 
 
