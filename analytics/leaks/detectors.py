@@ -85,15 +85,16 @@ def continuous_flow(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFr
         _runs(df, "covered")
         .group_by("meter_id", "run")
         .agg(
-            pl.col("hour").min().alias("start"),
-            (pl.col("hour").max() + timedelta(hours=1)).alias("end"),
+            pl.col("hour").filter(pl.col("use_l").is_not_null()).min().alias("start"),
+            (pl.col("hour").filter(pl.col("use_l").is_not_null()).max() + timedelta(hours=1)).alias("end"),
             pl.col("use_l").filter(pl.col("is_night")).median().alias("night_med"),
             pl.col("use_l").min().alias("min_use"),
-            pl.len().alias("hours"),
+            pl.col("hour").min().alias("first_covered"),
         )
-        .with_columns(pl.coalesce("night_med", "min_use").alias("rate_l_h"))
+        .with_columns(pl.coalesce("night_med", "min_use").alias("rate_l_h"),
+                      ((pl.col("end") - pl.col("start")).dt.total_hours()).alias("hours"))
         .with_columns(
-            (pl.col("start") + timedelta(hours=w)).alias("detected_at"),
+            (pl.col("first_covered") + timedelta(hours=w)).alias("detected_at"),
             pl.col("end").alias("valid_until"),
             (pl.col("rate_l_h") * pl.col("hours") / 1000.0).alias("volume_m3"),
         )

@@ -96,7 +96,7 @@ def detect(ctx: click.Context, start: str | None, end: str | None, input_file: s
         _progress(f"reading {input_file}")
         data = read_input_file(input_file)
         t_max = data.get_column("time").max()
-        to = _when(end, t_max if isinstance(t_max, datetime) else datetime.now(UTC))
+        to = _when(end, t_max + timedelta(seconds=1) if isinstance(t_max, datetime) else datetime.now(UTC))
         frm = _when(start, to - timedelta(days=7)) if start or end else data.get_column("time").min()
         assert isinstance(frm, datetime)
         data = data.filter((pl.col("time") >= frm - timedelta(days=cfg.history_days)) & (pl.col("time") < to))

@@ -13,7 +13,8 @@ def readings(meter: str, litres_per_hour: list[float], start: datetime = T0,
              alarms: dict[int, list[str]] | None = None) -> pl.DataFrame:
     """One reading per hour at hh:59 whose index includes that hour's litres, plus a zero reading at start-1min,
     so hourly_use(...) gives exactly `litres_per_hour[k]` for the hour start+k."""
-    times = [start - timedelta(minutes=1)] + [start + timedelta(hours=k, minutes=59) for k in range(len(litres_per_hour))]
+    times = [start - timedelta(minutes=1)]
+    times += [start + timedelta(hours=k, minutes=59) for k in range(len(litres_per_hour))]
     idx = [0.0]
     for v in litres_per_hour:
         idx.append(idx[-1] + v)

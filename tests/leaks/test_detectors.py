@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import polars as pl
+from leak_helpers import T0, household_day, readings
 
 from analytics.leaks import detectors as D
 from analytics.leaks.config import LeakConfig
 from analytics.leaks.hourly import hourly_use
-from leak_helpers import T0, household_day, readings
 
 TZ = "Europe/Warsaw"
 CFG = LeakConfig()

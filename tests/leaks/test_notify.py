@@ -27,7 +27,7 @@ H = timedelta(hours=1)
 
 
 class _Http(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.received.append((self.path, self.headers.get("Content-Type", ""), body))  # type: ignore[attr-defined]
         status = 500 if self.path == "/broken" else 200
