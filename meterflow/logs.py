@@ -17,9 +17,10 @@ _STD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"mes
 
 
 def ctx(**fields: Any) -> dict[str, Any]:
-    """Context fields for `extra=`; names that look secret are dropped, not logged."""
+    """Context fields for `extra=`; names that look secret are dropped, not logged, and names that
+    logging reserves (message, msg, args, ...) get a trailing underscore instead of raising."""
     return {
-        k: v
+        (f"{k}_" if k in _STD_ATTRS else k): v
         for k, v in fields.items()
         if not any(w in k.lower() for w in _SECRET_WORDS) or k.lower() in ("key_source", "meter_key_known")
     }
