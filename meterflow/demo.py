@@ -173,7 +173,8 @@ def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: in
         # a private topic prefix: other decoders sharing the broker must not take the demo's frames
         prefix = f"{settings.mqtt.topic_prefix}-demo-{uuid.uuid4().hex[:8]}"
         service = DecoderService(settings, result.dsn, result.mqtt_url, client_id=f"meterflow-demo-{prefix[-8:]}",
-                                 topic_prefix=prefix, metrics_port=0, migrate=False, session_expiry=0)
+                                 topic_prefix=prefix, metrics_port=0, migrate=False, session_expiry=0,
+                                 protocol="3.1.1" if broker is not None else "auto")
         gateway_ids = tuple(f"gw-{i + 1:02d}" for i in range(gateways))
         for stale in out_dir.glob("outbox-*.sqlite3*"):
             stale.unlink()  # a previous run's leftovers would be published again
@@ -183,7 +184,9 @@ def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: in
                 gw: Gateway(GatewayConfig.model_validate({
                     "gateway_id": gw,
                     "mqtt": {"url": result.mqtt_url, "client_id": f"meterflow-demo-{prefix[-8:]}-{gw}",
-                             "topic_prefix": prefix},
+                             "topic_prefix": prefix,
+                             # the in-process broker speaks 3.1.1 only; say so rather than probe for 5
+                             "protocol": "3.1.1" if broker is not None else "auto"},
                     "outbox": {"path": str(out_dir / f"outbox-{gw}.sqlite3"), "max_frames": 10_000_000},
                     "batch_max_frames": 1000,
                 }))
