@@ -291,7 +291,7 @@ def customer_monthly_figure(current: pl.DataFrame, previous_year: pl.DataFrame) 
     months = current["month"].to_list()
     labels = [m.strftime("%b %Y") for m in months]
     per_day = [None if c is None else c * 1000.0 / max(int(n), 1) for c, n in
-               zip(current["consumption_m3"].to_list(), current["days_with_data"].to_list(), strict=True)]
+               zip(current["consumption_m3"].to_list(), current["days_elapsed"].to_list(), strict=True)]
     incomplete = [int(n) < int(d) for n, d in
                   zip(current["days_with_data"].to_list(), current["days"].to_list(), strict=True)]
     fig.add_bar(x=labels, y=current["consumption_m3"].to_list(), name="this year",

@@ -331,7 +331,7 @@ def customer_monthly(conn: psycopg.Connection, meter_ids: Sequence[str], first_m
                      end: date) -> pl.DataFrame:
     """Per calendar month from `first_month` to `end` (exclusive): consumption (m3) summed over the meters
     (the month's last index minus the previous month's), the days with data of the least-read meter,
-    and the days of the month. One aggregate query over the daily rollups."""
+    the days of the month and those of them before `end`. One aggregate query over the daily rollups."""
     tz = rollup_timezone(conn)
     prev_month = date(first_month.year - (first_month.month == 1), (first_month.month - 2) % 12 + 1, 1)
     rows = conn.execute(
@@ -359,6 +359,9 @@ def customer_monthly(conn: psycopg.Connection, meter_ids: Sequence[str], first_m
             pl.when((pl.col("days_with_data") > 0) & (pl.col("nulls") == 0)).then(pl.col("consumption_m3"))
             .alias("consumption_m3"),
             pl.col("month").dt.month_end().dt.day().cast(pl.Int64).alias("days"),
+            # calendar days of the month before `end`: the divisor of the average per day
+            ((pl.min_horizontal(pl.col("month").dt.month_end(), pl.lit(end - timedelta(days=1)))
+              - pl.col("month")).dt.total_days() + 1).cast(pl.Int64).alias("days_elapsed"),
         )
         .drop("nulls")
         .sort("month")

@@ -70,6 +70,10 @@ def test_customer_monthly_has_no_volume_where_no_data(conn: psycopg.Connection) 
     rows = {r["month"]: r for r in monthly.to_dicts()}
     assert rows[date(2024, 12, 1)]["consumption_m3"] is None and rows[date(2024, 12, 1)]["days_with_data"] == 0
     assert rows[date(2025, 2, 1)]["days_with_data"] == 28 and rows[date(2025, 2, 1)]["consumption_m3"] > 0
+    now = q.customer_monthly(conn, ["M1"], date(2026, 2, 1), TODAY + timedelta(days=1)).to_dicts()
+    assert [(r["month"], r["days"], r["days_elapsed"]) for r in now] == [
+        (date(2026, 2, 1), 28, 28), (date(2026, 3, 1), 31, 1)]
+    assert now[0]["days_with_data"] == 26  # two days missing in February
 
 
 def test_figure_builders_handle_empty_frames(conn: psycopg.Connection) -> None:
