@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -50,6 +50,9 @@ KINDS = ("wmbus", "modbus", "wmbusmeters")
 # wrong_key rather than no_key for makes with well-known default keys
 KEY_CODES = frozenset({"no_key", "wrong_key"})
 SESSION_EXPIRY_S = 7 * 24 * 3600
+# readings.time is the meter's clock unless that clock is plainly wrong (then the gateway receive time)
+CLOCK_UNSET_BEFORE = datetime(2001, 1, 1, tzinfo=UTC)
+CLOCK_AHEAD_LIMIT = timedelta(days=1)
 
 FRAMES = counter("meterflow_decoder_frames_total", "Frames committed (decoded or dead-lettered)", ("kind",))
 READINGS = counter("meterflow_decoder_readings_total", "New rows in readings")
@@ -154,9 +157,18 @@ class FrameProcessor:
     @staticmethod
     def _row(r: Reading, digest: bytes, kind: str, gw: str | None, received: datetime, rssi: int | None,
              frame: bytes, meter_id: str | None = None) -> FrameRow:
+        t = r.meter_time
+        fields = r.fields
+        if t is None:
+            t = received
+        elif t < CLOCK_UNSET_BEFORE or t - received > CLOCK_AHEAD_LIMIT:
+            # a meter whose clock was never set (year 2000) or runs far ahead would key all its telegrams to
+            # one time and collapse them into one reading: key by the receive time, keep what the meter said
+            fields = {**fields, "meter_time": t.isoformat()}
+            t = received
         return (digest, kind, meter_id or r.meter_id, gw, received, rssi, frame, True,
-                r.meter_time or received, r.total_m3, r.target_m3, r.target_date, r.flow_m3h, r.status,
-                list(r.alarms), kind, jsonb(r.fields))
+                t, r.total_m3, r.target_m3, r.target_date, r.flow_m3h, r.status,
+                list(r.alarms), kind, jsonb(fields))
 
     def _modbus_frames(self, gw: str | None, frames: list[dict[str, Any]],
                        now: datetime) -> tuple[list[FrameRow], list[DeadLetter]]:

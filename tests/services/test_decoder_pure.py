@@ -14,7 +14,7 @@ from services import omsgen
 from services.decoder import FrameProcessor
 from storage.registry import parse_keys_csv, parse_meters_csv
 
-T0 = 1_790_000_000.0
+T0 = datetime(2026, 11, 2, tzinfo=UTC).timestamp()  # after the telegrams' meter clocks
 
 
 def _message(frames: list[dict[str, object]], gw: str = "gw-01", kind: str = "wmbus") -> tuple[str, bytes]:
@@ -86,6 +86,22 @@ def test_modbus_frame_decodes_when_the_profile_exists() -> None:
 WMBUSMETERS = {"_": "telegram", "media": "water", "meter": "multical21", "name": "tap", "id": "76348799",
                "total_m3": 6.408, "target_m3": 6.1, "max_flow_m3h": 0, "current_status": "DRY LEAK",
                "timestamp": "2018-02-08T09:07:22Z", "rssi_dbm": -41}
+
+
+def test_an_unset_or_runaway_meter_clock_is_not_the_readings_key() -> None:
+    meter = omsgen.meter_id(0)
+    key = omsgen.meter_key(meter)
+    received = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+    clocks = [datetime(2000, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC),
+              datetime(2026, 11, 2, 11, 45, tzinfo=UTC)]
+    frames: list[dict[str, object]] = [
+        {"t": received.timestamp(), "hex": omsgen.encode_telegram(meter, key, i, 10 + i, clock).hex()}
+        for i, clock in enumerate(clocks)
+    ]
+    rows, dead = FrameProcessor({meter: key}).process(*_message(frames))
+    assert dead == []
+    assert [r[8] for r in rows] == [received, received, datetime(2026, 11, 2, 11, 45, tzinfo=UTC)]
+    assert rows[0][16].obj["meter_time"].startswith("2000-01-01") and rows[2][16] is None
 
 
 def test_wmbusmeters_json_maps_to_a_reading() -> None:

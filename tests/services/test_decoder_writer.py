@@ -101,8 +101,9 @@ def test_a_frame_without_meter_clock_heard_by_two_gateways_is_one_reading(store:
 def test_no_key_dead_letter_is_resolved_by_reprocess_after_the_key_arrives(store: str) -> None:
     tels = list(omsgen.fleet_telegrams(4, 8, start=datetime.now(UTC) - timedelta(hours=3)))
     processor = FrameProcessor(_keys(2))  # meters 2 and 3 unknown
-    frames: list[dict[str, object]] = [{"t": 1.7e9, "hex": t.frame.hex()} for t in tels]
-    frames.append({"t": 1.7e9, "hex": "00ff"})
+    now = datetime.now(UTC).timestamp()
+    frames: list[dict[str, object]] = [{"t": now, "hex": t.frame.hex()} for t in tels]
+    frames.append({"t": now, "hex": "00ff"})
     rows, dead = processor.process(*_msg(frames, "gw-1"))
     writer = BatchWriter(store)
     result = writer.write(rows, dead)
@@ -130,7 +131,7 @@ def test_a_resend_that_decodes_now_resolves_its_dead_letter(store: str) -> None:
     tel = next(omsgen.fleet_telegrams(1, 1, start=datetime.now(UTC) - timedelta(hours=1)))
     keys: dict[str, bytes] = {}
     processor = FrameProcessor(keys)
-    msg = _msg([{"t": 1.7e9, "hex": tel.frame.hex()}], "gw-1")
+    msg = _msg([{"t": datetime.now(UTC).timestamp(), "hex": tel.frame.hex()}], "gw-1")
     writer = BatchWriter(store)
     writer.write(*processor.process(*msg))
     keys.update(_keys(1))  # the service updates the decoder's key dict in place
