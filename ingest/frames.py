@@ -11,6 +11,9 @@ import json
 import math
 from dataclasses import dataclass
 
+from decoders.reading import DecodeError
+from decoders.wmbus import normalise_frame
+
 MIN_WMBUS_LEN = 11  # L C M M A A A A V T CI
 
 
@@ -51,52 +54,14 @@ class ModbusRead:
         return json.dumps(body, separators=(",", ":"))
 
 
-def crc16_en13757(data: bytes) -> int:
-    """CRC of a wM-Bus link-layer block: polynomial 0x3D65, initial 0, result inverted."""
-    crc = 0
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x3D65) if crc & 0x8000 else (crc << 1)
-            crc &= 0xFFFF
-    return crc ^ 0xFFFF
-
-
-def _format_a_len_with_crc(l_field: int) -> int:
-    """Length of a format A frame of this L-field when every block still carries its CRC."""
-    rest = max(l_field - 9, 0)
-    blocks = 1 + (rest + 15) // 16
-    return l_field + 1 + 2 * blocks
-
-
-def _strip_format_a_crc(data: bytes) -> bytes | None:
-    """The frame without its block CRCs, or None when a CRC does not match."""
-    out = bytearray()
-    first, pos = data[:10], 10
-    if crc16_en13757(first) != int.from_bytes(data[pos:pos + 2], "big"):
-        return None
-    out += first
-    pos += 2
-    while pos < len(data):
-        block = data[pos:min(pos + 16, len(data) - 2)]
-        crc_at = pos + len(block)
-        if crc16_en13757(block) != int.from_bytes(data[crc_at:crc_at + 2], "big"):
-            return None
-        out += block
-        pos = crc_at + 2
-    return bytes(out)
-
-
 def check_wmbus(data: bytes) -> bytes | str:
-    """The frame ready for the envelope, or a reason code (truncated, bad_length, bad_crc) to count."""
+    """The frame ready for the envelope, or a reason code (truncated, bad_length, bad_crc) to count.
+
+    The link-layer rules are the decoder's (`decoders.wmbus.normalise_frame`): one implementation of
+    L-field, format A/B and CRC handling serves the gateway and the decoder service alike."""
     if len(data) < MIN_WMBUS_LEN:
         return "truncated"
-    expected = data[0] + 1
-    if len(data) == expected:
-        return data
-    if len(data) < expected:
-        return "truncated"
-    if len(data) == _format_a_len_with_crc(data[0]):
-        stripped = _strip_format_a_crc(data)
-        return stripped if stripped is not None else "bad_crc"
-    return "bad_length"
+    normalised = normalise_frame(data)
+    if isinstance(normalised, DecodeError):
+        return normalised.code
+    return normalised

@@ -82,7 +82,8 @@ def _strip_format_a(raw: bytes, length: int) -> bytes | DecodeError | None:
     if len(raw) != length + 1 + 2 * n_blocks:
         return None
     if crc16_en13757(raw[0:10]) != int.from_bytes(raw[10:12], "big"):
-        return None
+        # exactly the length of a format A frame: a damaged header is far likelier than that many stray bytes
+        return DecodeError("bad_crc", "format A first block CRC mismatch")
     out = bytearray(raw[0:10])
     pos = 12
     while pos < len(raw):

@@ -21,8 +21,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from decoders.wmbus.crc import crc16_en13757
 from ingest.config import GatewayConfig
-from ingest.frames import crc16_en13757
 from meterflow.envelope import decode_batch
 
 REPO = Path(__file__).resolve().parents[2]
