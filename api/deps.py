@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterator
 
 import psycopg
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.pages.auth import COOKIE, token_accepted
 from meterflow.config import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="A token from settings api.tokens (METERFLOW_API__TOKENS)")
@@ -26,15 +26,18 @@ def get_db(request: Request) -> Iterator[psycopg.Connection]:
 
 
 def require_token(
+    request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
     settings: Settings = Depends(get_settings),
 ) -> str:
-    """Analyst pages and the billing API: `Authorization: Bearer <token>`."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    """Analyst pages and the billing API: `Authorization: Bearer <token>`, or the login cookie of a browser."""
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        given: str | None = credentials.credentials
+    else:
+        given = request.cookies.get(COOKIE)
+    if not given:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token",
                             headers={"WWW-Authenticate": "Bearer"})
-    given = credentials.credentials.encode()
-    for token in settings.api.tokens:
-        if hmac.compare_digest(given, token.get_secret_value().encode()):
-            return "analyst"
+    if token_accepted(settings, given):
+        return "analyst"
     raise HTTPException(status.HTTP_403_FORBIDDEN, "token not accepted")

@@ -11,15 +11,14 @@ from prefect import flow, task
 from analytics.consumption import bucket_consumption, fleet_daily_total
 from dashboards.fleet_report import fleet_consumption_figure, write_report
 from storage.db import connect
-from storage.flavor import refresh_rollups
+from storage.refresh import refresh_derived
 from storage.rollup_reads import read_rollup
 
 
 @task(name="refresh-rollups", retries=2, retry_delay_seconds=5)
 def refresh(dsn: str, start: datetime, end: datetime) -> None:
     with connect(dsn) as conn:
-        refresh_rollups(conn, start, end)
-        conn.commit()
+        refresh_derived(conn, start, end)
 
 
 @task(name="daily-use")
