@@ -185,7 +185,9 @@ def burst(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
              pl.col("hour").min().alias("start"), (pl.col("hour").max() + timedelta(hours=1)).alias("end"),
              pl.col("use_l").max().alias("peak"))
         .sort("meter_id", "day")
-        .with_columns(pl.col("day_l").shift(1).rolling_median(14, min_samples=7).over("meter_id").alias("typ"))
+        # the typical day ignores empty days (a holiday must not make the return day a burst)
+        .with_columns(pl.when(pl.col("day_l") > 0).then(pl.col("day_l")).shift(1)
+                      .rolling_median(14, min_samples=7).over("meter_id").alias("typ"))
         .filter((pl.col("unknown") <= 2) & pl.col("typ").is_not_null()
                 & (pl.col("day_l") > cfg.burst_day_factor * pl.col("typ"))
                 & (pl.col("day_l") - pl.col("typ") >= cfg.burst_day_min_l))

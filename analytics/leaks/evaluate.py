@@ -38,7 +38,7 @@ class Report:
     false_per_100_meter_months: float
     by_size: list[dict[str, Any]] = field(default_factory=list)
     false_by_trap: dict[str, int] = field(default_factory=dict)
-    other_kinds: dict[str, dict[str, float]] = field(default_factory=dict)
+    other_kinds: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -98,10 +98,14 @@ def evaluate(alerts: pl.DataFrame, truth: pl.DataFrame, meters: int, days: float
         if label.startswith("TARGET"):
             recall_target = len(got) / len(ids) if ids else 1.0
             median_target = _round(_quantile(got, 0.5))
-    other: dict[str, dict[str, float]] = {}
+    other: dict[str, dict[str, Any]] = {}
+    on_event = alerts.join(trap_of, on="meter_id", how="left").with_columns(pl.col("trap").fill_null("none"))
     for r in alerts.group_by("kind").len().sort("kind").iter_rows(named=True):
-        other[str(r["kind"])] = {"alerts": int(r["len"]),
-                                 "per_100_meter_months": round(100.0 * int(r["len"]) / meter_months, 2)}
+        k = str(r["kind"])
+        hits = on_event.filter(pl.col("kind") == k).group_by("trap").len().sort("trap")
+        other[k] = {"alerts": int(r["len"]),
+                    "per_100_meter_months": round(100.0 * int(r["len"]) / meter_months, 2),
+                    "on_meters_with": {str(x["trap"]): int(x["len"]) for x in hits.iter_rows(named=True)}}
     return Report(meters=meters, days=days, alerts=n_alerts, true_alerts=len(tp_ids), precision=round(precision, 4),
                   recall_target=round(recall_target, 4), target_events=target.height,
                   median_delay_h_target=median_target,
@@ -126,9 +130,10 @@ def format_report(rep: Report) -> str:
     for r in rep.by_size:
         lines.append(f"{r['group']:30} {r['events']:>7} {r['detected']:>6} {_fmt(r['recall']):>7} "
                      f"{_fmt(r['median_delay_h']):>9} {_fmt(r['p90_delay_h']):>7}")
-    lines += ["", f"{'alert kind':24} {'alerts':>7} {'per 100 meter-months':>21}"]
+    lines += ["", f"{'alert kind':20} {'alerts':>7} {'per 100 meter-months':>21}  on meters whose true event is"]
     for k, v in rep.other_kinds.items():
-        lines.append(f"{k:24} {int(v['alerts']):>7} {v['per_100_meter_months']:>21}")
+        where = ", ".join(f"{t} {n}" for t, n in v.get("on_meters_with", {}).items())
+        lines.append(f"{k:20} {int(v['alerts']):>7} {v['per_100_meter_months']:>21}  {where}")
     return "\n".join(lines)
 
 
