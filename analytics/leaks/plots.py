@@ -54,12 +54,38 @@ def write_figure(fig: Any, out_dir: str | Path, name: str) -> list[Path]:
     html = out / f"{name}.html"
     fig.write_html(str(html), include_plotlyjs="cdn")
     written = [html]
+    png = out / f"{name}.png"
     try:
         import kaleido  # noqa: F401
 
-        png = out / f"{name}.png"
         fig.write_image(str(png))
         written.append(png)
-    except Exception:  # no kaleido or no browser for it: HTML only
-        pass
+    except Exception:  # no kaleido: try a headless Chromium through playwright, else HTML only
+        if _png_with_chromium(fig, out / f".{name}.inline.html", png):
+            written.append(png)
     return written
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _png_with_chromium(fig: Any, tmp_html: Path, png: Path) -> bool:
+    if not CHROMIUM.exists():
+        return False
+    try:
+        from playwright.sync_api import sync_playwright
+
+        fig.write_html(str(tmp_html), include_plotlyjs=True)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": int(fig.layout.width or 1100),
+                                              "height": int(fig.layout.height or 800)})
+            page.goto(tmp_html.resolve().as_uri())
+            page.wait_for_selector(".main-svg", timeout=20000)
+            page.screenshot(path=str(png), full_page=True)
+            browser.close()
+        return True
+    except Exception:
+        return False
+    finally:
+        tmp_html.unlink(missing_ok=True)
