@@ -191,7 +191,7 @@ def test_embedded_mqtt311_broker_plain_subscription(clean_db: psycopg.Connection
         wait_for(lambda: service.stats()["messages"] >= len(messages) + 5)
         pub.close()
     finally:
-        service.stop()
+        service.stop(retire=True)  # MQTT 3.1.1: ends the session by reconnecting with a clean session
         broker.stop()
     assert count(database_url, "SELECT count(*) FROM readings") == 400
 
