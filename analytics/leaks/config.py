@@ -73,6 +73,9 @@ class LeakConfig(BaseModel):
     # backflow
     backflow_min_l: float = Field(
         default=5.0, description="an index decrease of more than this (litres) is backflow")
+    glitch_hours: int = Field(
+        default=3, description="an index excursion that cancels out within this many hours is a data fault")
+    glitch_min_l: float = Field(default=200.0, description="excursions smaller than this are left to the detectors")
     # stuck and silent
     stuck_days: int = Field(
         default=15, description="days of zero use on an occupied premise (longer than most holidays)")

@@ -160,6 +160,29 @@ def night_flow(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
     return _finish(eps, "night_flow", severity, details)
 
 
+def mark_glitches(hourly: pl.DataFrame, cfg: LeakConfig) -> pl.DataFrame:
+    """Add `glitch`: hours of an index excursion that cancels out within glitch_hours (a large change of one
+    sign followed by the opposite one, net change under 20 % + 50 L) — a data fault such as two interleaved
+    series in an export, not water. Burst and backflow ignore those hours."""
+    k_max = cfg.glitch_hours
+    u = pl.col("use_l").fill_null(0.0)
+    big = u.abs() >= cfg.glitch_min_l
+    flags = []
+    for k in range(1, k_max + 1):
+        window = sum((u.shift(-j).over("meter_id").fill_null(0.0) for j in range(k + 1)), pl.lit(0.0))
+        opposite = pl.any_horizontal([(u * u.shift(-j).over("meter_id").fill_null(0.0)) < 0
+                                      for j in range(1, k + 1)])
+        flags.append((big & opposite & (window.abs() < 0.2 * u.abs() + 50.0)).alias(f"_g{k}"))
+    df = hourly.sort("meter_id", "hour").with_columns(flags)
+    # keep the shortest cancelling window of each start
+    df = df.with_columns([(pl.col(f"_g{k}") & ~pl.any_horizontal([pl.col(f"_g{j}") for j in range(1, k)]))
+                          .alias(f"_g{k}") for k in range(2, k_max + 1)])
+    # an hour is a glitch when a cancelling excursion of length k starts within the k hours before it
+    marks = [pl.col(f"_g{k}").shift(j).over("meter_id").fill_null(False)
+             for k in range(1, k_max + 1) for j in range(k + 1)]
+    return df.with_columns(pl.any_horizontal(marks).alias("glitch")).drop([f"_g{k}" for k in range(1, k_max + 1)])
+
+
 def burst(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
     """Flow far above the meter's own history, and sudden large index jumps.
 
@@ -168,20 +191,21 @@ def burst(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
     A local day is a burst when it is above burst_day_factor times the median of the previous 14 days
     and at least burst_day_min_l above it. Rate: the largest hour; volume: use of the flagged hours/days."""
     hour_min = cfg.burst_rate_l_h * cfg.burst_minutes / 60.0
-    h = hourly.with_columns(
+    h = mark_glitches(hourly, cfg).with_columns(
         pl.col("use_l").filter(pl.col("use_l") > 0).quantile(0.99).over("meter_id").alias("p99"),
     ).with_columns(
-        (((pl.col("use_l") >= hour_min) & (pl.col("use_l") >= cfg.burst_history_factor * pl.col("p99")))
-         | (pl.col("use_l") >= cfg.burst_jump_m3 * 1000.0)).fill_null(False).alias("q")
+        ((((pl.col("use_l") >= hour_min) & (pl.col("use_l") >= cfg.burst_history_factor * pl.col("p99")))
+          | (pl.col("use_l") >= cfg.burst_jump_m3 * 1000.0)) & ~pl.col("glitch")).fill_null(False).alias("q")
     )
     hours = h.filter(pl.col("q")).select(
         "meter_id", pl.col("hour").alias("start"), (pl.col("hour") + timedelta(hours=1)).alias("end"),
         pl.col("use_l").alias("peak"), pl.col("use_l").alias("vol"), pl.lit("hour").alias("why"))
     local = pl.col("hour").dt.convert_time_zone(tz)
     days = (
-        hourly.with_columns(local.dt.date().alias("day"))
+        h.with_columns(local.dt.date().alias("day"))
         .group_by("meter_id", "day")
-        .agg(pl.col("use_l").sum().alias("day_l"), pl.col("use_l").null_count().alias("unknown"),
+        .agg(pl.col("use_l").filter(~pl.col("glitch")).sum().alias("day_l"),
+             pl.col("use_l").null_count().alias("unknown"),
              pl.col("hour").min().alias("start"), (pl.col("hour").max() + timedelta(hours=1)).alias("end"),
              pl.col("use_l").max().alias("peak"))
         .sort("meter_id", "day")
@@ -212,7 +236,8 @@ def burst(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
 
 def backflow(hourly: pl.DataFrame, cfg: LeakConfig) -> pl.DataFrame:
     """The index going backwards by more than backflow_min_l (reverse flow, or a reset/exchange when large)."""
-    h = hourly.with_columns((pl.col("use_l") < -cfg.backflow_min_l).fill_null(False).alias("q"))
+    h = mark_glitches(hourly, cfg).with_columns(
+        ((pl.col("use_l") < -cfg.backflow_min_l) & ~pl.col("glitch")).fill_null(False).alias("q"))
     eps = (
         _runs(h, "q")
         .group_by("meter_id", "run")

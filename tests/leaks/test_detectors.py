@@ -145,3 +145,17 @@ def test_detect_all_on_leaking_home() -> None:
     rows = D.to_json_rows(det)
     assert {"meter_id", "kind", "start", "end", "rate_l_h", "volume_m3"} <= set(rows[0])
     assert all(r["rate_l_h"] == 6.0 for r in rows)
+
+
+def test_cancelling_index_excursion_is_a_glitch_not_backflow_or_burst() -> None:
+    use = household_day() * 20
+    use[200] = -12276.0  # an export interleaving a second series: down, then back up within 2 h
+    use[201] = 9225.0
+    use[202] = 3112.0
+    h = hourly_use(readings("m1", use))
+    assert D.mark_glitches(h, CFG).filter(pl.col("glitch")).get_column("hour").to_list() == [
+        T0 + 200 * H, T0 + 201 * H, T0 + 202 * H]
+    assert D.backflow(h, CFG).is_empty() and D.burst(h, CFG, TZ).is_empty()
+    real = household_day() * 20
+    real[200] = -300.0  # a decrease that stays: backflow
+    assert D.backflow(hourly_use(readings("m1", real)), CFG).height == 1
