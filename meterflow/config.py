@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -67,7 +67,7 @@ class Settings(BaseSettings):
         None, description="postgresql://user:pass@host:5432/db; unset = embedded PostgreSQL under data_dir"
     )
     timescale_url: SecretStr | None = Field(None, description="a TimescaleDB server for the timescale tests")
-    mqtt: MqttSettings = MqttSettings()
+    mqtt: MqttSettings = MqttSettings(url=None)
     data_dir: Path = Path(".meterflow")
     log_format: str = "text"
     log_level: str = "INFO"
@@ -91,6 +91,13 @@ class Settings(BaseSettings):
         if toml_path:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
         return tuple(sources)
+
+    @model_validator(mode="after")
+    def _flat_mqtt_url(self) -> Settings:
+        """METERFLOW_MQTT_URL is accepted as well as the nested METERFLOW_MQTT__URL."""
+        if self.mqtt.url is None and os.environ.get("METERFLOW_MQTT_URL"):
+            self.mqtt.url = os.environ["METERFLOW_MQTT_URL"]
+        return self
 
     @property
     def mqtt_url(self) -> str | None:

@@ -212,7 +212,7 @@ def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: in
                 gw.close()
             _wait_for(service, enqueued, t_pub, total)
             stats = service.stats()
-            service.stop()
+            service.stop(retire=True)
             print(file=sys.stderr)
 
         with psycopg.connect(result.dsn) as conn:

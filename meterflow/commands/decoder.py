@@ -22,7 +22,7 @@ DEFAULT_BENCH_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 def mqtt_url_of(settings: Settings) -> str | None:
     """settings.mqtt.url (METERFLOW_MQTT__URL or [mqtt] url), else METERFLOW_MQTT_URL."""
-    return settings.mqtt.url or os.environ.get("METERFLOW_MQTT_URL") or None
+    return settings.mqtt.url
 
 
 NO_BROKER = ("no MQTT broker configured: set METERFLOW_MQTT_URL (or METERFLOW_MQTT__URL, or url under [mqtt] in "
