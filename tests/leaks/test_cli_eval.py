@@ -106,3 +106,16 @@ def test_read_daiad_cleans_dirty_rows(tmp_path: Path) -> None:
 def test_bad_time_is_a_usage_error(bad: str, settings: Settings) -> None:
     out = CliRunner().invoke(leaks, ["detect", "--to", bad], obj=settings)
     assert out.exit_code == 2 and "ISO 8601" in out.output
+
+
+def test_eval_with_truth_file(tmp_path: Path) -> None:
+    from fixtures.leak_scenarios import benchmark_fleet
+
+    fleet = benchmark_fleet(150, 20, seed=5)
+    fleet.readings.write_parquet(tmp_path / "readings.parquet")
+    fleet.truth.write_parquet(tmp_path / "truth.parquet")
+    out = CliRunner().invoke(eval_group, ["leaks", "--truth", str(tmp_path / "truth.parquet"), "--input",
+                                          str(tmp_path / "readings.parquet")], obj=Settings(timezone=fleet.tz))
+    assert out.exit_code == 0, out.output
+    assert "precision:" in out.stdout and "TARGET leak >=5 L/h, >=48 h" in out.stdout
+    assert "meter-months" in out.stdout
