@@ -4,7 +4,9 @@ Prefect flow -> a plotly page. Uses the configured services, or embedded ones wh
 from __future__ import annotations
 
 import io
+import multiprocessing as mp
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -88,6 +90,69 @@ def registry_csv(fleet_meters: object) -> tuple[str, str]:
     return out_m.getvalue(), out_k.getvalue()
 
 
+class DecoderProcess:
+    """The decoder service in a child process: decoding and writing get a core of their own instead of
+    sharing one interpreter lock with the simulated gateways and the in-process broker."""
+
+    def __init__(self, settings: Settings, dsn: str, mqtt_url: str, prefix: str, protocol: str) -> None:
+        ctx_mp = mp.get_context("spawn")  # no fork: the parent holds threads and the embedded server handle
+        self._frames = ctx_mp.Value("q", 0)
+        self._ready = ctx_mp.Event()
+        self._stop = ctx_mp.Event()
+        self._results: Any = ctx_mp.Queue()
+        self._proc = ctx_mp.Process(
+            target=_decoder_main, name="demo-decoder", daemon=True,
+            args=(settings, dsn, mqtt_url, prefix, protocol, self._frames, self._ready, self._stop, self._results),
+        )
+
+    def start(self, timeout: float = 120.0) -> None:
+        self._proc.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("the demo's decoder process did not start; see the log lines above")
+
+    def stats(self) -> dict[str, int]:
+        return {"frames": int(self._frames.value)}
+
+    def finish(self, timeout: float = 300.0) -> dict[str, int]:
+        """Ask the child to drain, commit and retire its session; returns its final counters."""
+        self._stop.set()
+        final: dict[str, int] = self._results.get(timeout=timeout)
+        self._proc.join(timeout=30)
+        return final
+
+
+def _decoder_main(settings: Settings, dsn: str, mqtt_url: str, prefix: str, protocol: str, frames: Any,
+                  ready: Any, stop: Any, results: Any) -> None:
+    from meterflow.logs import setup_logging
+    from services.decoder import DecoderService
+
+    setup_logging(settings.log_format, settings.log_level)
+    service = DecoderService(settings, dsn, mqtt_url, client_id=f"meterflow-demo-{prefix[-8:]}",
+                             topic_prefix=prefix, metrics_port=0, migrate=False, session_expiry=0,
+                             protocol=protocol)
+    service.start()
+    ready.set()
+    while not stop.is_set():
+        frames.value = service.stats().get("frames", 0)
+        time.sleep(0.1)
+    service.wait_idle(seconds_without_messages=0.5, timeout=120)
+    final = service.stats()
+    frames.value = final.get("frames", 0)
+    service.stop(retire=True)
+    results.put(final)
+
+
+def _warm_up_prefect() -> None:
+    """Start Prefect's temporary API server while the fleet streams, not after it."""
+    try:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            client.api_healthcheck()
+    except Exception as exc:  # the flow itself will report a real problem
+        log.info("prefect warm-up failed", extra=ctx(reason=str(exc)))
+
+
 PUBLISH_CHUNK = 20_000
 MAX_BACKLOG_FRAMES = 200_000  # unacknowledged frames at the broker; stays far below any broker queue limit
 
@@ -128,7 +193,6 @@ def _wait_for(service: Any, enqueued: int, t0: float, total: int, stall_s: float
             log.warning("decoder made no progress", extra=ctx(decoded=done, published=enqueued))
             break
         time.sleep(0.2)
-    service.wait_idle(seconds_without_messages=0.5, timeout=120)
 
 
 def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: int,
@@ -137,7 +201,6 @@ def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: in
     from ingest.config import GatewayConfig
     from ingest.gateway import Gateway
     from pipelines.daily import daily_consumption
-    from services.decoder import DecoderService
     from storage.migrate import upgrade
     from storage.registry import import_keys, import_meters, parse_keys_csv, parse_meters_csv
 
@@ -172,9 +235,10 @@ def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: in
 
         # a private topic prefix: other decoders sharing the broker must not take the demo's frames
         prefix = f"{settings.mqtt.topic_prefix}-demo-{uuid.uuid4().hex[:8]}"
-        service = DecoderService(settings, result.dsn, result.mqtt_url, client_id=f"meterflow-demo-{prefix[-8:]}",
-                                 topic_prefix=prefix, metrics_port=0, migrate=False, session_expiry=0,
-                                 protocol="3.1.1" if broker is not None else "auto")
+        protocol = "3.1.1" if broker is not None else "auto"  # the in-process broker speaks 3.1.1 only
+        service = DecoderProcess(settings, result.dsn, result.mqtt_url, prefix, protocol)
+        warm = threading.Thread(target=_warm_up_prefect, name="prefect-warm-up", daemon=True)
+        warm.start()
         gateway_ids = tuple(f"gw-{i + 1:02d}" for i in range(gateways))
         for stale in out_dir.glob("outbox-*.sqlite3*"):
             stale.unlink()  # a previous run's leftovers would be published again
@@ -185,8 +249,7 @@ def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: in
                     "gateway_id": gw,
                     "mqtt": {"url": result.mqtt_url, "client_id": f"meterflow-demo-{prefix[-8:]}-{gw}",
                              "topic_prefix": prefix,
-                             # the in-process broker speaks 3.1.1 only; say so rather than probe for 5
-                             "protocol": "3.1.1" if broker is not None else "auto"},
+                             "protocol": protocol},
                     "outbox": {"path": str(out_dir / f"outbox-{gw}.sqlite3"), "max_frames": 10_000_000},
                     "batch_max_frames": 1000,
                 }))
@@ -211,8 +274,7 @@ def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: in
             for gw in gws.values():
                 gw.close()
             _wait_for(service, enqueued, t_pub, total)
-            stats = service.stats()
-            service.stop(retire=True)
+            stats = service.finish()
             print(file=sys.stderr)
 
         with psycopg.connect(result.dsn) as conn:
