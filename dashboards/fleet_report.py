@@ -23,7 +23,7 @@ def fleet_consumption_figure(total: pl.DataFrame, per_meter: pl.DataFrame, sampl
         fig.add_trace(go.Scatter(x=one["bucket"].to_list(), y=(one["consumption_m3"] * 1000).to_list(),
                                  name=f"meter {meter} (L/day)", mode="lines+markers"), row=2, col=1)
     fig.update_yaxes(title_text="m³/day", row=1, col=1)
-    fig.update_yaxes(title_text="meters", row=1, col=1, secondary_y=True)
+    fig.update_yaxes(title_text="meters", row=1, col=1, secondary_y=True, rangemode="tozero")
     fig.update_yaxes(title_text="litres/day", row=2, col=1)
     fig.update_layout(height=800, title="meterflow: consumption from radio telegrams", template="plotly_white",
                       legend={"orientation": "h", "y": -0.08})
