@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _flat_mqtt_url(self) -> Settings:
         """METERFLOW_MQTT_URL is accepted as well as the nested METERFLOW_MQTT__URL."""
-        if self.mqtt.url is None and os.environ.get("METERFLOW_MQTT_URL"):
+        if not self.mqtt.url and os.environ.get("METERFLOW_MQTT_URL"):
             self.mqtt.url = os.environ["METERFLOW_MQTT_URL"]
         return self
 

@@ -119,11 +119,11 @@ def reprocess(settings: Settings, dead_letters: bool, since: datetime | None, co
 
 
 def _bench_frames(n_meters: int, n_frames: int) -> tuple[list[Any], dict[str, bytes], str]:
-    """(telegrams, keys, source) from the fleet fixtures when they offer an encoder, else services.omsgen."""
-    from services import omsgen
+    """(telegrams, keys, source): mode-5 telegrams of the fleet encoder, round-robin over the meters."""
+    from fixtures import telegrams as omsgen
 
     keys = {omsgen.meter_id(i): omsgen.meter_key(omsgen.meter_id(i)) for i in range(n_meters)}
-    return list(omsgen.fleet_telegrams(n_meters, n_frames)), keys, "services.omsgen"
+    return list(omsgen.fleet_telegrams(n_meters, n_frames)), keys, "fixtures.telegrams"
 
 
 @click.command("ingest", epilog="Example: meterflow bench ingest --meters 10000 --frames 200000")

@@ -177,7 +177,10 @@ def test_rawhex_lines() -> None:
     rtl = parse_line(f"T1;1;1;2019-04-03 19:00:42.000;97;148;88888888;0x{with_block_crcs(frame).hex()}", 2.0)
     assert isinstance(rtl, ReceivedFrame) and rtl.data == frame and rtl.rssi is None
     assert parse_line("# comment", 1.0) is None
-    for line, reason in [("zz44", "not_hex"), ("0E44010634", "truncated"), (frame.hex() + "00", "bad_length"),
+    # a stray byte after L+1 is dropped (as the decoder does); bytes filling a format A length must carry CRCs
+    trailing = parse_line(frame.hex() + "00", 3.0)
+    assert isinstance(trailing, ReceivedFrame) and trailing.data == frame
+    for line, reason in [("zz44", "not_hex"), ("0E44010634", "truncated"), (frame.hex() + "00" * 4, "bad_crc"),
                          ("C1;0;1;2019-04-03;97;148;1;0x" + frame.hex(), "bad_crc")]:
         bad = parse_line(line, 1.0)
         assert not isinstance(bad, ReceivedFrame) and bad is not None and bad.reason == reason

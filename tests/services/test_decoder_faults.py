@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from decoder_support import REPO_ROOT, PrivateMosquitto, PrivatePostgres, Publisher, count
 
+from fixtures import telegrams as omsgen
 from meterflow.config import Settings
-from services import omsgen
 from services.bench import build_messages
 from services.decoder import DecoderService
 from storage.migrate import upgrade

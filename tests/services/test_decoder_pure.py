@@ -9,8 +9,8 @@ import pytest
 
 from decoders.reading import ERROR_CODES, DecodeError, Reading
 from decoders.wmbusmeters import status_alarms, to_reading
+from fixtures import telegrams as omsgen
 from meterflow.envelope import FrameBatch, encode_batch
-from services import omsgen
 from services.decoder import FrameProcessor
 from storage.registry import parse_keys_csv, parse_meters_csv
 

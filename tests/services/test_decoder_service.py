@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 from decoder_support import PrivateMosquitto, Publisher, count
 
+from fixtures import telegrams as omsgen
 from meterflow.cli import cli
 from meterflow.config import Settings
-from services import omsgen
 from services.bench import build_messages
 from services.decoder import DecoderService
 from storage.registry import import_keys
