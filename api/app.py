@@ -9,11 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
+from api.routes import ROUTERS
 from meterflow import __version__
 from meterflow.config import Settings
 from meterflow.logs import get_logger
-
-from api.routes import ROUTERS
 
 log = get_logger(__name__)
 
