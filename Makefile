@@ -22,7 +22,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@scripts/browser.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@mkdir -p .meterflow; status=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	  echo $$status > .meterflow/pytest-exit; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -101,7 +101,8 @@ def test_an_unset_or_runaway_meter_clock_is_not_the_readings_key() -> None:
     rows, dead = FrameProcessor({meter: key}).process(*_message(frames))
     assert dead == []
     assert [r[8] for r in rows] == [received, received, datetime(2026, 11, 2, 11, 45, tzinfo=UTC)]
-    assert rows[0][16].obj["meter_time"].startswith("2000-01-01") and rows[2][16] is None
+    assert rows[0][16].obj["meter_time"].startswith("2000-01-01")
+    assert rows[2][16] is None or "meter_time" not in rows[2][16].obj  # a sane clock is the key itself
 
 
 def test_wmbusmeters_json_maps_to_a_reading() -> None:
