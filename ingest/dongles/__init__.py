@@ -20,6 +20,16 @@ class BadInput:
 Event = ReceivedFrame | BadInput
 
 
+def skip_to_start(buf: bytearray, sof: int) -> BadInput | None:
+    """Resynchronise a framed stream: drop bytes before the next start-of-frame byte and say so."""
+    if buf[0] == sof:
+        return None
+    nxt = buf.find(sof)
+    skipped = len(buf) if nxt < 0 else nxt
+    del buf[:skipped]
+    return BadInput("noise", f"{skipped} bytes before a message start")
+
+
 class StreamDecoder(Protocol):
     def init_commands(self) -> list[bytes]:
         """Bytes to write once the port is open (link mode, RSSI on); empty for passive feeds."""

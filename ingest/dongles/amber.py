@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import reduce
 from operator import xor
 
-from ingest.dongles import BadInput, Event
+from ingest.dongles import BadInput, Event, skip_to_start
 from ingest.frames import ReceivedFrame
 
 SOF = 0xFF
@@ -69,11 +69,9 @@ class AmberDecoder:
         buf = self._buf
         events: list[Event] = []
         while buf:
-            if buf[0] != SOF:
-                nxt = buf.find(SOF)
-                skipped = len(buf) if nxt < 0 else nxt
-                del buf[:skipped]
-                events.append(BadInput("noise", f"{skipped} bytes before a message start"))
+            noise = skip_to_start(buf, SOF)
+            if noise is not None:
+                events.append(noise)
                 continue
             if len(buf) < 3:
                 break

@@ -8,7 +8,7 @@ on the next 0xA5, which also recovers from a stick reset in the middle of a mess
 
 from __future__ import annotations
 
-from ingest.dongles import BadInput, Event
+from ingest.dongles import BadInput, Event, skip_to_start
 from ingest.frames import ReceivedFrame
 
 SOF = 0xA5
@@ -83,11 +83,9 @@ class ImstDecoder:
         events: list[Event] = []
         buf = self._buf
         while buf:
-            if buf[0] != SOF:
-                nxt = buf.find(SOF)
-                skipped = len(buf) if nxt < 0 else nxt
-                del buf[:skipped]
-                events.append(BadInput("noise", f"{skipped} bytes before a message start"))
+            noise = skip_to_start(buf, SOF)
+            if noise is not None:
+                events.append(noise)
                 continue
             if len(buf) < 4:
                 break

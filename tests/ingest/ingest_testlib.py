@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from decoders.wmbus.crc import crc16_en13757
+from decoders.wmbus.testing import to_format_a
 from ingest.config import GatewayConfig
 from meterflow.envelope import decode_batch
 
@@ -35,13 +35,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def with_block_crcs(frame: bytes) -> bytes:
-    """Format A on the air: a CRC after the first 10 bytes and after every 16 bytes then."""
-    out = bytearray(frame[:10]) + crc16_en13757(frame[:10]).to_bytes(2, "big")
-    for i in range(10, len(frame), 16):
-        block = frame[i:i + 16]
-        out += block + crc16_en13757(block).to_bytes(2, "big")
-    return bytes(out)
+with_block_crcs = to_format_a  # format A on the air
 
 
 class ModbusTestServer:
