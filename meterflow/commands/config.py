@@ -9,7 +9,7 @@ import click
 from meterflow.config import Settings, masked_dict
 
 
-@click.group()
+@click.group(epilog="Example: meterflow config show --format toml")
 def config() -> None:
     """Inspect the effective settings."""
 

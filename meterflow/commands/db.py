@@ -7,7 +7,7 @@ import click
 from meterflow.config import Settings
 
 
-@click.group()
+@click.group(epilog="Example: meterflow db upgrade && meterflow db status")
 def db() -> None:
     """Database schema and status."""
 
