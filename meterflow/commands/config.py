@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -23,11 +24,17 @@ def show(settings: Settings, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(data, indent=2, default=str))
         return
-    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    for key, value in scalars.items():
-        click.echo(f"{key} = {json.dumps(value)}")
-    for section, values in data.items():
-        if isinstance(values, dict):
-            click.echo(f"\n[{section}]")
-            for key, value in values.items():
-                click.echo(f"{key} = {json.dumps(value)}")
+    click.echo("\n".join(_toml_lines(data)).strip())
+
+
+def _toml_lines(data: dict[str, Any], section: str = "") -> list[str]:
+    """Settings as TOML: scalars first, then one [section] per nested table; unset values as comments
+    (TOML has no null)."""
+    out = [f"\n[{section}]"] if section else []
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            out.append(f"# {key} is unset" if value is None else f"{key} = {json.dumps(value)}")
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out += _toml_lines(value, f"{section}.{key}" if section else key)
+    return out
