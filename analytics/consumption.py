@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-ROLLUP_SCHEMA = {"meter_id": pl.String, "bucket": pl.Datetime("us", "UTC"), "first_m3": pl.Float64,
-                 "last_m3": pl.Float64}
+ROLLUP_SCHEMA: dict[str, pl.DataType] = {"meter_id": pl.String(), "bucket": pl.Datetime("us", "UTC"),
+                                         "first_m3": pl.Float64(), "last_m3": pl.Float64()}
 
 
 def bucket_consumption(rollup: pl.DataFrame) -> pl.DataFrame:

