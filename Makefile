@@ -27,7 +27,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy decoders analytics
+	$(BIN)/mypy meterflow storage services ingest pipelines api dashboards notify fixtures analytics decoders
 
 bench: $(STAMP)
 	$(BIN)/meterflow bench decode
