@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "eval": "meterflow.commands.leaks:eval_group",
     "serve": "meterflow.commands.serve:serve",
     "fleet": "meterflow.commands.fleet:fleet",
+    "flows": "meterflow.commands.flows:flows",
     "bench": "meterflow.commands.bench:bench",
 }
 

@@ -14,7 +14,7 @@ from meterflow.config import Settings, load_settings
 from meterflow.logs import ctx, get_logger
 from storage.alerts import load_input, sync
 from storage.db import connect, resolve_dsn
-from storage.flavor import refresh_rollups
+from storage.refresh import refresh_derived
 
 log = get_logger(__name__)
 
@@ -23,13 +23,15 @@ def run_detection(conn: psycopg.Connection, settings: Settings, as_of: datetime)
     """Detect on [as_of - history_days, as_of) and apply the result to the alerts table."""
     cfg = settings.leaks
     start = as_of - timedelta(days=cfg.history_days)
-    refresh_rollups(conn, start, as_of)
-    conn.commit()
+    refresh_derived(conn, start, as_of)
     data = load_input(conn, start, as_of)
     det = detect_all(data, cfg, settings.timezone, as_of=as_of)
     meters = sorted(set(data.get_column("meter_id").to_list()))
     res = sync(conn, det, as_of, meters, cfg.active_slack_hours, settings.timezone)
     return {"as_of": as_of.isoformat(), "meters": len(meters), "detections": det.height, **res.as_dict()}
+
+
+HOURLY_CRON = "5 * * * *"  # five past each hour, after the last quarter-hour telegrams are in
 
 
 @flow(name="leak-detection", log_prints=False)
@@ -49,3 +51,12 @@ def leak_detection_flow(as_of: datetime | None = None, notify: bool = False, dry
                                     for st in ("sent", "failed", "dry_run", "rate_limited")}
     log.info("leak detection", extra=ctx(**{k: v for k, v in out.items() if not isinstance(v, dict)}))
     return out
+
+
+def deployment(cron: str = HOURLY_CRON, name: str = "hourly", timezone: str = "UTC", notify: bool = False,
+               dry_run: bool = True) -> Any:
+    """The leak-detection deployment: every hour, alerts refreshed (and notifications sent when asked)."""
+    from prefect.schedules import Cron
+
+    return leak_detection_flow.to_deployment(name=name, schedules=[Cron(cron, timezone=timezone)], tags=["leaks"],
+                                             parameters={"notify": notify, "dry_run": dry_run})

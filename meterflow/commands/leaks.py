@@ -104,14 +104,13 @@ def detect(ctx: click.Context, start: str | None, end: str | None, input_file: s
     else:
         from storage.alerts import load_input
         from storage.db import connect, resolve_dsn
-        from storage.flavor import refresh_rollups
+        from storage.refresh import refresh_derived
 
         to = _when(end, datetime.now(UTC))
         frm = _when(start, to - timedelta(days=7))
         conn = connect(resolve_dsn(s))
-        _progress("refreshing the hourly rollup")
-        refresh_rollups(conn, frm - timedelta(days=cfg.history_days), to)
-        conn.commit()
+        _progress("refreshing the rollups")
+        refresh_derived(conn, frm - timedelta(days=cfg.history_days), to)
         data = load_input(conn, frm - timedelta(days=cfg.history_days), to)
     _progress(f"detecting on {data.height} rows of {data.get_column('meter_id').n_unique()} meters")
     det = detect_all(data, cfg, s.timezone, as_of=to)
