@@ -14,6 +14,7 @@ from typing import Any
 
 _SECRET_WORDS = ("key", "password", "secret", "token")
 _STD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+_HIDDEN = {"color_message"}  # uvicorn's terminal-coloured copy of msg
 
 
 def ctx(**fields: Any) -> dict[str, Any]:
@@ -27,7 +28,8 @@ def ctx(**fields: Any) -> dict[str, Any]:
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in record.__dict__.items() if k not in _STD_ATTRS and not k.startswith("_")}
+    return {k: v for k, v in record.__dict__.items()
+            if k not in _STD_ATTRS and k not in _HIDDEN and not k.startswith("_")}
 
 
 def _fmt_value(value: Any) -> str:

@@ -29,7 +29,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     app = create_app(settings, resolve_dsn(settings))
     h, p = host or settings.api.host, port or settings.api.port
     click.echo(f"meterflow web app on http://{h}:{p}/dashboards/fleet (customer links: meterflow serve link)")
-    uvicorn.run(app, host=h, port=p, log_level=settings.log_level.lower(), access_log=False)
+    # log_config=None: uvicorn logs through our structured handler instead of its own format
+    uvicorn.run(app, host=h, port=p, log_level=settings.log_level.lower(), access_log=False, log_config=None)
 
 
 @serve.command("link", epilog="Example: meterflow serve link --customer C-000123 --now 2026-03-01")
