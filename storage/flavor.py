@@ -59,15 +59,15 @@ def create_readings(conn: psycopg.Connection, flavor: Flavor) -> None:
     if flavor == "timescale":
         conn.execute(f"CREATE TABLE IF NOT EXISTS readings ({READINGS_COLUMNS}, PRIMARY KEY (meter_id, time))")
         conn.execute(
-            "SELECT create_hypertable('readings', by_range('time', INTERVAL %s), if_not_exists => true)",
+            "SELECT create_hypertable('readings', by_range('time', %s::interval), if_not_exists => true)",
             (CHUNK_INTERVAL,),
         )
         conn.execute(
             "ALTER TABLE readings SET (timescaledb.compress, timescaledb.compress_segmentby = 'meter_id',"
             " timescaledb.compress_orderby = 'time')"
         )
-        conn.execute("SELECT add_compression_policy('readings', INTERVAL %s, if_not_exists => true)", (COMPRESS_AFTER,))
-        conn.execute("SELECT add_retention_policy('readings', INTERVAL %s, if_not_exists => true)", (RETAIN_FOR,))
+        conn.execute("SELECT add_compression_policy('readings', %s::interval, if_not_exists => true)", (COMPRESS_AFTER,))
+        conn.execute("SELECT add_retention_policy('readings', %s::interval, if_not_exists => true)", (RETAIN_FOR,))
     else:
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS readings ({READINGS_COLUMNS}, PRIMARY KEY (meter_id, time))"
