@@ -66,8 +66,9 @@ def create_readings(conn: psycopg.Connection, flavor: Flavor) -> None:
             "ALTER TABLE readings SET (timescaledb.compress, timescaledb.compress_segmentby = 'meter_id',"
             " timescaledb.compress_orderby = 'time')"
         )
-        conn.execute("SELECT add_compression_policy('readings', %s::interval, if_not_exists => true)", (COMPRESS_AFTER,))
-        conn.execute("SELECT add_retention_policy('readings', %s::interval, if_not_exists => true)", (RETAIN_FOR,))
+        policy = "SELECT {}('readings', %s::interval, if_not_exists => true)"
+        conn.execute(policy.format("add_compression_policy"), (COMPRESS_AFTER,))
+        conn.execute(policy.format("add_retention_policy"), (RETAIN_FOR,))
     else:
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS readings ({READINGS_COLUMNS}, PRIMARY KEY (meter_id, time))"
