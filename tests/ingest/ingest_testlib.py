@@ -8,7 +8,6 @@ import asyncio
 import getpass
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -23,16 +22,11 @@ from paho.mqtt.properties import Properties
 
 from decoders.wmbus.testing import to_format_a
 from ingest.config import GatewayConfig
+from meterflow.embedded import free_port, wait_for_port
 from meterflow.envelope import decode_batch
 
 REPO = Path(__file__).resolve().parents[2]
 BROKER_CONF = REPO / "deploy" / "mosquitto" / "meterflow.conf"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 with_block_crcs = to_format_a  # format A on the air
@@ -59,14 +53,7 @@ class ModbusTestServer:
         if serial_port:
             time.sleep(0.3)
             return
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("modbus server did not start")
+        wait_for_port(self.port, 5)
 
     async def _serve(self) -> None:
         from pymodbus.framer import FramerType
@@ -149,14 +136,7 @@ class Broker:
     def start(self) -> None:
         self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("private mosquitto did not start")
+        wait_for_port(self.port, 10)
 
     def reload(self) -> None:
         """SIGHUP: Mosquitto rereads its password and ACL files."""

@@ -6,11 +6,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -22,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # a checkout installed before `services` joined pyproject
     sys.path.insert(0, str(REPO_ROOT))
 
-from meterflow.embedded import free_port  # noqa: E402
+from meterflow.embedded import free_port, wait_for_port  # noqa: E402
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 BROKER_CONF = REPO_ROOT / "deploy" / "mosquitto" / "meterflow.conf"
@@ -31,15 +29,7 @@ BROKER_CONF = REPO_ROOT / "deploy" / "mosquitto" / "meterflow.conf"
 FALLBACK_CONF = "max_queued_messages 0\nmax_queued_bytes 1073741824\nmax_inflight_messages 100\n"
 
 
-def wait_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on port {port}")
+wait_port = wait_for_port
 
 
 class PrivateMosquitto:
