@@ -8,7 +8,7 @@ Several workers: the chunks are independent tasks; with a Prefect work pool each
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -48,12 +48,24 @@ def compute_chunk(
     return counts
 
 
+ChunkRunner = Callable[[str, Settings, int, date, date, Sequence[tuple[str, str] | None], datetime | None],
+                      Iterable[dict[str, int]]]
+
+
+def _chunks_in_process(dsn: str, settings: Settings, run_id: int, period_start: date, period_end: date,
+                       ranges: Sequence[tuple[str, str] | None], as_of: datetime | None) -> Iterator[dict[str, int]]:
+    for rng in ranges:
+        yield compute_chunk(dsn, settings, run_id, period_start, period_end, rng, as_of)
+
+
 def run_billing(
     settings: Settings, period_start: date, period_end: date, *, chunk_size: int = DEFAULT_CHUNK,
     progress: Callable[[int, int], None] | None = None, as_of: datetime | None = None,
-    submit: Callable[..., dict[str, int]] | None = None,
+    run_chunks: ChunkRunner = _chunks_in_process,
 ) -> tuple[int, dict[str, int]]:
-    """The whole computation without an orchestrator (and the body of the flow)."""
+    """One billing run: open it, compute every meter-range chunk, close it as finished or failed.
+
+    `run_chunks` decides where chunks run: in this process (the CLI) or as Prefect tasks (the flow)."""
     if period_end <= period_start:
         raise ValueError(f"--to {period_end} must be after --from {period_start}")
     dsn = resolve_dsn(settings)
@@ -62,9 +74,7 @@ def run_billing(
         ranges = store.meter_ranges(conn, chunk_size)
     totals: dict[str, int] = {}
     try:
-        for i, rng in enumerate(ranges):
-            fn = submit or compute_chunk
-            counts = fn(dsn, settings, run_id, period_start, period_end, rng, as_of)
+        for i, counts in enumerate(run_chunks(dsn, settings, run_id, period_start, period_end, ranges, as_of)):
             for k, v in counts.items():
                 totals[k] = totals.get(k, 0) + v
             if progress:
@@ -100,23 +110,14 @@ def _build_flow() -> dict[str, Any]:
         """Billing consumption of every meter for [period_start, period_end) (default: the previous month)."""
         if period_start is None or period_end is None:
             period_start, period_end = previous_month()
-        settings = load_settings()
-        dsn = resolve_dsn(settings)
-        with connect(dsn) as conn:
-            run_id = store.start_run(conn, period_start, period_end, settings.vee)
-            ranges = store.meter_ranges(conn, chunk_size)
-        try:
-            futures = [billing_chunk.submit(dsn, settings, run_id, period_start, period_end, r) for r in ranges]
-            totals: dict[str, int] = {"run_id": run_id}
-            for fut in futures:
-                for k, v in fut.result().items():
-                    totals[k] = totals.get(k, 0) + v
-        except BaseException:
-            with connect(dsn) as conn:
-                store.finish_run(conn, run_id, "failed")
-            raise
-        with connect(dsn) as conn:
-            store.finish_run(conn, run_id)
+        def as_tasks(dsn: str, settings: Settings, run_id: int, start: date, end: date,
+                     ranges: Sequence[tuple[str, str] | None], as_of: datetime | None) -> Iterator[dict[str, int]]:
+            futures = [billing_chunk.submit(dsn, settings, run_id, start, end, r, as_of) for r in ranges]
+            return (f.result() for f in futures)
+
+        run_id, counts = run_billing(load_settings(), period_start, period_end, chunk_size=chunk_size,
+                                     run_chunks=as_tasks)
+        totals = {"run_id": run_id, **counts}
         print(f"billing run {run_id}: {totals}")
         return totals
 

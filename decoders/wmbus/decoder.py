@@ -55,6 +55,12 @@ class _Fail(Exception):
         self.error = error
 
 
+def _open_mode5(key: bytes, iv: bytes, data: bytes, n: int) -> bytes | None:
+    """The first n bytes decrypted (AES-CBC) plus the unencrypted rest, or None when the 2F2F check fails."""
+    plain = key_material(key).cbc_decrypt(iv, data[:n])
+    return plain + data[n:] if plain[:2] == _FILL else None
+
+
 class WmbusDecoder:
     """Decodes wireless (and wired long-frame) M-Bus telegrams of water meters and others."""
 
@@ -284,9 +290,9 @@ class WmbusDecoder:
             # flagged encrypted but stored already decrypted; a ciphertext that merely starts with
             # 2F2F (1 in 65536) is caught by also trying the key when there is one
             if mode == 5 and key is not None and len(key) == 16 and 0 < n <= len(data):
-                plain = key_material(key).cbc_decrypt(mode5_iv(iv_m, iv_a, tpl.acc), data[:n])
-                if plain[:2] == _FILL:
-                    return plain + data[n:]
+                opened = _open_mode5(key, mode5_iv(iv_m, iv_a, tpl.acc), data, n)
+                if opened is not None:
+                    return opened
             return data
         if mode == 5:
             if key is None and diehl == "oms":
@@ -299,10 +305,10 @@ class WmbusDecoder:
                 n = len(data) - len(data) % 16
             if n == 0:
                 raise _Fail(DecodeError("truncated", "no whole AES block to decrypt"))
-            plain = key_material(key).cbc_decrypt(mode5_iv(iv_m, iv_a, tpl.acc), data[:n])
-            if plain[:2] != _FILL:
+            opened = _open_mode5(key, mode5_iv(iv_m, iv_a, tpl.acc), data, n)
+            if opened is None:
                 raise _Fail(DecodeError("wrong_key", "decrypted data does not start with 2F2F"))
-            return plain + data[n:]
+            return opened
         if mode == 7:
             return self._open_mode7(frame, tpl, key, data, n, afl, ident)
         if mode in (2, 3):
