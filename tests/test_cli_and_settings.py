@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from meterflow.cli import cli
+from cli.main import cli
 
 
 def _all_commands(group: click.Group, ctx: click.Context, prefix: str = "") -> list[tuple[str, click.Command]]:

@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from cli.demo import DemoResult, run_demo
 from meterflow.config import Settings
-from meterflow.demo import DemoResult, run_demo
 
 
 @pytest.mark.slow

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from cli.main import COMMANDS
 from ingest.config import GatewayConfig
-from meterflow.cli import COMMANDS
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()

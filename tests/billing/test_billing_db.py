@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from analytics.vee.core import compute_billing
-from meterflow.cli import cli
+from cli.main import cli
 from meterflow.config import Settings
 from pipelines.billing import run_billing
 from storage import billing as store

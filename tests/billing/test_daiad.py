@@ -19,8 +19,8 @@ from click.testing import CliRunner
 
 from analytics.vee.config import VeeConfig
 from analytics.vee.core import compute_billing
+from cli.main import cli
 from decoders.csv_readings import PRESETS, parse_file
-from meterflow.cli import cli
 from storage import billing as store
 
 PS, PE = date(2016, 3, 1), date(2017, 3, 1)

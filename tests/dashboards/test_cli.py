@@ -6,7 +6,7 @@ from click.testing import CliRunner
 from dash_seed import SECRET, web_settings_for
 
 from api.pages.auth import customer_signature
-from meterflow.commands.serve import bench_charts, serve
+from cli.commands.serve import bench_charts, serve
 from meterflow.config import Settings
 
 

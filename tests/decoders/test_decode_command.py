@@ -7,9 +7,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from cli.commands.decode import decode
 from decoders.reading import ERROR_CODES
 from decoders.wmbus.testing import mode5_frame, water_records
-from meterflow.commands.decode import decode
 
 KEY = bytes(range(16))
 

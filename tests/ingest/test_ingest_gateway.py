@@ -101,7 +101,7 @@ def test_config_rejects_bad_values(tmp_path: Path) -> None:
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from meterflow.cli import main; main()", *args]
+    return [sys.executable, "-c", "from cli.main import main; main()", *args]
 
 
 def test_cli_help_and_check(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from leak_helpers import T0, household_day, readings
 from test_alerts_db import insert
 
 from analytics.leaks.evaluate import evaluate, read_daiad
-from meterflow.commands.leaks import eval_group, leaks
+from cli.commands.leaks import eval_group, leaks
 from meterflow.config import Settings
 
 H = timedelta(hours=1)

@@ -86,7 +86,7 @@ def test_database_down_for_a_minute_loses_nothing(private_pg: PrivatePostgres, p
 
 
 def _decoder_process(env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "meterflow.cli", "decoder", "--instance", env["MF_INSTANCE"]],
+    return subprocess.Popen([sys.executable, "-m", "cli.main", "decoder", "--instance", env["MF_INSTANCE"]],
                             env=env, cwd=cwd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from decoder_support import PrivateMosquitto, Publisher, count
 
+from cli.main import cli
 from fixtures import telegrams as omsgen
-from meterflow.cli import cli
 from meterflow.config import Settings
 from services.bench import build_messages
 from services.decoder import DecoderService

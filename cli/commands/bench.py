@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from meterflow.cli import LazyGroup
+from cli.main import LazyGroup
 
 BENCHES: dict[str, str] = {
-    "decode": "meterflow.commands.decode:bench_decode",
-    "ingest": "meterflow.commands.decoder:bench_ingest",
-    "billing": "meterflow.commands.billing:bench_billing",
-    "charts": "meterflow.commands.serve:bench_charts",
-    "gateway": "meterflow.commands.gateway:bench_gateway",
+    "decode": "cli.commands.decode:bench_decode",
+    "ingest": "cli.commands.decoder:bench_ingest",
+    "billing": "cli.commands.billing:bench_billing",
+    "charts": "cli.commands.serve:bench_charts",
+    "gateway": "cli.commands.gateway:bench_gateway",
 }
 
 

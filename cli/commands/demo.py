@@ -37,7 +37,7 @@ def demo(settings: Settings, meters: int, days: int, seed: int, gateways: int, o
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    from meterflow.demo import run_demo
+    from cli.demo import run_demo
 
     t0 = time.perf_counter()
     result = run_demo(settings, meters, days, seed, gateways, out_dir or settings.data_dir / "demo")
