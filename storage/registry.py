@@ -20,7 +20,10 @@ KEY_COLUMNS = ("meter_id", "key_hex")
 METER_COLUMNS = (
     "meter_id", "premise_ref", "customer_ref", "district", "install_date", "install_index_m3", "removal_date",
     "removal_index_m3", "register_digits", "verification_expiry", "manufacturer", "model", "medium",
+    "street", "house_number", "postcode", "city", "lat", "lon", "role", "parent_meter_id", "tariff_group",
 )
+ROLES = ("main", "garden", "inlet")
+COORDINATE_RANGES = {"lat": (-90.0, 90.0), "lon": (-180.0, 180.0)}
 DATE_COLUMNS = frozenset({"install_date", "removal_date", "verification_expiry"})
 FLOAT_COLUMNS = frozenset({"install_index_m3", "removal_index_m3"})
 Progress = Callable[[int, int], None]
@@ -96,6 +99,22 @@ def _parse_value(column: str, text: str) -> Any:
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"{column} must be a non-negative number")
         return value
+    if column in COORDINATE_RANGES:
+        low, high = COORDINATE_RANGES[column]
+        coordinate = float(text.replace(",", "."))
+        if not low <= coordinate <= high:
+            raise ValueError(f"{column} must be between {low:g} and {high:g}")
+        return coordinate
+    if column == "role":
+        role = text.lower()
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        return role
+    if column == "parent_meter_id":
+        parent = _meter_id(text)
+        if parent is None:
+            raise ValueError("parent_meter_id is malformed")
+        return parent
     if column == "register_digits":
         digits = int(text)
         if not 1 <= digits <= 12:
@@ -136,6 +155,11 @@ def parse_meters_csv(text: str) -> ParseResult:
             out.errors.append((line, "meter_id is empty or malformed"))
             continue
         record["meter_id"] = meter_id
+        if record.get("parent_meter_id") == meter_id:
+            out.errors.append((line, "a meter cannot be its own parent_meter_id"))
+            continue
+        if "role" in record and record["role"] is None:
+            record["role"] = "main"
         removed, installed = record.get("removal_date"), record.get("install_date")
         if removed and installed and removed < installed:
             out.errors.append((line, "removal_date is before install_date"))
@@ -198,7 +222,8 @@ def load_keys(conn: psycopg.Connection) -> dict[str, bytes]:
 
 LIST_COLUMNS = ("meter_id", "manufacturer", "model", "medium", "premise_ref", "customer_ref", "district",
                 "install_date", "install_index_m3", "removal_date", "removal_index_m3", "register_digits",
-                "verification_expiry")
+                "verification_expiry", "street", "house_number", "postcode", "city", "lat", "lon", "role",
+                "parent_meter_id", "tariff_group")
 
 
 def list_meters(
