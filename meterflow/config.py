@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 from analytics.leaks.config import LeakConfig
 from analytics.vee.config import VeeConfig
+from meterflow.plausibility import PlausibilitySettings
 
 DEFAULT_TOML = Path("meterflow.toml")
 
@@ -76,6 +77,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     vee: VeeConfig = VeeConfig()
     leaks: LeakConfig = LeakConfig()
+    plausibility: PlausibilitySettings = PlausibilitySettings()
 
     @classmethod
     def settings_customise_sources(
