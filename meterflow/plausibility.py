@@ -20,8 +20,8 @@ MAX_INDEX_M3 = 1e12
 class PlausibilitySettings(BaseModel):
     """The window of reading times accepted and the tolerance for meter clocks running ahead."""
 
-    earliest: datetime = Field(datetime(2000, 1, 1, tzinfo=UTC), description="oldest reading time accepted")
-    future_tolerance_hours: float = Field(48.0, ge=0, description="how far ahead of now a meter clock may be")
+    earliest: datetime = Field(default=datetime(2000, 1, 1, tzinfo=UTC), description="oldest reading time accepted")
+    future_tolerance_hours: float = Field(default=48.0, ge=0, description="how far ahead of now a meter clock may be")
 
 
 @dataclass(frozen=True)
