@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
+from api.pages.auth import LoginThrottle
 from api.routes import ROUTERS
+from api.security import install
 from meterflow import __version__
 from meterflow.config import Settings
 from meterflow.logs import get_logger
@@ -18,7 +20,11 @@ log = get_logger(__name__)
 
 
 def create_app(settings: Settings, dsn: str) -> FastAPI:
-    """Build the app for one database; routers of areas not built yet are skipped."""
+    """Build the app for one database; routers of areas not built yet are skipped. Refuses to build with a
+    guessable customer-link secret (meterflow.secrets.SecretError)."""
+    from meterflow.secrets import link_secret
+
+    link_secret(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,8 +37,12 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
         version=__version__,
         description="Billing consumption, manual reads and dashboards of a water utility.",
         lifespan=lifespan,
+        docs_url=None,  # served by api.security from the app's own files
+        redoc_url=None,
     )
     app.state.settings = settings
+    app.state.login_throttle = LoginThrottle(settings.api.login_max_failures, settings.api.login_window_s)
+    install(app, settings.api.max_body_bytes)
     app.state.pool = ConnectionPool(dsn, min_size=1, max_size=8, open=False)
     for spec in ROUTERS:
         module_name, attr = spec.split(":")

@@ -1,17 +1,21 @@
-"""Shared request dependencies: settings, database connections, bearer-token auth."""
+"""Shared request dependencies: settings, database connections, scoped bearer-token auth."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import psycopg
-from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 
-from api.pages.auth import COOKIE, token_accepted
+from api.pages.auth import require_scope
 from meterflow.config import Settings
 
-_bearer = HTTPBearer(auto_error=False, description="A token from settings api.tokens (METERFLOW_API__TOKENS)")
+# declares the bearer scheme in the OpenAPI schema; the checking is require_scope's
+bearer = HTTPBearer(auto_error=False, description="A named token (`meterflow tokens add NAME --scope ...`)")
+
+require_billing_read = require_scope("billing:read")
+require_readings_write = require_scope("readings:write")
 
 
 def get_settings(request: Request) -> Settings:
@@ -25,19 +29,8 @@ def get_db(request: Request) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-def require_token(
-    request: Request,
-    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
-    settings: Settings = Depends(get_settings),
-) -> str:
-    """Analyst pages and the billing API: `Authorization: Bearer <token>`, or the login cookie of a browser."""
-    if credentials is not None and credentials.scheme.lower() == "bearer":
-        given: str | None = credentials.credentials
-    else:
-        given = request.cookies.get(COOKIE)
-    if not given:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
-    if token_accepted(settings, given):
-        return "analyst"
-    raise HTTPException(status.HTTP_403_FORBIDDEN, "token not accepted")
+BILLING_READ = [Depends(bearer), Depends(require_billing_read)]
+READINGS_WRITE = [Depends(bearer), Depends(require_readings_write)]
+
+# the former "any token" dependency: kept for callers written before scopes
+require_token = require_scope("analyst")

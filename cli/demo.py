@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 import psycopg
+from psycopg import sql
 
 from ingest.frames import ReceivedFrame
 from meterflow.config import Settings
@@ -60,22 +61,50 @@ class Step:
         print(f"[demo] {self.name}: {self.timings[self.name]} s", file=sys.stderr, flush=True)
 
 
-def demo_database(settings: Settings, database_name: str | None = None) -> str:
-    """A fresh database for the demo on the server in force (embedded when none is configured)."""
-    from storage.db import EMBEDDED_DB, resolve_dsn, with_database
+class DemoDatabaseError(RuntimeError):
+    """The demo's database holds data the demo did not put there; the message says what to do."""
 
-    server_dsn = resolve_dsn(settings)
-    # on the embedded server the demo owns the main database, so `meterflow serve` shows its data after
-    name = database_name or (DEMO_DB if settings.database_dsn() else EMBEDDED_DB)
+
+def demo_database(settings: Settings, database_name: str | None = None) -> str:
+    """The demo's database: the one named in METERFLOW_DATABASE_URL (or `database_name`), created when missing.
+
+    Nothing is dropped. A database the demo created (in this run or an earlier one, marked in meterflow_meta)
+    is emptied for a new run; any other database must hold no readings, or the demo refuses to touch it."""
+    from storage.db import resolve_dsn, with_database
+
+    configured = resolve_dsn(settings)
+    name = database_name or str(psycopg.conninfo.conninfo_to_dict(configured).get("dbname") or DEMO_DB)
+    dsn = with_database(configured, name)
+    created = False
     try:
-        with psycopg.connect(with_database(server_dsn, "postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return with_database(server_dsn, name)
-    except psycopg.Error as exc:
-        log.warning("cannot create a demo database; using the configured one",
-                    extra=ctx(reason=str(exc).strip().splitlines()[0]))
-        return server_dsn
+        with psycopg.connect(with_database(configured, "postgres"), autocommit=True) as admin:
+            if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                created = True
+    except psycopg.Error as exc:  # no right to create databases: use the named one as it is
+        log.warning("cannot check or create the demo database", extra=ctx(reason=str(exc).strip().splitlines()[0]))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS meterflow_meta (key text PRIMARY KEY, value text NOT NULL)")
+        if created or not settings.database_dsn():  # the embedded server under data_dir is scratch space
+            conn.execute("INSERT INTO meterflow_meta VALUES ('demo_database', 'true') ON CONFLICT DO NOTHING")
+        if created:
+            return dsn
+        ours = conn.execute("SELECT 1 FROM meterflow_meta WHERE key = 'demo_database'").fetchone()
+        has_readings = conn.execute("SELECT to_regclass('readings') IS NOT NULL").fetchone()
+        count = conn.execute("SELECT count(*) FROM (SELECT 1 FROM readings LIMIT 1) r").fetchone() \
+            if has_readings and has_readings[0] else (0,)
+        if ours and count and count[0]:
+            tables = [r[0] for r in conn.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE"
+                " n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relispartition = false"
+                " AND c.relname NOT IN ('schema_migrations', 'meterflow_meta')")]
+            conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+                sql.SQL(", ").join(sql.Identifier(t) for t in tables)))
+        elif count and count[0]:
+            raise DemoDatabaseError(
+                f"database {name!r} already holds readings and was not made by the demo: the demo never changes "
+                "such data. Point METERFLOW_DATABASE_URL at a new database name (the demo creates it)")
+    return dsn
 
 
 def registry_csv(meters: pl.DataFrame) -> tuple[str, str]:

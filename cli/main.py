@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "fleet": "cli.commands.fleet:fleet",
     "flows": "cli.commands.flows:flows",
     "bench": "cli.commands.bench:bench",
+    "tokens": "cli.commands.tokens:tokens",
 }
 
 

@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import gzip
 import tomllib
+import zlib
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
+
+from meterflow.plausibility import MAX_INDEX_M3, METER_ID_PATTERN, PlausibilitySettings
 
 Unit = Literal["m3", "litres"]
 
@@ -71,22 +75,43 @@ class ParseResult:
     stats: dict[str, int] = field(default_factory=dict)
 
 
+class FileError(ValueError):
+    """A file that cannot be read as CSV text at all (empty, binary, corrupt gzip, not UTF-8): one clear line."""
+
+
 def read_lines(path: str | Path) -> list[str]:
-    """The file's lines (gzip when the name ends in .gz or the content starts with the gzip magic)."""
+    """The file's lines (gzip when the content starts with the gzip magic); FileError when it is not text."""
     p = Path(path)
     raw = p.read_bytes()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    return raw.decode("utf-8-sig").splitlines()
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise FileError(f"{p.name} is a corrupt or truncated gzip file ({exc})") from exc
+    if not raw.strip():
+        raise FileError(f"{p.name} is empty: expected a header line and readings")
+    if b"\x00" in raw[:65536]:
+        raise FileError(f"{p.name} is a binary file, not CSV text")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FileError(f"{p.name} is not UTF-8 text (byte {exc.start}): save it as UTF-8 CSV") from exc
+    return text.splitlines()
 
 
-def parse_lines(lines: list[str], mapping: Mapping) -> ParseResult:
-    """Parse header + data lines into good rows and bad rows (line numbers are 1-based, header = line 1)."""
+def parse_lines(lines: list[str], mapping: Mapping, window: PlausibilitySettings | None = None,
+                now: datetime | None = None) -> ParseResult:
+    """Parse header + data lines into good rows and bad rows (line numbers are 1-based, header = line 1).
+    Rows dated outside the window (meterflow.plausibility) are bad rows, so no import reaches far-off times."""
+    window = window or PlausibilitySettings()
+    latest = (now or datetime.now(UTC)) + timedelta(hours=window.future_tolerance_hours)
     bad_schema = {"line": pl.Int64, "reason": pl.String, "raw": pl.String}
     good_schema = {"meter_id": pl.String, "time": pl.Datetime("us", "UTC"), "total_m3": pl.Float64,
                    "line": pl.Int64, "notation": pl.String, "dst_fold": pl.Boolean}
-    if not lines:
-        raise ValueError("the file is empty: expected a header line")
+    if not lines or not lines[0].strip():
+        raise FileError("the file is empty: expected a header line")
+    if not any(line.strip() for line in lines[1:]):
+        raise FileError("the file has a header but no readings")
     header = [h.strip().strip('"') for h in lines[0].split(mapping.delimiter)]
     missing = [c for c in (mapping.meter_column, mapping.time_column, mapping.value_column) if c not in header]
     if missing:
@@ -145,6 +170,8 @@ def parse_lines(lines: list[str], mapping: Mapping) -> ParseResult:
         pl.when(pl.col("_n") != len(header)).then(pl.format("expected {} fields, found {}", pl.lit(len(header)),
                                                              pl.col("_n")))
         .when(pl.col("meter_id").fill_null("") == "").then(pl.lit("empty meter id"))
+        .when(~pl.col("meter_id").str.contains(METER_ID_PATTERN))
+        .then(pl.lit("malformed meter id (1-64 characters, no spaces or control characters)"))
         .when(pl.col("_time").fill_null("") == "").then(pl.lit("empty time"))
         .when(pl.col("_naive").is_null() & pl.col("time").is_null())
         .then(pl.format("time {} does not match {}", pl.col("_time"), pl.lit(mapping.time_format or "ISO 8601")))
@@ -153,6 +180,11 @@ def parse_lines(lines: list[str], mapping: Mapping) -> ParseResult:
         .when(pl.col("_v").is_null()).then(pl.format("index {} is not a number", pl.col("_value")))
         .when(~pl.col("_v").is_finite()).then(pl.format("index {} is not finite", pl.col("_value")))
         .when(pl.col("_v") < 0).then(pl.format("negative index {}", pl.col("_value")))
+        .when(pl.col("_v") * scale >= MAX_INDEX_M3).then(pl.format("index {} is beyond any register", pl.col("_value")))
+        .when(pl.col("time") < window.earliest)
+        .then(pl.format("time {} is before {} (outside the accepted window)", pl.col("_time"),
+                        pl.lit(window.earliest.date().isoformat())))
+        .when(pl.col("time") > latest).then(pl.format("time {} is in the future", pl.col("_time")))
         .otherwise(pl.lit(None, dtype=pl.String))
         .alias("reason")
     )
@@ -178,8 +210,20 @@ def parse_lines(lines: list[str], mapping: Mapping) -> ParseResult:
     return ParseResult(good, bad, stats)
 
 
-def parse_file(path: str | Path, mapping: Mapping | None = None) -> ParseResult:
-    return parse_lines(read_lines(path), mapping or Mapping())
+def parse_file(path: str | Path, mapping: Mapping | None = None,
+               window: PlausibilitySettings | None = None) -> ParseResult:
+    return parse_lines(read_lines(path), mapping or Mapping(), window)
+
+
+def file_duplicates(good: pl.DataFrame) -> pl.DataFrame:
+    """Rows repeating an earlier row of the same file (same meter, time and value): line and first_line.
+    They are collapsed into one reading and reported."""
+    return (
+        good.with_columns(pl.col("line").min().over(["meter_id", "time", "total_m3"]).alias("first_line"))
+        .filter(pl.col("line") != pl.col("first_line"))
+        .select("line", "first_line")
+        .sort("line")
+    )
 
 
 def file_checks(good: pl.DataFrame) -> dict[str, int]:

@@ -7,6 +7,7 @@ Nested sections use `__` in environment names, e.g. METERFLOW_VEE__STUCK_DAYS=30
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -53,8 +54,33 @@ class ApiSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 8000
-    tokens: list[SecretStr] = Field(default_factory=list, description="bearer tokens for analysts and billing")
-    customer_link_secret: SecretStr = SecretStr("change-me")
+    tokens: list[SecretStr] = Field(
+        default_factory=list,
+        description="bootstrap bearer tokens with every scope (prefer named tokens: `meterflow tokens add`)")
+    customer_link_secret: SecretStr | None = Field(
+        default=None,
+        description="signs customer links; unset = generated once and kept in data_dir/link-secret (0600)")
+    customer_link_days: int = Field(default=90, ge=1, le=3650, description="how long a customer link stays valid")
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="how long a login session lasts")
+    login_max_failures: int = Field(default=10, ge=1,
+                                    description="failed logins per client address and window before 429")
+    login_window_s: int = Field(default=300, ge=1, description="the window of login_max_failures")
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="larger request bodies are refused (413)")
+    as_of_for_customers: bool = Field(
+        default=False, description="let customer pages take ?now= (demos on simulated data only; analysts always may)")
+
+
+class SecretsSettings(BaseModel):
+    """The master key that seals meters' AES keys at rest (AES-GCM)."""
+
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="base64 of 32 random bytes (meterflow keys master-key); unset = the key in master_key_file")
+    master_key_file: Path = Field(
+        default=Path("~/.config/meterflow/master-key"),
+        description="used when master_key is unset: created once (0600) with a random key, then kept")
+    previous_master_keys: list[SecretStr] = Field(
+        default_factory=list, description="older master keys still accepted for reading (rotation)")
 
 
 class Settings(BaseSettings):
@@ -78,6 +104,7 @@ class Settings(BaseSettings):
     vee: VeeConfig = VeeConfig()
     leaks: LeakConfig = LeakConfig()
     plausibility: PlausibilitySettings = PlausibilitySettings()
+    secrets: SecretsSettings = SecretsSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -119,12 +146,22 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
     return Settings(**overrides)
 
 
+SECRET_PARAMS = re.compile(
+    r"(?i)((?:^|[?&;\s])(?:password|passwd|pwd|pass|secret|token|sslpassword|api_key|apikey|access_token)=)[^&;\s]*")
+
+
 def mask_url(url: str) -> str:
-    """postgresql://user:secret@host/db -> postgresql://user:***@host/db."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    """Every password form masked: postgresql://user:secret@host/db -> user:***@, ?password=x -> ?password=***,
+    and libpq key=value strings (password=x host=db)."""
+    masked = SECRET_PARAMS.sub(r"\1***", url)
+    try:
+        parts = urlsplit(masked)
+        password = parts.password
+    except ValueError:
+        return masked
+    if password is None:
+        return masked
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
 
 
@@ -143,7 +180,7 @@ def masked_dict(settings: Settings) -> dict[str, Any]:
             return [walk(v) for v in value]
         if isinstance(value, Path):
             return str(value)
-        if isinstance(value, str) and "://" in value:
+        if isinstance(value, str) and ("://" in value or "=" in value):
             return mask_url(value)
         return value
 

@@ -18,6 +18,7 @@ deduplicate by frame content, never by batch id.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -67,12 +68,23 @@ def encode_batch(batch: FrameBatch) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+def _sent(value: object) -> float:
+    """The batch's send time; anything but a finite number is refused as the envelope's fault."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise EnvelopeError("'sent' must be a finite number (Unix seconds)")
+    return float(value)
+
+
 def decode_batch(payload: bytes) -> FrameBatch:
     """Parse one message; raises EnvelopeError with a reason a dead letter can carry."""
     try:
         body = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EnvelopeError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise EnvelopeError("not JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise EnvelopeError("envelope is not a JSON object")
     if body.get("v") != ENVELOPE_VERSION:
@@ -88,6 +100,6 @@ def decode_batch(payload: bytes) -> FrameBatch:
         kind=kind,
         frames=[f for f in frames if isinstance(f, dict)],
         batch_id=str(body.get("batch", "")),
-        sent=float(body.get("sent") or 0.0),
+        sent=_sent(body.get("sent")),
         extra={k: v for k, v in body.items() if k not in known},
     )

@@ -1,23 +1,21 @@
-"""Database I/O of billing: load readings/registry/history frames, store runs, results and audit; import reads.
+"""Database I/O of billing runs: load readings/registry/history frames, store runs, results and audit.
 
 The computation itself is analytics.vee.core.compute_billing (pure); this module only moves frames in and out.
+Imported readings live in storage/reading_import.py, manual reads in storage/manual_reads.py.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import polars as pl
 import psycopg
-from psycopg.types.json import Jsonb
 
 from analytics.vee.config import VeeConfig
 from analytics.vee.core import HISTORY_SCHEMA, BillingOutput, add_months, local_midnight
-from storage.flavor import ensure_partitions
 
 Progress = Callable[[str, int, int], None]
 
@@ -195,232 +193,3 @@ def load_results(
                                       "start_index_m3": pl.Float64, "end_index_m3": pl.Float64,
                                       "consumption_m3": pl.Float64, "quality": pl.String, "method": pl.String,
                                       "exceptions": pl.List(pl.String), "run_id": pl.Int64}, orient="row")
-
-
-# ---------------------------------------------------------------- imports and manual reads
-
-
-@dataclass
-class ImportStats:
-    rows: int = 0
-    inserted: int = 0
-    duplicates: int = 0  # same meter, time and value as a stored read (collapsed)
-    conflicts: list[dict[str, Any]] = field(default_factory=list)  # same meter and time, other value
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "inserted": self.inserted, "duplicates": self.duplicates,
-                "conflicts": len(self.conflicts)}
-
-
-def import_readings(
-    conn: psycopg.Connection, good: pl.DataFrame, *, source: str = "import", file: str | None = None,
-    progress: Progress | None = None, batch: int = 50_000,
-) -> ImportStats:
-    """Store parsed rows (decoders.csv_readings) with binary COPY; conflicts go to reading_conflicts.
-
-    Rows are classified in polars against the file itself and the reads already stored for these meters:
-    the first row per (meter, time) in file order is new, an identical one is a duplicate (collapsed), another
-    value is a conflict (kept in reading_conflicts, reported). New rows are COPYed straight into readings; if a
-    concurrent writer got there first the whole import falls back to a staged INSERT ... ON CONFLICT."""
-    stats = ImportStats(rows=good.height)
-    if good.is_empty():
-        return stats
-    received = datetime.now(UTC)
-    if "notation" not in good.columns:
-        good = good.with_columns(pl.lit(None, pl.String).alias("notation"))
-    if "dst_fold" not in good.columns:
-        good = good.with_columns(pl.lit(False).alias("dst_fold"))
-    tmin, tmax = good["time"].min(), good["time"].max()
-    assert isinstance(tmin, datetime) and isinstance(tmax, datetime)
-    ensure_partitions(conn, tmin, tmax)
-    meters = good["meter_id"].unique().to_list()
-    stored = pl.DataFrame(
-        conn.execute(
-            "SELECT meter_id, time, total_m3 FROM readings WHERE meter_id = ANY(%s) AND time >= %s AND time <= %s",
-            (meters, tmin, tmax),
-        ).fetchall(),
-        schema={"meter_id": pl.String, "time": pl.Datetime("us", "UTC"), "stored_m3": pl.Float64}, orient="row",
-    )
-    g = good.sort("line").with_columns(pl.int_range(pl.len()).over(["meter_id", "time"]).alias("_k"))
-    first = g.filter(pl.col("_k") == 0)
-    first = first.join(stored, on=["meter_id", "time"], how="left")
-    new = first.filter(pl.col("stored_m3").is_null())
-    # conflicts: later rows of the file against the first one, and first rows against stored reads
-    later = g.filter(pl.col("_k") > 0).join(
-        first.select("meter_id", "time", pl.coalesce("stored_m3", "total_m3").alias("stored_m3")),
-        on=["meter_id", "time"],
-    )
-    cand = pl.concat([first.filter(pl.col("stored_m3").is_not_null()), later.select(first.columns)])
-    conf = cand.filter(pl.col("total_m3") != pl.col("stored_m3")).sort("line")
-    stats.conflicts = conf.select("meter_id", "time", "total_m3", "stored_m3", "line").to_dicts()
-    stats.duplicates = cand.height - conf.height
-    rows = new.select(
-        "meter_id", "time", "total_m3",
-        pl.struct(
-            pl.col("line"), pl.lit(file).alias("file"), pl.col("notation"),
-            pl.when(pl.col("dst_fold")).then(True).alias("dst_fold"),
-        ).struct.json_encode().alias("fields"),
-    ).with_columns(pl.col("fields").str.replace_all(r',"[a-z_]+":null', ""))
-    copy_sql = ("COPY readings (meter_id, time, total_m3, source, received_at, fields) FROM STDIN (FORMAT BINARY)")
-    try:
-        with conn.transaction(), conn.cursor() as cur, cur.copy(copy_sql) as copy:
-            copy.set_types(["text", "timestamptz", "float8", "text", "timestamptz", "jsonb"])
-            done = 0
-            for chunk in rows.iter_slices(batch):
-                for meter_id, time, value, fields_json in chunk.iter_rows():
-                    copy.write_row((meter_id, time, value, source, received, Jsonb(fields_json, dumps=_as_is)))
-                done += chunk.height
-                if progress:
-                    progress("copy", done, rows.height)
-        stats.inserted = rows.height
-    except psycopg.errors.UniqueViolation:
-        conn.rollback()
-        return _import_staged(conn, good, source=source, file=file, progress=progress)
-    if stats.conflicts:
-        conn.cursor().executemany(
-            "INSERT INTO reading_conflicts (meter_id, time, total_m3, stored_m3, source, file, line)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            [(c["meter_id"], c["time"], c["total_m3"], c["stored_m3"], source, file, c["line"])
-             for c in stats.conflicts],
-        )
-    conn.commit()
-    return stats
-
-
-def _import_staged(
-    conn: psycopg.Connection, good: pl.DataFrame, *, source: str = "import", file: str | None = None,
-    progress: Progress | None = None, batch: int = 100_000,
-) -> ImportStats:
-    """Store parsed rows (decoders.csv_readings) with binary COPY; conflicts go to reading_conflicts."""
-    stats = ImportStats(rows=good.height)
-    if good.is_empty():
-        return stats
-    received = datetime.now(UTC)
-    tmin, tmax = good["time"].min(), good["time"].max()
-    assert isinstance(tmin, datetime) and isinstance(tmax, datetime)
-    ensure_partitions(conn, tmin, tmax)
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS import_stage (meter_id text, time timestamptz, total_m3 float8,"
-        " line bigint, notation text, dst_fold boolean) ON COMMIT DELETE ROWS"
-    )
-    cols = good.select("meter_id", "time", "total_m3", pl.col("line").cast(pl.Int64),
-                       pl.col("notation") if "notation" in good.columns else pl.lit(None, pl.String).alias("notation"),
-                       pl.col("dst_fold") if "dst_fold" in good.columns else pl.lit(False).alias("dst_fold"))
-    with conn.cursor() as cur:
-        done = 0
-        with cur.copy("COPY import_stage FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["text", "timestamptz", "float8", "int8", "text", "bool"])
-            for chunk in cols.iter_slices(batch):
-                for row in chunk.iter_rows():
-                    copy.write_row(row)
-                done += chunk.height
-                if progress:
-                    progress("copy", done, good.height)
-        # one row per (meter, time): the first in file order; later ones are duplicates or conflicts
-        cur.execute(
-            "INSERT INTO readings (meter_id, time, total_m3, source, received_at, fields)"
-            " SELECT DISTINCT ON (meter_id, time) meter_id, time, total_m3, %s, %s,"
-            " jsonb_strip_nulls(jsonb_build_object('line', line, 'file', %s::text, 'notation', notation,"
-            " 'dst_fold', CASE WHEN dst_fold THEN true END))"
-            " FROM import_stage ORDER BY meter_id, time, line ON CONFLICT (meter_id, time) DO NOTHING",
-            (source, received, file),
-        )
-        stats.inserted = cur.rowcount
-        if progress:
-            progress("insert", good.height, good.height)
-        cur.execute(
-            "SELECT s.meter_id, s.time, s.total_m3, r.total_m3, s.line FROM import_stage s"
-            " JOIN readings r ON r.meter_id = s.meter_id AND r.time = s.time"
-            " WHERE r.total_m3 IS DISTINCT FROM s.total_m3 ORDER BY s.line"
-        )
-        for meter_id, time, value, stored, line in cur.fetchall():
-            stats.conflicts.append({"meter_id": meter_id, "time": time, "total_m3": value, "stored_m3": stored,
-                                    "line": line})
-        if stats.conflicts:
-            cur.executemany(
-                "INSERT INTO reading_conflicts (meter_id, time, total_m3, stored_m3, source, file, line)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                [(c["meter_id"], c["time"], c["total_m3"], c["stored_m3"], source, file, c["line"])
-                 for c in stats.conflicts],
-            )
-    stats.duplicates = stats.rows - stats.inserted - len(stats.conflicts)
-    conn.commit()
-    return stats
-
-
-def unregistered_meters(conn: psycopg.Connection, meter_ids: list[str]) -> list[str]:
-    known = {r[0] for r in conn.execute("SELECT meter_id FROM meters WHERE meter_id = ANY(%s)", (meter_ids,))}
-    return sorted(set(meter_ids) - known)
-
-
-def register_meters(conn: psycopg.Connection, meter_ids: list[str], register_digits: int = 5) -> int:
-    """Add meters to the registry with defaults only (no premise, no dates); returns how many were new."""
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO meters (meter_id, register_digits) VALUES (%s, %s) ON CONFLICT (meter_id) DO NOTHING",
-            [(m, register_digits) for m in meter_ids],
-        )
-    conn.commit()
-    return len(meter_ids)
-
-
-def _as_is(text: Any) -> str:
-    return str(text)
-
-
-class ManualReadError(ValueError):
-    """A rejected customer self-read; `status` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def add_manual_read(
-    conn: psycopg.Connection, meter_id: str, time: datetime, index_m3: float, *, allow_decrease: bool = False,
-    note: str | None = None, now: datetime | None = None, future_tolerance_s: float = 300.0,
-) -> dict[str, Any]:
-    """Validate and store a customer self-read as source='manual'. Raises ManualReadError with a clear message."""
-    now = now or datetime.now(UTC)
-    if time.tzinfo is None:
-        raise ManualReadError(422, "time has no timezone: give it with an offset, e.g. 2024-03-31T18:00:00+02:00")
-    if not (index_m3 >= 0) or index_m3 != index_m3:
-        raise ManualReadError(422, f"index {index_m3} m3 is not a valid meter index (must be >= 0)")
-    if time > now + timedelta(seconds=future_tolerance_s):
-        raise ManualReadError(422, f"time {time.isoformat()} is in the future; send the time the meter was read")
-    meter = conn.execute("SELECT install_date, removal_date FROM meters WHERE meter_id = %s", (meter_id,)).fetchone()
-    if meter is None:
-        raise ManualReadError(404, f"unknown meter {meter_id!r}: check the number printed on the meter")
-    install, removal = meter
-    if install is not None and time.date() < install:
-        raise ManualReadError(422, f"meter {meter_id} was installed on {install}; this read is dated before that")
-    if removal is not None and time.date() > removal:
-        raise ManualReadError(422, f"meter {meter_id} was removed on {removal}; read the meter installed since")
-    prev = conn.execute(
-        "SELECT time, total_m3 FROM readings WHERE meter_id = %s AND time <= %s AND total_m3 IS NOT NULL"
-        " ORDER BY time DESC LIMIT 1", (meter_id, time)
-    ).fetchone()
-    if prev is not None and prev[0] == time:
-        if prev[1] == index_m3:
-            return {"meter_id": meter_id, "time": time.isoformat(), "total_m3": index_m3, "stored": False,
-                    "detail": "same read already stored"}
-        raise ManualReadError(409, f"meter {meter_id} already has {prev[1]} m3 at {time.isoformat()}; "
-                                   "send a different time or correct the stored read")
-    if prev is not None and index_m3 < prev[1] and not allow_decrease:
-        raise ManualReadError(
-            422, f"index {index_m3} m3 is below the last index {prev[1]} m3 read at {prev[0].isoformat()}; "
-                 "check the digits, or flag it (allow_decrease) if the meter was replaced or rolled over",
-        )
-    ensure_partitions(conn, time, time)
-    fields: dict[str, Any] = {"entered_at": now.isoformat()}
-    if allow_decrease:
-        fields["decrease_flagged"] = True
-    if note:
-        fields["note"] = note
-    conn.execute(
-        "INSERT INTO readings (meter_id, time, total_m3, source, received_at, fields)"
-        " VALUES (%s, %s, %s, 'manual', %s, %s::jsonb)", (meter_id, time, index_m3, now, json.dumps(fields))
-    )
-    conn.commit()
-    return {"meter_id": meter_id, "time": time.isoformat(), "total_m3": index_m3, "stored": True, "detail": "stored"}
-

@@ -312,9 +312,13 @@ def customer_meters(conn: psycopg.Connection, customer_ref: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def customer_daily(conn: psycopg.Connection, meter_ids: Sequence[str], start: date, end: date) -> pl.DataFrame:
-    """Daily consumption (m3) summed over the meters; `missing` when any of them has no bucket that day."""
+def customer_daily(conn: psycopg.Connection, meter_ids: Sequence[str], start: date, end: date,
+                   since: date | None = None) -> pl.DataFrame:
+    """Daily consumption (m3) summed over the meters; `missing` when any of them has no bucket that day.
+    Days before `since` (the customer's move-in) are not shown at all."""
     tz = rollup_timezone(conn)
+    if since is not None:
+        start = min(max(start, since), end)
     frames = [meter_daily(conn, m, start, end, tz) for m in meter_ids]
     if not frames:
         return _fill_days(_frame([], {"day": pl.Date, "index_m3": pl.Float64, "consumption_m3": pl.Float64,
@@ -328,7 +332,7 @@ def customer_daily(conn: psycopg.Connection, meter_ids: Sequence[str], start: da
 
 
 def customer_monthly(conn: psycopg.Connection, meter_ids: Sequence[str], first_month: date,
-                     end: date) -> pl.DataFrame:
+                     end: date, since: date | None = None) -> pl.DataFrame:
     """Per calendar month from `first_month` to `end` (exclusive): consumption (m3) summed over the meters
     (the month's last index minus the previous month's), the days with data of the least-read meter,
     the days of the month and those of them before `end`. One aggregate query over the daily rollups."""
@@ -343,7 +347,8 @@ def customer_monthly(conn: psycopg.Connection, meter_ids: Sequence[str], first_m
                  AND bucket < (%(hi)s::timestamp AT TIME ZONE %(tz)s)
                GROUP BY 1, 2)
            SELECT meter_id, month, last_m3 - lag(last_m3) OVER (PARTITION BY meter_id ORDER BY month), n FROM b""",
-        {"tz": tz, "m": list(meter_ids), "lo": _local_midnight(prev_month), "hi": _local_midnight(end)},
+        {"tz": tz, "m": list(meter_ids), "lo": _local_midnight(max(prev_month, since or prev_month)),
+         "hi": _local_midnight(end)},
     ).fetchall()
     got = _frame(rows, {"meter_id": pl.Utf8, "month": pl.Date, "consumption_m3": pl.Float64, "n": pl.Int64})
     months = pl.DataFrame({"month": pl.date_range(first_month, end - timedelta(days=1), "1mo", eager=True)})
@@ -368,13 +373,15 @@ def customer_monthly(conn: psycopg.Connection, meter_ids: Sequence[str], first_m
     )
 
 
-def leak_status(conn: psycopg.Connection, meter_ids: Sequence[str], now: datetime) -> pl.DataFrame:
-    """Open leak alerts (continuous flow, night flow, burst) of the meters as of `now`."""
+def leak_status(conn: psycopg.Connection, meter_ids: Sequence[str], now: datetime,
+                since: date | None = None) -> pl.DataFrame:
+    """Open leak alerts (continuous flow, night flow, burst) of the meters as of `now`, seen since `since`."""
     rows = conn.execute(
         """SELECT meter_id, kind, severity, first_seen, last_seen, rate_l_h FROM alerts
            WHERE meter_id = ANY(%s) AND state = 'open' AND kind = ANY(%s) AND first_seen <= %s
+             AND last_seen >= %s
            ORDER BY first_seen""",
-        (list(meter_ids), list(LEAK_KINDS), now),
+        (list(meter_ids), list(LEAK_KINDS), now, datetime.combine(since or date(1970, 1, 1), datetime.min.time(), UTC)),
     ).fetchall()
     return _frame(rows, {"meter_id": pl.Utf8, "kind": pl.Utf8, "severity": pl.Utf8,
                          "first_seen": pl.Datetime("us", "UTC"), "last_seen": pl.Datetime("us", "UTC"),

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.deps import get_db, require_token
+from api.deps import BILLING_READ, get_db
 
-router = APIRouter(prefix="/api/v1/billing", tags=["billing"], dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/api/v1/billing", tags=["billing"], dependencies=BILLING_READ)
 
 
 class ConsumptionRow(BaseModel):
@@ -78,7 +78,9 @@ def consumption(
     if want_csv:
         import polars as pl
 
-        text = df.with_columns(pl.col("exceptions").list.join("|")).write_csv()
+        from meterflow.spreadsheet import safe_frame
+
+        text = safe_frame(df.with_columns(pl.col("exceptions").list.join("|"))).write_csv()
         headers = {"X-Next-Cursor": nxt} if nxt else {}
         return Response(text, media_type="text/csv", headers=headers)
     return ConsumptionPage(items=[ConsumptionRow(**r) for r in df.to_dicts()], next_cursor=nxt)

@@ -13,16 +13,17 @@ import plotly
 import plotly.graph_objects as go
 import polars as pl
 import psycopg
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api.deps import get_db, get_settings
-from api.pages.auth import COOKIE, require_analyst, require_customer, token_accepted
+from api.deps import get_db
+from api.pages.auth import as_of_allowed, customer_from_request, customer_session_cookie, require_analyst
 from dashboards import figures
 from meterflow.config import Settings
 from storage import chart_queries as q
 from storage.flavor import next_month
+from storage.tenancy import customer_tenancies
 
 router = APIRouter(tags=["dashboards"])
 
@@ -34,6 +35,9 @@ templates = Jinja2Templates(directory=str(API_DIR / "templates"))
 
 # --------------------------------------------------------------------------------------------- helpers
 
+AS_OF_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+AS_OF_AHEAD = timedelta(days=366)
+
 
 def parse_now(value: str | None, tz: str) -> datetime:
     """`?now=` as ISO date or date-time (local time when naive); default the current time."""
@@ -41,11 +45,15 @@ def parse_now(value: str | None, tz: str) -> datetime:
         return datetime.now(UTC)
     try:
         parsed = datetime.fromisoformat(value.replace(" ", "T").replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"now={value!r} is not an ISO date") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=ZoneInfo(tz))
-    return parsed.astimezone(UTC)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=ZoneInfo(tz))
+        parsed = parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "now= is not an ISO date") from exc
+    if not AS_OF_EARLIEST <= parsed <= datetime.now(UTC) + AS_OF_AHEAD:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"now= must lie between {AS_OF_EARLIEST.date()} and a year from today")
+    return parsed
 
 
 def fig_json(fig: go.Figure) -> str:
@@ -112,33 +120,7 @@ def favicon() -> FileResponse:
     return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
 
-# --------------------------------------------------------------------------------------------- login
-
-
-@router.get("/login", response_class=HTMLResponse, include_in_schema=False)
-def login_form(request: Request, next: str = "/dashboards/fleet", error: str | None = None) -> HTMLResponse:
-    target = next if next.startswith("/") and not next.startswith("//") else "/dashboards/fleet"
-    return render(request, "login.html", {"title": "Sign in", "next": target, "error": error, "charts": {},
-                                          "at": None})
-
-
-@router.post("/login", include_in_schema=False)
-def login(request: Request, token: str = Form(...), next: str = Form("/dashboards/fleet"),
-          settings: Settings = Depends(get_settings)) -> Response:
-    target = next if next.startswith("/") and not next.startswith("//") else "/dashboards/fleet"
-    if not token_accepted(settings, token):
-        return RedirectResponse("/login?" + urlencode({"next": target, "error": "token not accepted"}),
-                                status_code=status.HTTP_303_SEE_OTHER)
-    response = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
-    response.set_cookie(COOKIE, token, httponly=True, samesite="lax", max_age=30 * 86400)
-    return response
-
-
-@router.get("/logout", include_in_schema=False)
-def logout() -> Response:
-    response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
-    response.delete_cookie(COOKIE)
-    return response
+# --------------------------------------------------------------------------------------------- home
 
 
 @router.get("/dashboards", include_in_schema=False)
@@ -271,27 +253,35 @@ def _meter_response(request: Request, conn: psycopg.Connection, info: dict[str, 
 # --------------------------------------------------------------------------------------------- customer
 
 
-def _customer_page(request: Request, conn: psycopg.Connection, customer_ref: str, sig: str | None,
-                   now: str | None, meter_id: str | None) -> HTMLResponse:
+def _customer_page(request: Request, conn: psycopg.Connection, now: str | None,
+                   meter_id: str | None) -> HTMLResponse:
     settings: Settings = request.app.state.settings
-    require_customer(settings, customer_ref, sig)
-    meters = q.customer_meters(conn, customer_ref)
+    customer_ref = customer_from_request(request)
+    if now and not as_of_allowed(request):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "now= is for analysts (and demos)")
+    at = parse_now(now, settings.timezone)
+    tenancy = customer_tenancies(conn, customer_ref, at)
+    meters = sorted(tenancy)
     if meter_id is not None and meter_id not in meters:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this meter does not belong to this customer")
     shown = [meter_id] if meter_id else meters
-    at = parse_now(now, settings.timezone)
+    # a customer sees a meter only within their own tenancy: never the previous tenant's history
+    since = max((tenancy[m][0] for m in shown), default=None)
+    until = min((t for m in shown if (t := tenancy[m][1]) is not None), default=None)
     tz = q.rollup_timezone(conn)
+    if until is not None:
+        at = min(at, datetime(until.year, until.month, until.day, tzinfo=ZoneInfo(tz)).astimezone(UTC))
     today = at.astimezone(ZoneInfo(tz)).date()
     end = today + timedelta(days=1)
     start = end - timedelta(days=30)
-    current = q.customer_daily(conn, shown, start, end)
-    previous = q.customer_daily(conn, shown, start - timedelta(days=30), start)
+    current = q.customer_daily(conn, shown, start, end, since=since)
+    previous = q.customer_daily(conn, shown, start - timedelta(days=30), start, since=since)
     this_month = date(today.year, today.month, 1)
     first_month = next_month(date(today.year - 1, today.month, 1))
-    monthly = q.customer_monthly(conn, shown, first_month, end)
+    monthly = q.customer_monthly(conn, shown, first_month, end, since=since)
     prev_year = q.customer_monthly(conn, shown, date(first_month.year - 1, first_month.month, 1),
-                                   next_month(date(this_month.year - 1, this_month.month, 1)))
-    leaks = q.leak_status(conn, shown, at)
+                                   next_month(date(this_month.year - 1, this_month.month, 1)), since=since)
+    leaks = q.leak_status(conn, shown, at, since=since)
     charts = {
         "daily": figures.customer_daily_figure(current, previous),
         "monthly": figures.customer_monthly_figure(monthly, prev_year),
@@ -301,8 +291,8 @@ def _customer_page(request: Request, conn: psycopg.Connection, customer_ref: str
         known = df.filter(~pl.col("missing") & ~pl.col("after_gap"))["consumption_m3"].drop_nulls()
         return float(known.mean()) * 1000.0 if known.len() else None  # type: ignore[arg-type]
 
-    sig_q = urlencode({"sig": sig or ""}) + (f"&{urlencode({'now': now})}" if now else "")
-    return render(request, "customer.html", {
+    sig_q = urlencode({"sig": request.query_params.get("sig", "")}) + (f"&{urlencode({'now': now})}" if now else "")
+    response = render(request, "customer.html", {
         "title": f"Water use · customer {customer_ref}",
         "customer": customer_ref,
         "at": at,
@@ -315,17 +305,19 @@ def _customer_page(request: Request, conn: psycopg.Connection, customer_ref: str
         "missing_days": int(current["missing"].sum()),
         "leaks": leaks.to_dicts(),
     })
+    response.headers.append("set-cookie", customer_session_cookie(request, customer_ref))
+    return response
 
 
 @router.get("/c/{customer_ref}", response_class=HTMLResponse, summary="Customer chart (signed link)")
 def customer_page(
     request: Request,
     customer_ref: str,
-    sig: str | None = Query(None, description="HMAC from `meterflow serve link --customer`"),
-    now: str | None = Query(None),
+    sig: str | None = Query(None, description="timed signature from `meterflow serve link --customer`"),
+    now: str | None = Query(None, description="as-of time: analysts and demos only"),
     conn: psycopg.Connection = Depends(get_db),
 ) -> HTMLResponse:
-    return _customer_page(request, conn, customer_ref, sig, now, None)
+    return _customer_page(request, conn, now, None)
 
 
 @router.get("/c/{customer_ref}/meters/{meter_id}", response_class=HTMLResponse,
@@ -338,5 +330,5 @@ def customer_meter_page(
     now: str | None = Query(None),
     conn: psycopg.Connection = Depends(get_db),
 ) -> HTMLResponse:
-    return _customer_page(request, conn, customer_ref, sig, now, meter_id)
+    return _customer_page(request, conn, now, meter_id)
 

@@ -1,24 +1,26 @@
-"""Manual (customer self-) reads: validated like any other read and stored as source='manual'."""
+"""Manual (customer self-) reads: validated like any other read and stored as source='manual', with the
+name of the token that entered it."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 import psycopg
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
-from api.deps import get_db, get_settings, require_token
+from api.deps import READINGS_WRITE, get_db, get_settings, require_readings_write
+from api.security import Text
 
-router = APIRouter(prefix="/api/v1/readings", tags=["readings"], dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/api/v1/readings", tags=["readings"], dependencies=READINGS_WRITE)
 
 
 class ManualRead(BaseModel):
-    meter_id: str = Field(min_length=1, max_length=64, description="as printed on the meter")
+    meter_id: Text = Field(min_length=1, max_length=64, description="as printed on the meter")
     time: datetime = Field(description="when the meter was read, ISO 8601 with an offset")
-    index_m3: float = Field(ge=0, description="the index shown by the meter, in m3")
+    index_m3: float = Field(ge=0, allow_inf_nan=False, description="the index shown by the meter, in m3")
     allow_decrease: bool = Field(False, description="accept an index below the last one (replacement, rollover)")
-    note: str | None = Field(None, max_length=500)
+    note: Text | None = Field(None, max_length=500)
 
 
 class ManualReadResult(BaseModel):
@@ -35,17 +37,28 @@ class ManualReadResult(BaseModel):
     status_code=201,
     summary="Add a customer self-read",
     responses={404: {"description": "unknown meter"}, 409: {"description": "another value at that time"},
-               422: {"description": "future time, index below the last one, or invalid input"}},
+               422: {"description": "implausible value or time, out of order with the neighbouring reads, or "
+                                    "invalid input"}},
 )
 def manual_read(
-    body: ManualRead, request: Request, conn: psycopg.Connection = Depends(get_db)
+    body: ManualRead, request: Request, conn: psycopg.Connection = Depends(get_db),
+    who: str = Depends(require_readings_write),
 ) -> ManualReadResult:
-    from storage.billing import ManualReadError, add_manual_read
+    from storage.manual_reads import (
+        ConflictingRead,
+        ManualReadError,
+        UnknownMeter,
+        add_manual_read,
+        manual_window,
+    )
 
     settings = get_settings(request)
+    window = manual_window(settings.plausibility, settings.vee.future_tolerance_s)
     try:
         out = add_manual_read(conn, body.meter_id, body.time, body.index_m3, allow_decrease=body.allow_decrease,
-                              note=body.note, future_tolerance_s=settings.vee.future_tolerance_s)
+                              note=body.note, window=window, entered_by=who)
     except ManualReadError as exc:
-        raise HTTPException(exc.status, str(exc)) from exc
+        code = {UnknownMeter: status.HTTP_404_NOT_FOUND, ConflictingRead: status.HTTP_409_CONFLICT}.get(
+            type(exc), status.HTTP_422_UNPROCESSABLE_CONTENT)
+        raise HTTPException(code, str(exc)) from exc
     return ManualReadResult(**out)

@@ -99,7 +99,9 @@ def export_cmd(settings: Settings, date_from: date, date_to: date, fmt: str, out
     if fmt == "parquet":
         df.write_parquet(str(out))
     elif fmt == "csv":
-        text = df.with_columns(pl.col("exceptions").list.join("|")).write_csv()
+        from meterflow.spreadsheet import safe_frame
+
+        text = safe_frame(df.with_columns(pl.col("exceptions").list.join("|"))).write_csv()
         _write(text, out)
     else:
         rows = [{**r, "period_start": str(r["period_start"]), "period_end": str(r["period_end"])}

@@ -40,3 +40,28 @@ def status_cmd(settings: Settings) -> None:
         for table in ("meters", "readings", "raw_frames", "dead_letters", "alerts", "billing_results"):
             n = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
             click.echo(f"{table:<16} {n[0] if n else 0}")
+
+
+@db.command("web-role", epilog="Example: WEB_DB_PASSWORD=... meterflow db web-role meterflow_web "
+                               "--password-env WEB_DB_PASSWORD")
+@click.argument("role")
+@click.option("--password-env", default=None, help="Name of an environment variable holding the role's password.")
+@click.pass_obj
+def web_role_cmd(settings: Settings, role: str, password_env: str | None) -> None:
+    """Create (or refresh) the database role `meterflow serve` should use: it reads and writes what the pages
+    and the API need but cannot read meters.aes_key. Re-run after `meterflow db upgrade`."""
+    import os
+
+    from storage.db import connect, resolve_dsn
+    from storage.roles import create_web_role
+
+    password = os.environ.get(password_env) if password_env else None
+    if password_env and not password:
+        raise click.ClickException(f"environment variable {password_env} is empty or unset")
+    try:
+        with connect(resolve_dsn(settings)) as conn:
+            hidden = create_web_role(conn, role, password)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"role {role} ready; it cannot read {', '.join(hidden)}. Serve with a METERFLOW_DATABASE_URL "
+               f"that logs in as {role}.")

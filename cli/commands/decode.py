@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import sys
@@ -15,18 +14,16 @@ _TELEGRAM = re.compile(r"telegram=\|?([0-9A-Fa-f_|]+)\|?")
 
 
 def _load_keys(path: str | None) -> dict[str, bytes]:
-    keys: dict[str, bytes] = {}
+    """Keys for decoding, through the one key-file parser (storage.registry.parse_keys_csv)."""
     if not path:
-        return keys
-    with open(path, newline="") as fh:
-        for row in csv.reader(fh):
-            if len(row) < 2 or row[0].strip().startswith("#") or row[0].strip() == "meter_id":
-                continue
-            try:
-                keys[row[0].strip()] = bytes.fromhex(row[1].strip())
-            except ValueError:
-                continue
-    return keys
+        return {}
+    from storage.registry import parse_keys_csv
+
+    with open(path, encoding="utf-8-sig") as fh:
+        parsed = parse_keys_csv(fh.read())
+    for line, reason in parsed.errors[:20]:
+        click.echo(f"{path}:{line}: {reason}", err=True)
+    return {r["meter_id"]: r["key"] for r in parsed.rows}
 
 
 def _frame_of(line: str) -> bytes | None:

@@ -27,8 +27,9 @@ def demo(settings: Settings, meters: int, days: int, seed: int, gateways: int, o
     """Simulate a fleet and run it through gateway, MQTT, decoder, database and a Prefect flow to a chart.
 
     Uses METERFLOW_DATABASE_URL / METERFLOW_MQTT__URL when set; otherwise an embedded PostgreSQL
-    (data under .meterflow/) and an in-process MQTT broker. The demo works in its own database,
-    meterflow_demo, which it recreates on each run.
+    (data under .meterflow/) and an in-process MQTT broker. The demo works in the database named in the
+    URL, creating it when missing; it never drops a database, and refuses one holding readings it did not
+    store itself.
     """
     import os
 
@@ -37,10 +38,13 @@ def demo(settings: Settings, meters: int, days: int, seed: int, gateways: int, o
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    from cli.demo import run_demo
+    from cli.demo import DemoDatabaseError, run_demo
 
     t0 = time.perf_counter()
-    result = run_demo(settings, meters, days, seed, gateways, out_dir or settings.data_dir / "demo")
+    try:
+        result = run_demo(settings, meters, days, seed, gateways, out_dir or settings.data_dir / "demo")
+    except DemoDatabaseError as exc:
+        raise click.ClickException(str(exc)) from exc
     elapsed = round(time.perf_counter() - t0, 1)
     if as_json:
         click.echo(json.dumps({"counts": result.counts, "truth": result.truth, "timings_s": result.timings,

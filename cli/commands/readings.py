@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import math
 import sys
 import time
 from datetime import datetime
@@ -13,6 +15,26 @@ import click
 import psycopg
 
 from meterflow.config import Settings
+
+
+class DecimalNumber(click.ParamType):  # type: ignore[type-arg]
+    """A number as people type it: 123.456 or 123,456 (a decimal comma); finite only."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip().replace(" ", "").replace("\u00a0", "")
+        if text.count(",") == 1 and "." not in text:
+            text = text.replace(",", ".")
+        try:
+            number = float(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a number (e.g. 123.456 or 123,456)", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 @click.group(epilog="Example: meterflow readings import history.csv.gz --preset daiad")
@@ -52,7 +74,7 @@ def import_cmd(settings: Settings, file: str, mapping_file: str | None, preset: 
 
     Bad rows are reported with line number and reason; good rows are all kept. Exact duplicates of stored reads
     collapse; a read with the same meter and time but another value is kept in reading_conflicts and reported."""
-    from decoders.csv_readings import PRESETS, Mapping, file_checks, parse_lines, read_lines
+    from decoders.csv_readings import PRESETS, FileError, Mapping, file_checks, file_duplicates, parse_lines, read_lines
 
     overrides = {"delimiter": delimiter, "meter_column": meter_column, "time_column": time_column,
                  "value_column": value_column, "time_format": time_format, "unit": unit, "timezone": timezone}
@@ -65,9 +87,11 @@ def import_cmd(settings: Settings, file: str, mapping_file: str | None, preset: 
         started = time.perf_counter()
         click.echo(f"reading {file} ...", err=True)
         lines = read_lines(file)
-        result = parse_lines(lines, mapping)
-    except (ValueError, OSError) as exc:
+        result = parse_lines(lines, mapping, settings.plausibility)
+    except FileError as exc:
         raise click.ClickException(str(exc)) from exc
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc).splitlines()[0][:300]) from exc
     stats: dict[str, Any] = dict(result.stats)
     stats.update(file_checks(result.good))
     click.echo(f"parsed {stats['lines']:,} rows in {time.perf_counter() - started:.1f} s: {stats['good']:,} good, "
@@ -77,19 +101,28 @@ def import_cmd(settings: Settings, file: str, mapping_file: str | None, preset: 
     if result.bad.height > 20:
         click.echo(f"  ... {result.bad.height - 20} more bad rows" + ("" if rejects else "; use --rejects FILE"),
                    err=True)
+    repeated = file_duplicates(result.good)
+    stats["duplicates_in_file"] = repeated.height
+    for line, first in repeated.head(20).iter_rows():
+        click.echo(f"  line {line}: repeats line {first} (same meter, time and value): stored once", err=True)
     conflicts: list[dict[str, object]] = []
     if not dry_run:
-        from storage.billing import import_readings, unregistered_meters
-        from storage.billing import register_meters as add_meters
+        from meterflow.plausibility import check_meter_id
         from storage.db import connect, resolve_dsn
+        from storage.reading_import import import_readings, unregistered_meters
+        from storage.reading_import import register_meters as add_meters
 
         def progress(stage: str, done: int, total: int) -> None:
             click.echo(f"\r{stage}: {done:,}/{total:,} rows", err=True, nl=done == total)
 
         try:
             with connect(resolve_dsn(settings)) as conn:
-                st = import_readings(conn, result.good, file=Path(file).name, progress=progress)
+                st = import_readings(conn, result.good, file=Path(file).name, progress=progress,
+                                     window=settings.plausibility)
                 unknown = unregistered_meters(conn, result.good["meter_id"].unique().to_list())
+                malformed = [m for m in unknown if check_meter_id(m) is not None]
+                if malformed and register_meters:  # the parser refuses these already; never register one
+                    raise click.ClickException(f"{len(malformed)} meter ids are malformed; nothing registered")
                 if unknown and register_meters:
                     add_meters(conn, unknown)
                     click.echo(f"added {len(unknown)} meters to the registry", err=True)
@@ -116,16 +149,19 @@ def import_cmd(settings: Settings, file: str, mapping_file: str | None, preset: 
                          f"{c['total_m3']}\"\n")
     stats["seconds"] = round(time.perf_counter() - started, 2)
     click.echo(json.dumps(stats, sort_keys=True))
-    if result.bad.height and not rejects:
-        click.echo("bad rows were not stored; fix them at the source or re-run with --rejects FILE to list all",
-                   err=True)
+    rejected = result.bad.height + len(conflicts)
+    if rejected:
+        click.echo(f"{rejected:,} rows rejected ({result.bad.height:,} bad, {len(conflicts):,} conflicting); the "
+                   "good rows were stored" + ("" if rejects else "; re-run with --rejects FILE to list all"), err=True)
+        sys.exit(1)
 
 
 @readings.command("add", epilog="Example: meterflow readings add --meter 12345678 --time 2024-03-31T18:00:00+02:00 "
                                 "--index 123.456")
 @click.option("--meter", "meter_id", required=True, help="Meter number as printed on the meter.")
 @click.option("--time", "when", required=True, help="When it was read, ISO 8601 with offset (naive = settings tz).")
-@click.option("--index", "index_m3", required=True, type=float, help="The index in m3.")
+@click.option("--index", "index_m3", required=True, type=DecimalNumber(),
+              help="The index in m3 (a decimal comma is fine: 123,456).")
 @click.option("--allow-decrease", is_flag=True, help="Accept an index below the last one (meter replaced, rollover).")
 @click.option("--note", default=None, help="Free text kept with the read.")
 @click.pass_obj
@@ -134,9 +170,12 @@ def add_cmd(settings: Settings, meter_id: str, when: str, index_m3: float, allow
     """Add a manual (customer self-) read, validated like any other read, as source='manual'."""
     from zoneinfo import ZoneInfo
 
-    from storage.billing import ManualReadError, add_manual_read
+    from meterflow.plausibility import check_meter_id
     from storage.db import connect, resolve_dsn
+    from storage.manual_reads import ManualReadError, add_manual_read, manual_window
 
+    if (refused := check_meter_id(meter_id)) is not None:
+        raise click.BadParameter(refused.reason, param_hint="--meter")
     try:
         at = datetime.fromisoformat(when)
     except ValueError as exc:
@@ -147,7 +186,8 @@ def add_cmd(settings: Settings, meter_id: str, when: str, index_m3: float, allow
     try:
         with connect(resolve_dsn(settings)) as conn:
             out = add_manual_read(conn, meter_id, at, index_m3, allow_decrease=allow_decrease, note=note,
-                                  future_tolerance_s=settings.vee.future_tolerance_s)
+                                  window=manual_window(settings.plausibility, settings.vee.future_tolerance_s),
+                                  entered_by=_operator())
     except ManualReadError as exc:
         raise click.ClickException(str(exc)) from exc
     except RuntimeError as exc:
@@ -156,6 +196,14 @@ def add_cmd(settings: Settings, meter_id: str, when: str, index_m3: float, allow
         raise click.ClickException(_db_hint(exc)) from exc
     json.dump(out, sys.stdout)
     sys.stdout.write("\n")
+
+
+def _operator() -> str:
+    """Who entered a read from the command line: the operating-system user."""
+    try:
+        return "cli:" + getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
 
 
 def _db_hint(exc: Exception) -> str:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import psycopg
 
-from storage import billing as store
+from storage import reading_import as store
 
 TZ = "Europe/Warsaw"
 

@@ -179,7 +179,8 @@ def test_import_conflicts_are_kept_and_reported(bdb: psycopg.Connection, env: No
                  "A,2024-03-03T00:00:00Z,4e+02\n"              # scientific, good
                  "B,2024-03-03T00:00:00Z\n")                   # bad: missing field
     out = CliRunner().invoke(cli, ["readings", "import", str(f), "--rejects", str(tmp_path / "rej.csv")])
-    assert out.exit_code == 0, out.output
+    assert out.exit_code == 1, out.output  # rows were rejected: the good ones are stored, the exit says so
+    assert "4 rows rejected (2 bad, 2 conflicting)" in out.stderr
     stats = json.loads(out.stdout.strip().splitlines()[-1])
     assert (stats["good"], stats["bad"], stats["inserted"], stats["duplicates"], stats["conflicts"]) == (5, 2, 2, 1, 2)
     assert "line 6: time not a time does not match ISO 8601" in out.stderr
@@ -205,6 +206,8 @@ def test_staged_import_fallback_classifies_the_same(bdb: psycopg.Connection) -> 
         schema={"meter_id": pl.String, "time": pl.Datetime("us", "UTC"), "total_m3": pl.Float64, "line": pl.Int64},
         orient="row",
     )
-    st = store._import_staged(bdb, good, file="late.csv")
+    from storage.reading_import import _import_staged
+
+    st = _import_staged(bdb, good, file="late.csv")
     assert (st.inserted, st.duplicates, len(st.conflicts)) == (1, 1, 1)
     assert bdb.execute("SELECT line, total_m3, stored_m3 FROM reading_conflicts").fetchall() == [(4, 999.0, 110.0)]

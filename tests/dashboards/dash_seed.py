@@ -24,7 +24,7 @@ NOW_PARAM = "2026-03-01T12:00"  # local (Europe/Warsaw) = NOW
 START = NOW - timedelta(days=400)
 GAP = (NOW - timedelta(days=21), NOW - timedelta(days=18))
 TOKEN = "analyst-token-123"
-SECRET = "link-secret-xyz"
+SECRET = "link-secret-xyz-0123456789"
 TABLES = ("readings", "raw_frames", "dead_letters", "alerts", "billing_audit", "billing_results", "billing_runs",
           "meters", "consumption_hourly", "consumption_daily", "district_daily", "meter_last_heard")
 
@@ -122,4 +122,5 @@ def web_settings(seeded: Seeded, tmp_path: object) -> Settings:
 
 def web_settings_for(dsn: str) -> Settings:
     return Settings.model_validate({"database_url": dsn, "timezone": "Europe/Warsaw",
-                                    "api": {"tokens": [TOKEN], "customer_link_secret": SECRET}})
+                                    "api": {"tokens": [TOKEN], "customer_link_secret": SECRET,
+                                            "as_of_for_customers": True}})  # simulated data: ?now= for all

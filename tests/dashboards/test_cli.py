@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 from click.testing import CliRunner
 from dash_seed import SECRET, web_settings_for
 
-from api.pages.auth import customer_signature
+from api.pages.auth import require_customer
 from cli.commands.serve import bench_charts, serve
 from meterflow.config import Settings
 
@@ -15,8 +17,11 @@ def test_link_prints_the_signed_customer_url() -> None:
     result = CliRunner().invoke(serve, ["link", "--customer", "C-A", "--base-url", "https://water.example/",
                                         "--now", "2026-03-01"], obj=settings)
     assert result.exit_code == 0, result.output
-    sig = customer_signature(settings, "C-A")
-    assert result.output.strip() == f"https://water.example/c/C-A?sig={sig}&now=2026-03-01"
+    url = urlsplit(result.output.strip())
+    assert (url.scheme, url.netloc, url.path) == ("https", "water.example", "/c/C-A")
+    query = parse_qs(url.query)
+    assert query["now"] == ["2026-03-01"]
+    require_customer(settings, "C-A", query["sig"][0])  # a valid, unexpired signature for exactly C-A
     assert settings.api.customer_link_secret.get_secret_value() == SECRET
 
 

@@ -40,7 +40,8 @@ def test_token_in_the_query_moves_into_a_cookie(client: TestClient) -> None:
     r = client.get(f"/dashboards/meters/M1?token={TOKEN}&now={NOW_PARAM}")
     assert r.status_code == 303
     assert r.headers["location"] == "/dashboards/meters/M1?now=2026-03-01T12%3A00"
-    assert "meterflow_token=" in r.headers["set-cookie"]
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith("meterflow_session=") and TOKEN not in cookie  # a session, never the token
     page = client.get(r.headers["location"])
     assert page.status_code == 200 and "Meter M1" in page.text
 
@@ -66,6 +67,8 @@ def test_customer_link_shows_only_that_customer(client: TestClient, web_settings
     assert client.get(f"/c/C-A/meters/M3?sig={sig_a}").status_code == 403
     assert client.get(f"/c/C-B?sig={sig_a}").status_code == 403
     assert client.get(f"/c/C-B/meters/M3?sig={sig_a}").status_code == 403
+    assert client.get("/c/C-A").status_code == 200  # the link left a signed customer session
+    client.cookies.clear()
     assert client.get("/c/C-A").status_code == 403
     sig_b = customer_signature(web_settings, "C-B")
     page_b = client.get(f"/c/C-B?sig={sig_b}&now={NOW_PARAM}")
