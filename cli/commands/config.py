@@ -33,7 +33,7 @@ def _toml_lines(data: dict[str, Any], section: str = "") -> list[str]:
     out = [f"\n[{section}]"] if section else []
     for key, value in data.items():
         if not isinstance(value, dict):
-            out.append(f"# {key} is unset" if value is None else f"{key} = {json.dumps(value)}")
+            out.append(f"# {key} is unset" if value is None else f"{key} = {json.dumps(value, default=str)}")
     for key, value in data.items():
         if isinstance(value, dict):
             out += _toml_lines(value, f"{section}.{key}" if section else key)
