@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 from decoder_support import PrivateMosquitto, Publisher, count
 
+from bench.ingest import build_messages
 from cli.main import cli
 from fixtures import telegrams as omsgen
 from meterflow.config import Settings
-from services.bench import build_messages
 from services.decoder import DecoderService
 from storage.registry import import_keys
 
