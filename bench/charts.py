@@ -312,10 +312,11 @@ def scratch_name() -> str:
 def bench_charts(settings: Settings, meters: int, days: int, hourly_days: int, districts: int, gateways: int,
                  runs: int, keep: bool) -> None:
     """Chart queries p50/p95 on a scratch fleet (binary COPY into the rollups), against an in-run baseline."""
-    from storage.db import resolve_dsn, with_database
+    from cli.embedded import database_dsn
+    from storage.db import with_database
     from storage.migrate import upgrade
 
-    server = resolve_dsn(settings)
+    server = database_dsn(settings)
     name = scratch_name()
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')

@@ -208,7 +208,7 @@ def bench_ingest(settings: Settings, meters: int, frames: int, per_message: int,
         if _reachable("127.0.0.1", 1883):
             mqtt_url = DEFAULT_BENCH_MQTT
         else:
-            from meterflow.embedded import EmbeddedBroker
+            from cli.embedded import EmbeddedBroker
 
             broker = EmbeddedBroker()
             mqtt_url = broker.start()
@@ -217,9 +217,9 @@ def bench_ingest(settings: Settings, meters: int, frames: int, per_message: int,
     if not server and _reachable("127.0.0.1", 5432):
         server = DEFAULT_BENCH_PG
     if not server:
-        from storage.db import resolve_dsn
+        from cli.embedded import database_dsn
 
-        server = resolve_dsn(settings)
+        server = database_dsn(settings)
     from storage.db import with_database
 
     scratch = f"meterflow_bench_{os.getpid()}"

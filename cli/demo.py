@@ -17,9 +17,9 @@ from typing import Any
 import polars as pl
 import psycopg
 
+from cli.embedded import EMBEDDED_DB, EmbeddedBroker, database_dsn
 from ingest.frames import ReceivedFrame
 from meterflow.config import Settings
-from meterflow.embedded import EmbeddedBroker
 from meterflow.logs import ctx, get_logger
 
 log = get_logger(__name__)
@@ -62,11 +62,12 @@ class Step:
 
 def demo_database(settings: Settings, database_name: str | None = None) -> str:
     """A fresh database for the demo on the server in force (embedded when none is configured)."""
-    from storage.db import EMBEDDED_DB, resolve_dsn, with_database
+    from storage.db import with_database
 
-    server_dsn = resolve_dsn(settings)
+    configured = settings.database_dsn() is not None
+    server_dsn = database_dsn(settings)
     # on the embedded server the demo owns the main database, so `meterflow serve` shows its data after
-    name = database_name or (DEMO_DB if settings.database_dsn() else EMBEDDED_DB)
+    name = database_name or (DEMO_DB if configured else EMBEDDED_DB)
     try:
         with psycopg.connect(with_database(server_dsn, "postgres"), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

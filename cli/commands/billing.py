@@ -47,8 +47,11 @@ def run_cmd(settings: Settings, date_from: date, date_to: date, chunk_size: int,
     """Compute consumption for [FROM, TO) for every meter and store a new billing run."""
     if date_to <= date_from:
         raise click.UsageError(f"--to {date_to} must be after --from {date_from}")
+    from cli.embedded import database_dsn
+
     started = time.perf_counter()
     try:
+        database_dsn(settings)  # the flow loads its own settings: the DSN travels in the environment
         if prefect:
             from pipelines.billing import billing_period
 
@@ -81,13 +84,14 @@ def export_cmd(settings: Settings, date_from: date, date_to: date, fmt: str, out
     """Export the latest results for the periods in [FROM, TO] (one row per meter and period)."""
     import polars as pl
 
+    from cli.embedded import database_dsn
     from storage.billing import EXPORT_COLUMNS, load_results
-    from storage.db import connect, resolve_dsn
+    from storage.db import connect
 
     if fmt == "parquet" and out is None:
         raise click.UsageError("parquet is binary: give --out FILE")
     try:
-        with connect(resolve_dsn(settings)) as conn:
+        with connect(database_dsn(settings)) as conn:
             df = load_results(conn, date_from, date_to).select(EXPORT_COLUMNS)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -124,8 +128,10 @@ def serve_cmd(settings: Settings, cron: str) -> None:
 
     Each run bills the previous calendar month. Start a Prefect server first (prefect server start) and set
     PREFECT_API_URL, or a temporary one is started for this process."""
+    from cli.embedded import database_dsn
     from pipelines.billing import serve
 
+    database_dsn(settings)  # flow runs load their own settings: the DSN travels in the environment
     click.echo(f"serving billing-period/monthly on cron {cron!r} ({settings.timezone})", err=True)
     serve(cron=cron, timezone=settings.timezone)
 

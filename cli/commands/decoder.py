@@ -45,14 +45,14 @@ def decoder(settings: Settings, instance: str | None, receive_maximum: int, prot
     """Consume gateway batches from MQTT, decode, store readings; ack only what is committed."""
     import psycopg
 
+    from cli.embedded import database_dsn
     from services.decoder import DecoderService
-    from storage.db import resolve_dsn
 
     url = mqtt_url_of(settings)
     if not url:
         raise click.UsageError(NO_BROKER)
     name = instance or socket.gethostname()
-    service = DecoderService(settings, resolve_dsn(settings), url,
+    service = DecoderService(settings, database_dsn(settings), url,
                              client_id=f"{settings.mqtt.client_id_prefix}-decoder-{name}",
                              receive_maximum=receive_maximum, protocol=protocol, metrics_port=metrics_port)
     stop = threading.Event()
@@ -88,11 +88,12 @@ def decoder(settings: Settings, instance: str | None, receive_maximum: int, prot
 @click.pass_obj
 def reprocess(settings: Settings, dead_letters: bool, since: datetime | None, codes: tuple[str, ...]) -> None:
     """Retry dead letters; those that decode now become readings and are marked resolved."""
+    from cli.embedded import database_dsn
     from services.reprocess import reprocess_dead_letters
-    from storage.db import connect, resolve_dsn
+    from storage.db import connect
     from storage.migrate import upgrade
 
-    dsn = resolve_dsn(settings)
+    dsn = database_dsn(settings)
     with connect(dsn) as conn:
         upgrade(conn, settings.timezone)
     since_utc = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since

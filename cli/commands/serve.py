@@ -20,13 +20,13 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from api.app import create_app
-    from storage.db import resolve_dsn
+    from cli.embedded import database_dsn
 
     settings: Settings = ctx.obj
     if not settings.api.tokens:
         click.echo("warning: no api.tokens set (METERFLOW_API__TOKENS); analyst pages will refuse everyone",
                    err=True)
-    app = create_app(settings, resolve_dsn(settings))
+    app = create_app(settings, database_dsn(settings))
     h, p = host or settings.api.host, port or settings.api.port
     click.echo(f"meterflow web app on http://{h}:{p}/dashboards/fleet (customer links: meterflow serve link)")
     # log_config=None: uvicorn logs through our structured handler instead of its own format
