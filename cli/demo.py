@@ -196,6 +196,7 @@ def _wait_for(service: Any, enqueued: int, t0: float, total: int, stall_s: float
 
 def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: int,
              out_dir: Path, database_name: str | None = None) -> DemoResult:
+    from dashboards.fleet_report import write_fleet_report
     from fixtures.fleet import FleetConfig, build_fleet
     from ingest.config import GatewayConfig
     from ingest.gateway import Gateway
@@ -292,10 +293,10 @@ def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: in
         with step("Prefect flow daily-consumption (starts a temporary Prefect server)"):
             start = bounds[0] if bounds and bounds[0] else fleet.config.start
             end = (bounds[1] if bounds and bounds[1] else start) + timedelta(seconds=1)
-            summary: dict[str, object] = {**result.counts, **{f"truth: {k}": v for k, v in result.truth.items()}}
-            flow_out = daily_consumption(result.dsn, start, end, report=out_dir / "consumption.html",
-                                         summary=summary)
-            result.report = Path(str(flow_out["report"]))
+            use = daily_consumption(result.dsn, start, end)
+        summary: dict[str, object] = {**result.counts, **{f"truth: {k}": v for k, v in result.truth.items()},
+                                      **use.summary()}
+        result.report = write_fleet_report(out_dir / "consumption.html", use.daily, use.total, summary)
     finally:
         if broker is not None:
             broker.stop()
