@@ -218,3 +218,11 @@ def test_wmbusmeters_meter_clock_off_falls_back_to_the_host_time() -> None:
     assert result.fields["refused_meter_time"] == "1999-01-01T00:00:00+00:00 time_out_of_window"
     assert result.target_date is None and result.fields["refused_target_date"].startswith("1999-01-01")
     assert to_reading({**MESSAGE, "target_date": "2026-10-31"}, now=NOW).target_date == date(2026, 10, 31)  # type: ignore[union-attr]
+
+
+def test_every_error_code_is_in_the_readme_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "decoders" / "README.md").read_text()
+    table = readme.split("## Decode error codes", 1)[1].split("\n## ", 1)[0]
+    documented = {code.strip() for line in table.splitlines() if line.startswith("| ") and "---" not in line
+                  for code in line.split("|")[1].split(",")} - {"code"}
+    assert documented == set(ERROR_CODES)
