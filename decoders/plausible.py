@@ -16,17 +16,46 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from itertools import product
+from string import ascii_uppercase
 from typing import Any
 
 from decoders.reading import DecodeError, Reading
-from meterflow.plausibility import PlausibilitySettings, Refusal, check_index, check_meter_id, check_time
+from meterflow.plausibility import (
+    MAX_INDEX_M3,
+    PlausibilitySettings,
+    Refusal,
+    check_index,
+    check_meter_id,
+    check_time,
+)
 
 INT64 = 1 << 63
-WMBUS_ID = re.compile(r"[0-9]{8}")  # BCD, as printed on the meter
-WMBUS_HEX_ID = re.compile(r"[0-9a-f]{8}")  # makes that number their meters in binary (drivers say so)
-_MANUFACTURER = re.compile(r"(?:[A-Z]{3})?")  # empty: a wired frame addressed by primary address only
+_WMBUS_HEX_ID = re.compile(r"[0-9a-f]{8}")
+# empty: a wired frame addressed by primary address only (a set: cheaper than a regex on the hot path)
+_MANUFACTURERS = frozenset("".join(letters) for letters in product(ascii_uppercase, repeat=3)) | {""}
+
+
+def outside_id(meter_id: str) -> bool:
+    """1-64 printable characters without spaces: an id from outside (Modbus, wmbusmeters)."""
+    return check_meter_id(meter_id) is None
+
+
+def wmbus_id(meter_id: str) -> bool:
+    """8 BCD digits: as printed on the meter (the decoder formats ids as 8 hex digits)."""
+    return len(meter_id) == 8 and meter_id.isascii() and meter_id.isdigit()
+
+
+def wmbus_hex_id(meter_id: str) -> bool:
+    """8 hex digits: for makes that number their meters in binary (their drivers say `hex_ids`)."""
+    return _WMBUS_HEX_ID.fullmatch(meter_id) is not None
+
+
+WMBUS_ID = wmbus_id
+WMBUS_HEX_ID = wmbus_hex_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +63,14 @@ class Rules:
     """What a decoder path promises about its readings."""
 
     settings: PlausibilitySettings = field(default_factory=PlausibilitySettings)
-    id_pattern: re.Pattern[str] | None = None  # None: any id of 1-64 printable characters
+    id_ok: Callable[[str], bool] = outside_id
     register_digits: int | None = None  # whole m3 digits of the billing register, when known
     time_is_reading_time: bool = False  # meter_time keys the reading: refuse the reading, not the column
+    labels_from_input: bool = True  # driver, status, media, alarms came from outside (False: code tables)
+
+    @property
+    def capacity(self) -> float:
+        return min(10.0**self.register_digits, MAX_INDEX_M3) if self.register_digits else MAX_INDEX_M3
 
 
 def _fail(reading: Reading, refusal: Refusal | tuple[str, str]) -> DecodeError:
@@ -46,17 +80,27 @@ def _fail(reading: Reading, refusal: Refusal | tuple[str, str]) -> DecodeError:
     return DecodeError(code, reason, meter_id=meter_id, manufacturer=manufacturer)
 
 
-def _field_problem(name: Any, value: Any) -> tuple[str, str] | None:
-    if not isinstance(name, str) or not name.isprintable():
-        return "control_characters", f"field name {name!r} is not printable text"
-    kind = type(value)
-    if kind is float and not math.isfinite(value):
-        return "value_out_of_range", f"{name} = {value} is not finite"
-    if kind is int and not -INT64 <= value < INT64:
-        return "value_out_of_range", f"{name} does not fit 64 bits ({value.bit_length()} bits)"
-    if kind is str and not value.isprintable():
-        return "control_characters", f"{name} holds control characters"
+def _fields_problem(fields: dict[str, Any]) -> tuple[str, str] | None:
+    """The first field that is not finite, not 64-bit or not printable (one loop: this is the hot path)."""
+    for name, value in fields.items():
+        if type(name) is not str or not name.isprintable():
+            return "control_characters", f"field name {name!r} is not printable text"
+        kind = type(value)
+        if kind is float:
+            if not math.isfinite(value):
+                return "value_out_of_range", f"{name} = {value} is not finite"
+        elif kind is int:
+            if not -INT64 <= value < INT64:
+                return "value_out_of_range", f"{name} does not fit 64 bits ({value.bit_length()} bits)"
+        elif kind is str and not value.isprintable():
+            return "control_characters", f"{name} holds control characters"
     return None
+
+
+def _index_refusal(value: float | None, rules: Rules) -> Refusal | None:
+    if value is None or (type(value) is float and 0.0 <= value < rules.capacity):
+        return None  # the common case without a call
+    return check_index(value, rules.register_digits)
 
 
 def _day_time(day: date) -> datetime:
@@ -66,27 +110,24 @@ def _day_time(day: date) -> datetime:
 def vet(reading: Reading, rules: Rules, now: datetime | None = None) -> Reading | DecodeError:
     """The reading as it may be stored (secondary values perhaps moved to fields), or why it may not."""
     meter_id = reading.meter_id
-    if rules.id_pattern is not None:
-        if not rules.id_pattern.fullmatch(meter_id):
-            return _fail(reading, ("malformed_meter_id", f"meter id {meter_id!r} is not {rules.id_pattern.pattern}"))
-    else:
-        refused = check_meter_id(meter_id)
-        if refused is not None:
-            return _fail(reading, refused)
-    if not _MANUFACTURER.fullmatch(reading.manufacturer):
-        return _fail(reading, ("bad_manufacturer", f"manufacturer {reading.manufacturer!r} is not three letters"))
-    for text in (reading.driver, reading.status, reading.device_type, *reading.alarms):
-        if not text.isprintable() or len(text) > 200:
-            return _fail(reading, ("control_characters", f"{text[:40]!r} is not a short printable text"))
-    refused = check_index(reading.total_m3, rules.register_digits)
+    if not rules.id_ok(meter_id):
+        wanted = (rules.id_ok.__doc__ or "a valid id").split(":")[0]
+        return _fail(reading, ("malformed_meter_id", f"meter id {meter_id[:40]!r} is not {wanted}"))
+    if reading.manufacturer not in _MANUFACTURERS:
+        return _fail(reading, ("bad_manufacturer", f"manufacturer {reading.manufacturer[:40]!r} is not three "
+                               "letters"))
+    if rules.labels_from_input:
+        for text in (reading.driver, reading.status, reading.device_type, *reading.alarms):
+            if not text.isprintable() or len(text) > 200:
+                return _fail(reading, ("control_characters", f"{text[:40]!r} is not a short printable text"))
+    refused = _index_refusal(reading.total_m3, rules)
     if refused is not None:
         return _fail(reading, refused)
-    for name, value in reading.fields.items():
-        problem = _field_problem(name, value)
-        if problem is not None:
-            return _fail(reading, problem)
+    problem = _fields_problem(reading.fields)
+    if problem is not None:
+        return _fail(reading, problem)
     moved: dict[str, Any] = {}
-    refused = check_index(reading.target_m3, rules.register_digits)
+    refused = _index_refusal(reading.target_m3, rules)
     if refused is not None:
         moved["target_m3"] = (None, f"{reading.target_m3} {refused.code}")
     flow = reading.flow_m3h

@@ -72,8 +72,8 @@ class WmbusDecoder:
                  plausibility: PlausibilitySettings | None = None) -> None:
         self.keys: Mapping[str, bytes] = keys if keys is not None else {}
         settings = plausibility or PlausibilitySettings()
-        self._rules = Rules(settings, WMBUS_ID)
-        self._rules_hex = Rules(settings, WMBUS_HEX_ID)
+        self._rules = Rules(settings, WMBUS_ID, labels_from_input=False)
+        self._rules_hex = Rules(settings, WMBUS_HEX_ID, labels_from_input=False)
         self.signatures = SignatureCache(signature_cache)
         self._fragments: dict[str, list[bytes]] = {}
         # while a frame is decoded as it is and may be decoded again as format B: the fragment lists as
@@ -493,7 +493,7 @@ class WmbusDecoder:
         status, alarms = status_words(sts)
         if spec.alarms_from_fields is not None:
             extra_alarms += spec.alarms_from_fields(fields)
-        all_alarms = tuple(dict.fromkeys(alarms + extra_alarms))
+        all_alarms = tuple(dict.fromkeys(alarms + extra_alarms)) if extra_alarms else alarms
         return self._vet(spec, Reading(
             meter_id=ident.meter_id,
             manufacturer=ident.manufacturer,

@@ -233,9 +233,10 @@ def _value(info: VifInfo, data_field: int, raw: bytes, vifes: tuple[int, ...], f
 
 
 _POW10 = tuple(10**i for i in range(40))
-# primary VIFs without extension bit and without special handling -> (info, factor)
-_FAST_VIF: dict[int, tuple[VifInfo, float]] = {
-    code: (info, 60.0 if 0x40 <= code <= 0x47 else 3600.0 if 0x48 <= code <= 0x4F else 1.0)
+# primary VIFs without extension bit and without special handling -> (info, factor, is a date)
+_FAST_VIF: dict[int, tuple[VifInfo, float, bool]] = {
+    code: (info, 60.0 if 0x40 <= code <= 0x47 else 3600.0 if 0x48 <= code <= 0x4F else 1.0,
+           info.unit.startswith("date"))
     for code, info in PRIMARY.items()
     if code < 0x7C and info.unit not in ("s", "min", "h", "d")
 }
@@ -310,13 +311,13 @@ def _parse(data: bytes, start: int, end: int, result: Parsed) -> None:
         fast = _FAST_VIF.get(vif) if not ext else None
         if fast is not None:
             # hot path: a primary VIF without extensions (most water records)
-            info, factor = fast
+            info, factor, dated = fast
             vifes: tuple[int, ...] = ()
             text_unit = ""
             pos += 1
             data_field = dif & 0x0F
             length = DATA_LENGTHS[data_field]
-            if 1 <= data_field <= 4 and not info.unit.startswith("date"):
+            if 1 <= data_field <= 4 and not dated:
                 if pos + length > end:
                     raise RecordError(f"record at {dif_pos} needs {length} bytes, payload ends")
                 raw = bytes(data[pos : pos + length])
