@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+import orjson
 import plotly
 import plotly.graph_objects as go
 import polars as pl
@@ -20,9 +21,12 @@ from fastapi.templating import Jinja2Templates
 from api.deps import get_db, get_settings
 from api.pages.auth import COOKIE, require_analyst, require_customer, token_accepted
 from dashboards import figures
+from dashboards.labels import ACTION_LABELS, kind_label
 from meterflow.config import Settings
+from storage import alert_workflow as wf
 from storage import chart_queries as q
 from storage.flavor import next_month
+from storage.worklists import LISTS
 
 router = APIRouter(tags=["dashboards"])
 
@@ -48,9 +52,12 @@ def parse_now(value: str | None, tz: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def fig_json(fig: go.Figure) -> str:
-    """Figure JSON safe to embed in a <script type="application/json"> element."""
-    text: str = fig.to_json(validate=False)
+def fig_json(fig: go.Figure | dict[str, Any]) -> str:
+    """Figure JSON safe to embed in a <script type="application/json"> element (a dict figure: plain JSON)."""
+    if isinstance(fig, dict):
+        text = orjson.dumps(fig, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    else:
+        text = fig.to_json(validate=False)
     return text.replace("</", "<\\/")
 
 
@@ -88,6 +95,13 @@ def render(request: Request, name: str, context: dict[str, Any]) -> HTMLResponse
 
 def _now_param(now: datetime, raw: str | None) -> str:
     return urlencode({"now": raw}) if raw else ""
+
+
+def analyst_context(at: datetime, now_raw: str | None, user: str, data_as_of: dict[str, Any]) -> dict[str, Any]:
+    """What every analyst page's header shows: the as-of time, data as of, who is signed in, the search box,
+    the console's lists; and the labels its tables use."""
+    return {"at": at, "now_raw": now_raw, "now_q": _now_param(at, now_raw), "data_as_of": data_as_of,
+            "analyst": True, "user": user, "lists": LISTS, "kind_label": kind_label, "action_labels": ACTION_LABELS}
 
 
 # --------------------------------------------------------------------------------------------- static
@@ -155,7 +169,7 @@ def fleet_page(
     now: str | None = Query(None, description="as-of time (ISO); default the current time"),
     district: list[str] = Query(default_factory=list, description="districts to chart (default: the largest)"),
     days: int = Query(60, ge=7, le=730, description="days of district history"),
-    _: str = Depends(require_analyst),
+    user: str = Depends(require_analyst),
     conn: psycopg.Connection = Depends(get_db),
 ) -> HTMLResponse:
     settings: Settings = request.app.state.settings
@@ -179,16 +193,15 @@ def fleet_page(
         "coverage-district": figures.coverage_figure(by_district, "district"),
         "coverage-gateway": figures.coverage_figure(by_gateway, "gateway"),
         "freshness": figures.freshness_figure(ages),
-        "alerts-kind": figures.alerts_by_kind_figure(kinds),
+        "alerts-kind": figures.alerts_by_kind_figure(kinds, kind_label),
         "district-consumption": figures.district_consumption_figure(dd),
         "night-flow": figures.night_flow_figure(dd),
         "verification": figures.verification_figure(due_weeks),
         "dead-letters": figures.dead_letters_figure(dead),
     }
     return render(request, "fleet.html", {
+        **analyst_context(at, now, user, fresh),
         "title": "Fleet overview",
-        "at": at,
-        "now_raw": now,
         "now_q": _now_param(at, now),
         "charts": {k: fig_json(v) for k, v in charts.items()},
         "kpi": {
@@ -218,18 +231,18 @@ def meter_page(
     now: str | None = Query(None, description="as-of time (ISO); default the current time"),
     days: int = Query(90, ge=7, le=1100, description="days of daily history"),
     hours: int = Query(168, ge=24, le=24 * 62, description="hours of hourly history"),
-    _: str = Depends(require_analyst),
+    user: str = Depends(require_analyst),
     conn: psycopg.Connection = Depends(get_db),
 ) -> HTMLResponse:
     settings: Settings = request.app.state.settings
     info = q.meter_info(conn, meter_id)
     if info is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"meter {meter_id} not found")
-    return _meter_response(request, conn, info, now, days, hours, settings, customer=None)
+    return _meter_response(request, conn, info, now, days, hours, settings, customer=None, user=user)
 
 
 def _meter_response(request: Request, conn: psycopg.Connection, info: dict[str, Any], now: str | None, days: int,
-                    hours: int, settings: Settings, customer: str | None) -> HTMLResponse:
+                    hours: int, settings: Settings, customer: str | None, user: str = "") -> HTMLResponse:
     meter_id = info["meter_id"]
     at = parse_now(now, settings.timezone)
     tz = q.rollup_timezone(conn)
@@ -246,11 +259,14 @@ def _meter_response(request: Request, conn: psycopg.Connection, info: dict[str, 
     hourly = hourly.with_columns(pl.col("hour").dt.convert_time_zone(settings.timezone))
     alerts = alerts.with_columns(pl.col("first_seen", "last_seen").dt.convert_time_zone(settings.timezone))
     charts = {
-        "meter": figures.meter_figure(daily, last_year, alerts, vee, meter_id),
+        "meter": figures.meter_figure(daily, last_year, alerts, vee, meter_id, kind_label),
         "hourly": figures.meter_hourly_figure(hourly, meter_id),
     }
     known = daily.filter(~pl.col("missing"))
+    extra = {} if customer else {**analyst_context(at, now, user, q.data_as_of(conn, at)),
+                                 "events": [e.as_dict() for e in wf.events(conn, meter_id=meter_id, limit=100)]}
     return render(request, "meter.html", {
+        **extra,
         "title": f"Meter {meter_id}",
         "at": at,
         "now_q": _now_param(at, now),
