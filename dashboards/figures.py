@@ -402,11 +402,12 @@ def balance_figure(df: pl.DataFrame, district: str) -> dict[str, Any]:
          "name": "min. night flow (L/h)", "line": {"color": ORANGE, "width": 2, "dash": "dot"},
          "hovertemplate": "%{x|%d %b}: %{y:.0f} L/h at night<extra></extra>"},
     ]
-    layout = _dict_layout(title, 340, barmode="stack", bargap=0.15)
+    layout = _dict_layout(title, 380, barmode="stack", bargap=0.15)
     layout["yaxis"] = {"title": {"text": "m³/day"}, "rangemode": "tozero"}
     layout["yaxis2"] = {"title": {"text": "L/h"}, "overlaying": "y", "side": "right", "rangemode": "tozero",
                         "showgrid": False}
-    layout["margin"] = {"l": 60, "r": 60, "t": 56, "b": 44}
+    layout["margin"] = {"l": 60, "r": 60, "t": 48, "b": 84}
+    layout["legend"] = {"orientation": "h", "yanchor": "top", "y": -0.14, "xanchor": "left", "x": 0.0}
     return {"data": data, "layout": layout}
 
 

@@ -174,29 +174,19 @@ def fleet_page(
 ) -> HTMLResponse:
     settings: Settings = request.app.state.settings
     at = parse_now(now, settings.timezone)
-    today = at.astimezone(ZoneInfo(settings.timezone)).date()
-    start, end = today - timedelta(days=days), today  # the current day is still incomplete
-    by_district = q.coverage_by_district(conn, at)
-    by_gateway = q.coverage_by_gateway(conn, at)
-    ages, fresh = q.freshness(conn, at)
-    kinds = q.open_alerts_by_kind(conn, at)
-    alerts = q.open_alerts(conn, at, limit=50)
-    all_districts = q.districts(conn)
-    chosen = [d for d in district if d in all_districts] or q.top_districts(conn, start, end, 6)
-    dd = q.district_daily(conn, chosen, start, end)
-    due, due_total = q.verification_due(conn, at, 90, limit=100)
-    due_weeks = q.verification_by_week(conn, at, 90)
-    dead = q.dead_letters_by_reason(conn, at)
+    data = fleet_data(conn, at, district, days, settings.timezone)
+    by_district, by_gateway, kinds, dead = data["by_district"], data["by_gateway"], data["kinds"], data["dead"]
+    dd, fresh, due_total = data["district_daily"], data["fresh"], data["due_total"]
     meters = int(by_district["meters"].sum() or 0)
     heard = int(by_district["heard"].sum() or 0)
     charts = {
         "coverage-district": figures.coverage_figure(by_district, "district"),
         "coverage-gateway": figures.coverage_figure(by_gateway, "gateway"),
-        "freshness": figures.freshness_figure(ages),
+        "freshness": figures.freshness_figure(data["ages"]),
         "alerts-kind": figures.alerts_by_kind_figure(kinds, kind_label),
         "district-consumption": figures.district_consumption_figure(dd),
         "night-flow": figures.night_flow_figure(dd),
-        "verification": figures.verification_figure(due_weeks),
+        "verification": figures.verification_figure(data["due_weeks"]),
         "dead-letters": figures.dead_letters_figure(dead),
     }
     return render(request, "fleet.html", {
@@ -214,14 +204,31 @@ def fleet_page(
         },
         "fresh": fresh,
         "kinds": kinds.to_dicts(),
-        "alerts": alerts.to_dicts(),
+        "alerts": data["alerts"].to_dicts(),
         "gateways": by_gateway.sort("share").to_dicts(),
-        "due": due.to_dicts(),
+        "due": data["due"].to_dicts(),
         "due_total": due_total,
-        "all_districts": all_districts,
-        "chosen": chosen,
+        "all_districts": data["all_districts"],
+        "chosen": data["chosen"],
         "days": days,
     })
+
+
+def fleet_data(conn: psycopg.Connection, at: datetime, district: list[str], days: int, tz: str) -> dict[str, Any]:
+    """Every query behind the fleet page (what `meterflow bench pages` takes as its baseline)."""
+    today = at.astimezone(ZoneInfo(tz)).date()
+    start, end = today - timedelta(days=days), today  # the current day is still incomplete
+    ages, fresh = q.freshness(conn, at)
+    all_districts = q.districts(conn)
+    chosen = [d for d in district if d in all_districts] or q.top_districts(conn, start, end, 6)
+    due, due_total = q.verification_due(conn, at, 90, limit=100)
+    return {
+        "by_district": q.coverage_by_district(conn, at), "by_gateway": q.coverage_by_gateway(conn, at),
+        "ages": ages, "fresh": fresh, "kinds": q.open_alerts_by_kind(conn, at),
+        "alerts": q.open_alerts(conn, at, limit=50), "all_districts": all_districts, "chosen": chosen,
+        "district_daily": q.district_daily(conn, chosen, start, end), "due": due, "due_total": due_total,
+        "due_weeks": q.verification_by_week(conn, at, 90), "dead": q.dead_letters_by_reason(conn, at),
+    }
 
 
 @router.get("/dashboards/meters/{meter_id}", response_class=HTMLResponse, summary="Analyst meter page")
@@ -245,16 +252,8 @@ def _meter_response(request: Request, conn: psycopg.Connection, info: dict[str, 
                     hours: int, settings: Settings, customer: str | None, user: str = "") -> HTMLResponse:
     meter_id = info["meter_id"]
     at = parse_now(now, settings.timezone)
-    tz = q.rollup_timezone(conn)
-    today = at.astimezone(ZoneInfo(tz)).date()
-    start, end = today - timedelta(days=days - 1), today + timedelta(days=1)
-    daily = q.meter_daily(conn, meter_id, start, end, tz)
-    last_year = q.meter_daily(conn, meter_id, start - timedelta(days=364), end - timedelta(days=364), tz)
-    lo = datetime(start.year, start.month, start.day, tzinfo=ZoneInfo(tz))
-    alerts = q.meter_alerts(conn, meter_id, lo, at)
-    vee = q.meter_vee_flags(conn, meter_id, start, end)
-    hour_end = at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    hourly = q.meter_hourly(conn, meter_id, hour_end - timedelta(hours=hours), hour_end)
+    data = meter_data(conn, meter_id, at, days, hours, customer is None)
+    daily, last_year, alerts, vee, hourly = (data[k] for k in ("daily", "last_year", "alerts", "vee", "hourly"))
     # plotly.js shows wall-clock time: convert instants to the utility's time zone
     hourly = hourly.with_columns(pl.col("hour").dt.convert_time_zone(settings.timezone))
     alerts = alerts.with_columns(pl.col("first_seen", "last_seen").dt.convert_time_zone(settings.timezone))
@@ -263,8 +262,8 @@ def _meter_response(request: Request, conn: psycopg.Connection, info: dict[str, 
         "hourly": figures.meter_hourly_figure(hourly, meter_id),
     }
     known = daily.filter(~pl.col("missing"))
-    extra = {} if customer else {**analyst_context(at, now, user, q.data_as_of(conn, at)),
-                                 "events": [e.as_dict() for e in wf.events(conn, meter_id=meter_id, limit=100)]}
+    extra = {} if customer else {**analyst_context(at, now, user, data["data_as_of"]),
+                                 "events": [e.as_dict() for e in data["events"]]}
     return render(request, "meter.html", {
         **extra,
         "title": f"Meter {meter_id}",
@@ -282,6 +281,26 @@ def _meter_response(request: Request, conn: psycopg.Connection, info: dict[str, 
         "days": days,
         "customer": customer,
     })
+
+
+def meter_data(conn: psycopg.Connection, meter_id: str, at: datetime, days: int, hours: int,
+               analyst: bool = True) -> dict[str, Any]:
+    """Every query behind the meter page (the baseline of `meterflow bench pages`)."""
+    tz = q.rollup_timezone(conn)
+    today = at.astimezone(ZoneInfo(tz)).date()
+    start, end = today - timedelta(days=days - 1), today + timedelta(days=1)
+    lo = datetime(start.year, start.month, start.day, tzinfo=ZoneInfo(tz))
+    hour_end = at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    data: dict[str, Any] = {
+        "daily": q.meter_daily(conn, meter_id, start, end, tz),
+        "last_year": q.meter_daily(conn, meter_id, start - timedelta(days=364), end - timedelta(days=364), tz),
+        "alerts": q.meter_alerts(conn, meter_id, lo, at), "vee": q.meter_vee_flags(conn, meter_id, start, end),
+        "hourly": q.meter_hourly(conn, meter_id, hour_end - timedelta(hours=hours), hour_end),
+    }
+    if analyst:
+        data["data_as_of"] = q.data_as_of(conn, at)
+        data["events"] = wf.events(conn, meter_id=meter_id, limit=100)
+    return data
 
 
 # --------------------------------------------------------------------------------------------- customer

@@ -12,6 +12,7 @@ BENCHES: dict[str, str] = {
     "billing": "cli.commands.billing:bench_billing",
     "charts": "cli.commands.serve:bench_charts",
     "gateway": "cli.commands.gateway:bench_gateway",
+    "pages": "bench.pages:bench_pages",
 }
 
 
