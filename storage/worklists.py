@@ -10,7 +10,7 @@ Every list takes an explicit "as of" time (`now`) so simulated data can be shown
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,6 +34,18 @@ def _alerts_sql(where: str) -> str:
                       {_LOST} AS lost_m3, a.acknowledged_by, a.assigned_to
                FROM alerts a LEFT JOIN meters m USING (meter_id) LEFT JOIN meter_last_heard h USING (meter_id)
                WHERE a.state = 'open' AND a.first_seen <= %(now)s AND {where}"""
+
+
+# supply interruptions (area-level, their own table) beside the per-meter incidents, when that table exists
+_INTERRUPTIONS = """SELECT NULL::bigint AS id, NULL::text AS meter_id, 'interruption' AS kind,
+                           CASE WHEN i.kind = 'supply' THEN 'critical' ELSE 'warning' END AS severity,
+                           NULL::text AS customer_ref, i.district, i.street,
+                           coalesce(i.street, 'whole district') || ' (' || cardinality(i.meters) || ' meters, '
+                             || i.cause || ')' AS address,
+                           NULL::text AS gateway_id, i.start_at AS first_seen, coalesce(i.end_at, %(now)s) AS last_seen,
+                           NULL::double precision AS rate_l_h, NULL::double precision AS lost_m3,
+                           NULL::text AS acknowledged_by, NULL::text AS assigned_to
+                    FROM interruptions i WHERE i.state = 'open' AND i.start_at <= %(now)s"""
 
 
 @dataclass(frozen=True)
@@ -66,7 +78,8 @@ _ALERT_COLS = (Column("id", "Alert", "alert"), Column("meter_id", "Meter", "mete
 
 LISTS: dict[str, WorkList] = {w.name: w for w in (
     WorkList(
-        "incidents", "Open incidents", "Leaks, bursts and meter alarms still open, the most water lost first.",
+        "incidents", "Open incidents", "Leaks, bursts, meter alarms and supply interruptions still open, the most "
+        "water lost first.",
         _ALERT_COLS, _alerts_sql(f"a.kind NOT IN {NOT_INCIDENTS!r}"), "lost_m3", True),
     WorkList(
         "no-reads", "No-reads", "Meters in service not heard by radio for N days or more (never heard included).",
@@ -158,6 +171,8 @@ def fetch(conn: psycopg.Connection, name: str, query: Query, now: datetime, tz: 
           limit: int | None = 0) -> Page:
     """One page of a list (limit=0: query.per_page rows of query.page; None: every row, for exports)."""
     spec = LISTS[name]
+    if name == "incidents" and _has_table(conn, "interruptions"):
+        spec = replace(spec, sql=f"{spec.sql} UNION ALL {_INTERRUPTIONS}")
     keys = {c.key for c in spec.columns}
     sort = query.sort if query.sort in keys else spec.sort
     if query.descending is not None and query.sort in keys:
@@ -184,6 +199,11 @@ def fetch(conn: psycopg.Connection, name: str, query: Query, now: datetime, tz: 
         count = conn.execute(f"SELECT count(*) FROM ({spec.sql}) t {where}", params).fetchone()
         total = int(count[0]) if count else 0
     return Page(spec, rows, total, query, sort, descending, params["days"] if spec.days is not None else None)
+
+
+def _has_table(conn: psycopg.Connection, table: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+    return bool(row and row[0])
 
 
 def filter_options(conn: psycopg.Connection) -> dict[str, list[str]]:

@@ -211,6 +211,7 @@ def fleet_page(
         "all_districts": data["all_districts"],
         "chosen": data["chosen"],
         "days": days,
+        "balance": data["balance"].head(5).to_dicts(),
     })
 
 
@@ -228,6 +229,7 @@ def fleet_data(conn: psycopg.Connection, at: datetime, district: list[str], days
         "alerts": q.open_alerts(conn, at, limit=50), "all_districts": all_districts, "chosen": chosen,
         "district_daily": q.district_daily(conn, chosen, start, end), "due": due, "due_total": due_total,
         "due_weeks": q.verification_by_week(conn, at, 90), "dead": q.dead_letters_by_reason(conn, at),
+        "balance": q.balance_ranking(q.water_balance(conn, today - timedelta(days=30), today)),
     }
 
 

@@ -182,6 +182,9 @@ def test_list_pages_csv_and_search_redirect(client: TestClient) -> None:
     assert many.status_code == 200 and "/dashboards/meters/M1" in many.text
     balance = client.get(f"/dashboards/balance?now={NOW_PARAM}&days=10", headers=AUTH)
     assert balance.status_code == 200 and "chart-balance-ranking" in balance.text and "West" in balance.text
+    fleet = client.get(f"/dashboards/fleet?now={NOW_PARAM}", headers=AUTH).text
+    ranked = fleet[fleet.index('id="fleet-balance"'):]
+    assert ranked.index("West") < ranked.index("North")  # worst non-revenue water first
     for name in worklists.LISTS:
         assert client.get(f"/dashboards/lists/{name}?now={NOW_PARAM}", headers=AUTH).status_code == 200
 
