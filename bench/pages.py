@@ -87,11 +87,12 @@ def measure(settings: Settings, dsn: str, now: datetime, meters: int, runs: int,
 def bench_pages(settings: Settings, meters: int, days: int, districts: int, gateways: int, runs: int,
                 keep: bool) -> None:
     """Fleet and meter page p50/p95 through the app, against the chart queries behind each page."""
-    from dashboards import bench as charts
-    from storage.db import resolve_dsn, with_database
+    from bench import charts
+    from cli.embedded import database_dsn
+    from storage.db import with_database
     from storage.migrate import upgrade
 
-    server = resolve_dsn(settings)
+    server = database_dsn(settings)
     name = charts.scratch_name().replace("_charts_", "_pages_")
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')

@@ -23,9 +23,9 @@ from api.pages.auth import COOKIE, require_analyst, require_customer, token_acce
 from dashboards import figures
 from dashboards.labels import ACTION_LABELS, kind_label
 from meterflow.config import Settings
+from meterflow.periods import next_month
 from storage import alert_workflow as wf
 from storage import chart_queries as q
-from storage.flavor import next_month
 from storage.worklists import LISTS
 
 router = APIRouter(tags=["dashboards"])

@@ -17,12 +17,10 @@ BY_HELP = "Who acts (recorded in the audit); default: $METERFLOW_USER, else the 
 
 
 def _connect(settings: Settings) -> Any:
-    from storage.db import connect, resolve_dsn
-    from storage.migrate import upgrade
+    """The database of the command, migrated (the registry commands' way)."""
+    from cli.commands.registry import _connect as connect_migrated
 
-    conn = connect(resolve_dsn(settings))
-    upgrade(conn, settings.timezone)
-    return conn
+    return connect_migrated(settings)
 
 
 def _by(value: str | None) -> str:
