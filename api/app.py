@@ -46,11 +46,5 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
     app.state.pool = ConnectionPool(dsn, min_size=1, max_size=8, open=False)
     for spec in ROUTERS:
         module_name, attr = spec.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
-        app.include_router(getattr(module, attr))
+        app.include_router(getattr(importlib.import_module(module_name), attr))
     return app

@@ -18,13 +18,12 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
+from cli.embedded import EMBEDDED_DB, EmbeddedBroker, database_dsn
 from ingest.frames import ReceivedFrame
 from meterflow.config import Settings
-from meterflow.embedded import EmbeddedBroker
 from meterflow.logs import ctx, get_logger
 
 log = get_logger(__name__)
-DEMO_DB = "meterflow_demo"
 
 
 @dataclass
@@ -70,10 +69,11 @@ def demo_database(settings: Settings, database_name: str | None = None) -> str:
 
     Nothing is dropped. A database the demo created (in this run or an earlier one, marked in meterflow_meta)
     is emptied for a new run; any other database must hold no readings, or the demo refuses to touch it."""
-    from storage.db import resolve_dsn, with_database
+    from storage.db import with_database
 
-    configured = resolve_dsn(settings)
-    name = database_name or str(psycopg.conninfo.conninfo_to_dict(configured).get("dbname") or DEMO_DB)
+    embedded = settings.database_dsn() is None  # the embedded server under data_dir is scratch space
+    configured = database_dsn(settings)
+    name = database_name or str(psycopg.conninfo.conninfo_to_dict(configured).get("dbname") or EMBEDDED_DB)
     dsn = with_database(configured, name)
     created = False
     try:
@@ -85,7 +85,7 @@ def demo_database(settings: Settings, database_name: str | None = None) -> str:
         log.warning("cannot check or create the demo database", extra=ctx(reason=str(exc).strip().splitlines()[0]))
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS meterflow_meta (key text PRIMARY KEY, value text NOT NULL)")
-        if created or not settings.database_dsn():  # the embedded server under data_dir is scratch space
+        if created or embedded:
             conn.execute("INSERT INTO meterflow_meta VALUES ('demo_database', 'true') ON CONFLICT DO NOTHING")
         if created:
             return dsn
@@ -222,8 +222,35 @@ def _wait_for(service: Any, enqueued: int, t0: float, total: int, stall_s: float
         time.sleep(0.2)
 
 
+def store_inlets(fleet: Any, dsn: str, timezone: str) -> int:
+    """The fleet's district inlet meters (fixtures.inlets: one district has a network leak), registered and
+    read through the decoder's own Modbus path and writer, as if a station gateway had sent them."""
+    from fixtures.inlets import inlet_frames, inlet_meters
+    from meterflow.envelope import FrameBatch, encode_batch
+    from services.decoder import FrameProcessor
+    from storage.registry import import_meters, parse_meters_csv
+    from storage.writer import BatchWriter
+
+    registry = io.StringIO()
+    inlet_meters(fleet).write_csv(registry)
+    with psycopg.connect(dsn) as conn:
+        import_meters(conn, parse_meters_csv(registry.getvalue()))
+        conn.commit()
+    processor, writer = FrameProcessor({}, timezone), BatchWriter(dsn, application_name="meterflow-demo-inlets")
+    frames, stored = inlet_frames(fleet), 0
+    try:
+        for i in range(0, len(frames), 1000):
+            payload = encode_batch(FrameBatch("gw-station", "modbus", frames[i:i + 1000]))
+            rows, dead = processor.process("meterflow/v1/gw-station/modbus", payload)
+            stored += writer.write(rows, dead).readings
+    finally:
+        writer.close()
+    return stored
+
+
 def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: int,
              out_dir: Path, database_name: str | None = None) -> DemoResult:
+    from dashboards.fleet_report import write_fleet_report
     from fixtures.fleet import FleetConfig, build_fleet
     from ingest.config import GatewayConfig
     from ingest.gateway import Gateway
@@ -317,13 +344,16 @@ def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: in
             "dead_letters": int(dead[0]) if dead else 0,
         }
 
+        with step("district inlet meters over Modbus (a network leak in one district)"):
+            result.counts["inlet_readings"] = store_inlets(fleet, result.dsn, settings.timezone)
+
         with step("Prefect flow daily-consumption (starts a temporary Prefect server)"):
             start = bounds[0] if bounds and bounds[0] else fleet.config.start
             end = (bounds[1] if bounds and bounds[1] else start) + timedelta(seconds=1)
-            summary: dict[str, object] = {**result.counts, **{f"truth: {k}": v for k, v in result.truth.items()}}
-            flow_out = daily_consumption(result.dsn, start, end, report=out_dir / "consumption.html",
-                                         summary=summary)
-            result.report = Path(str(flow_out["report"]))
+            use = daily_consumption(result.dsn, start, end)
+        summary: dict[str, object] = {**result.counts, **{f"truth: {k}": v for k, v in result.truth.items()},
+                                      **use.summary()}
+        result.report = write_fleet_report(out_dir / "consumption.html", use.daily, use.total, summary)
     finally:
         if broker is not None:
             broker.stop()

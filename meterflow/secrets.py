@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,11 +43,13 @@ def kept_secret(path: Path, nbytes: int = 32) -> bytes:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        data = path.read_bytes().strip()
-        if len(data) < 16:
-            raise SecretError(f"{path} holds a secret shorter than 16 bytes: delete it to have a new one made") \
-                from None
-        return data
+        for _ in range(50):  # another process may be writing it this very moment
+            data = path.read_bytes().strip()
+            if len(data) >= 16:
+                return data
+            time.sleep(0.02)
+        raise SecretError(f"{path} holds a secret shorter than 16 bytes: delete it to have a new one made") \
+            from None
     value = base64.urlsafe_b64encode(secrets.token_bytes(nbytes))
     with os.fdopen(fd, "wb") as fh:
         fh.write(value + b"\n")
@@ -79,6 +83,12 @@ def fingerprint(master: bytes) -> bytes:
     return hashlib.sha256(b"meterflow-master-key:" + master).digest()[:FINGERPRINT_BYTES]
 
 
+@functools.lru_cache(maxsize=8)
+def _aead(master: bytes) -> AESGCM:
+    """One cipher object per master key: loading 100,000 keys must not build 100,000 of them."""
+    return AESGCM(master)
+
+
 def new_master_key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 
@@ -105,7 +115,7 @@ class Keyring:
         if len(key) != PLAIN_KEY_BYTES:
             raise SecretError(f"an AES-128 key is {PLAIN_KEY_BYTES} bytes, got {len(key)}")
         nonce = secrets.token_bytes(NONCE_BYTES)
-        sealed = AESGCM(self.current).encrypt(nonce, key, meter_id.encode())
+        sealed = _aead(self.current).encrypt(nonce, key, meter_id.encode())
         return MAGIC + fingerprint(self.current) + nonce + sealed
 
     def open(self, meter_id: str, value: bytes) -> bytes:
@@ -121,7 +131,7 @@ class Keyring:
                               "configured: set secrets.master_key (or add it to secrets.previous_master_keys)")
         body = value[len(MAGIC) + FINGERPRINT_BYTES:]
         try:
-            return AESGCM(master).decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], meter_id.encode())
+            return _aead(master).decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], meter_id.encode())
         except InvalidTag as exc:
             raise SecretError(f"the sealed key of meter {meter_id} does not open (tampered, or moved "
                               "from another meter)") from exc

@@ -15,7 +15,8 @@ import polars as pl
 import psycopg
 
 from analytics.vee.config import VeeConfig
-from analytics.vee.core import HISTORY_SCHEMA, BillingOutput, add_months, local_midnight
+from analytics.vee.core import HISTORY_SCHEMA, BillingOutput
+from meterflow.periods import add_months, local_midnight
 
 Progress = Callable[[str, int, int], None]
 

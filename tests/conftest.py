@@ -28,8 +28,8 @@ DEFAULT_MQTT = "mqtt://127.0.0.1:1883"
 TEST_TIMEZONE = "Europe/Warsaw"
 DATA_TABLES = ("readings", "raw_frames", "dead_letters", "alerts", "billing_audit", "billing_results",
                "billing_runs", "meters", "consumption_hourly", "consumption_daily", "district_daily",
-               "meter_last_heard", "heard_hourly", "reading_conflicts", "tariff_changes", "api_tokens", "api_sessions",
-               "meter_customers")
+               "meter_last_heard", "heard_hourly", "reading_conflicts", "tariff_changes", "alert_events",
+               "api_tokens", "api_sessions", "meter_customers")
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -48,7 +48,7 @@ def pg_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if _reachable(url, 5432):
         yield url
         return
-    from meterflow.embedded import EmbeddedPostgres
+    from cli.embedded import EmbeddedPostgres
 
     server = EmbeddedPostgres(tmp_path_factory.mktemp("embedded-pg"))
     yield server.start()
@@ -92,7 +92,7 @@ def mqtt_url() -> Iterator[str]:
     if _reachable(url, 1883):
         yield url
         return
-    from meterflow.embedded import EmbeddedBroker
+    from cli.embedded import EmbeddedBroker
 
     broker = EmbeddedBroker()
     yield broker.start()

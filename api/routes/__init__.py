@@ -6,4 +6,6 @@ ROUTERS: list[str] = [
     "api.routes.readings:router",
     "api.routes.dashboards:router",
     "api.routes.login:router",
+    "api.routes.console:router",
+    "api.routes.alerts:router",
 ]

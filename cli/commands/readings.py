@@ -107,8 +107,9 @@ def import_cmd(settings: Settings, file: str, mapping_file: str | None, preset: 
         click.echo(f"  line {line}: repeats line {first} (same meter, time and value): stored once", err=True)
     conflicts: list[dict[str, object]] = []
     if not dry_run:
+        from cli.embedded import database_dsn
         from meterflow.plausibility import check_meter_id
-        from storage.db import connect, resolve_dsn
+        from storage.db import connect
         from storage.reading_import import import_readings, unregistered_meters
         from storage.reading_import import register_meters as add_meters
 
@@ -116,7 +117,7 @@ def import_cmd(settings: Settings, file: str, mapping_file: str | None, preset: 
             click.echo(f"\r{stage}: {done:,}/{total:,} rows", err=True, nl=done == total)
 
         try:
-            with connect(resolve_dsn(settings)) as conn:
+            with connect(database_dsn(settings)) as conn:
                 st = import_readings(conn, result.good, file=Path(file).name, progress=progress,
                                      window=settings.plausibility)
                 unknown = unregistered_meters(conn, result.good["meter_id"].unique().to_list())
@@ -170,8 +171,9 @@ def add_cmd(settings: Settings, meter_id: str, when: str, index_m3: float, allow
     """Add a manual (customer self-) read, validated like any other read, as source='manual'."""
     from zoneinfo import ZoneInfo
 
+    from cli.embedded import database_dsn
     from meterflow.plausibility import check_meter_id
-    from storage.db import connect, resolve_dsn
+    from storage.db import connect
     from storage.manual_reads import ManualReadError, add_manual_read, manual_window
 
     if (refused := check_meter_id(meter_id)) is not None:
@@ -184,7 +186,7 @@ def add_cmd(settings: Settings, meter_id: str, when: str, index_m3: float, allow
     if at.tzinfo is None:
         at = at.replace(tzinfo=ZoneInfo(settings.timezone))
     try:
-        with connect(resolve_dsn(settings)) as conn:
+        with connect(database_dsn(settings)) as conn:
             out = add_manual_read(conn, meter_id, at, index_m3, allow_decrease=allow_decrease, note=note,
                                   window=manual_window(settings.plausibility, settings.vee.future_tolerance_s),
                                   entered_by=_operator())
