@@ -18,7 +18,7 @@ BY_HELP = "Who acts (recorded in the audit); default: $METERFLOW_USER, else the 
 
 def _connect(settings: Settings) -> Any:
     """The database of the command, migrated (the registry commands' way)."""
-    from cli.commands.registry import _connect as connect_migrated
+    from cli.commands.registry import migrated_connection as connect_migrated
 
     return connect_migrated(settings)
 
