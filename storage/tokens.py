@@ -72,10 +72,12 @@ def revoke_token(conn: psycopg.Connection, name: str) -> bool:
 
 
 def principal_of_token(conn: psycopg.Connection, token: str) -> Principal | None:
-    row = conn.execute(
-        "UPDATE api_tokens SET last_used_at = now() WHERE token_sha256 = %s AND revoked_at IS NULL"
-        " RETURNING name, scopes", (digest(token),)
-    ).fetchone()
+    """The active token's principal; `last_used_at` is written at most once a minute (no write per request)."""
+    key = digest(token)
+    row = conn.execute("SELECT name, scopes, last_used_at < now() - interval '1 minute' OR last_used_at IS NULL"
+                       " FROM api_tokens WHERE token_sha256 = %s AND revoked_at IS NULL", (key,)).fetchone()
+    if row is not None and row[2]:
+        conn.execute("UPDATE api_tokens SET last_used_at = now() WHERE token_sha256 = %s", (key,))
     conn.commit()
     return Principal(row[0], frozenset(row[1])) if row else None
 

@@ -9,7 +9,7 @@ from meterflow.config import Settings
 
 
 @click.group(invoke_without_command=True,
-             epilog="Example: METERFLOW_API__TOKENS='[\"s3cret\"]' meterflow serve --port 8000")
+             epilog="Example: meterflow tokens add anna --scope analyst && meterflow serve --port 8000")
 @click.option("--host", default=None, help="Interface to listen on (default: settings api.host).")
 @click.option("--port", type=int, default=None, help="TCP port (default: settings api.port).")
 @click.option("--refresh-minutes", type=float, default=5.0, show_default=True,
@@ -24,13 +24,17 @@ def serve(ctx: click.Context, host: str | None, port: int | None, refresh_minute
 
     from api.app import create_app
     from cli.embedded import database_dsn
+    from meterflow.secrets import SecretError
 
     settings: Settings = ctx.obj
-    if not settings.api.tokens:
-        click.echo("warning: no api.tokens set (METERFLOW_API__TOKENS); analyst pages will refuse everyone",
-                   err=True)
+    if settings.api.tokens:
+        click.echo(f"note: {len(settings.api.tokens)} bootstrap token(s) from api.tokens have every scope; prefer "
+                   "named tokens (meterflow tokens add NAME --scope ...)", err=True)
     dsn = database_dsn(settings)
-    app = create_app(settings, dsn)
+    try:
+        app = create_app(settings, dsn)
+    except SecretError as exc:
+        raise click.ClickException(str(exc)) from exc
     if refresh_minutes > 0:
         import threading
 

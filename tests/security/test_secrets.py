@@ -70,6 +70,12 @@ def test_keys_tokens_and_passwords_never_leak(sec_settings: Settings, seeded_db:
     for secret in (KEY, KEY.lower(), MASTER, BOOTSTRAP, PASSWORD):
         assert secret not in text
     assert token not in "\n".join(outputs[1:]) and token not in text.replace(token_out.stdout, "")
+    # the token worked until revoked by the command; then it is refused at once
+    read = "/api/v1/billing/consumption?from=2026-01-01&to=2026-03-01"
+    assert client.get(read, headers=bearer(token)).status_code == 200
+    assert runner.invoke(cli, ["tokens", "revoke", "exporter"]).exit_code == 0
+    assert client.get(read, headers=bearer(token)).status_code == 403
+    assert runner.invoke(cli, ["tokens", "revoke", "exporter"]).exit_code == 1
 
 
 def test_web_role_cannot_read_keys(sec_settings: Settings, seeded_db: psycopg.Connection) -> None:

@@ -90,8 +90,11 @@ def test_keys_import_then_reprocess_resolves_no_key_frames(clean_db: psycopg.Con
         keys_csv.write_text("meter_id,key_hex\n" + "".join(
             f"{omsgen.meter_id(i)},{omsgen.meter_key(omsgen.meter_id(i)).hex()}\n" for i in range(5)) + "bad,xyz\n")
         env = {"METERFLOW_DATABASE_URL": database_url, "METERFLOW_LOG_LEVEL": "DEBUG"}
+        clean_db.execute("INSERT INTO meters (meter_id) SELECT unnest(%s::text[])",
+                         ([omsgen.meter_id(i) for i in range(5)],))  # keys import never creates meters
+        clean_db.commit()
         result = CliRunner().invoke(cli, ["keys", "import", str(keys_csv)], env=env)
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == 1, result.output  # the bad line is rejected: reported, the exit says so
         assert "5 imported" in result.output and ":7:" in result.output and secret not in result.output
         # the live service picks the keys up after a no_key frame (refresh at most every 0.5 s here)
         time.sleep(0.6)
@@ -120,7 +123,7 @@ def test_meters_import_and_list(clean_db: psycopg.Connection, database_url: str,
     env = {"METERFLOW_DATABASE_URL": database_url}
     import_keys(clean_db, [{"meter_id": "10000001", "key": bytes(range(16))}])
     result = CliRunner().invoke(cli, ["meters", "import", str(registry)], env=env)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # a row was rejected: the good ones are kept, the exit says so
     assert "2 imported" in result.output and "meters.csv:3:" in result.output
     listed = CliRunner().invoke(cli, ["meters", "list", "--format", "json"], env=env)
     rows = [json.loads(line) for line in listed.output.splitlines() if line.startswith("{")]
