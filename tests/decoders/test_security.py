@@ -34,6 +34,17 @@ def test_mode7_key_derivation_matches_cmac_primitive() -> None:
     assert mode7_derive(KEY, 0x01, counter, id_le) != expected
 
 
+def test_mode7_derivation_on_cached_keys_equals_cmac_for_many_keys() -> None:
+    import hashlib
+
+    for i in range(64):  # both branches of the K1 doubling (top bit of E(0) set or not) occur
+        key = hashlib.sha256(bytes([i])).digest()[:16]
+        block = bytes([i & 1]) + i.to_bytes(4, "little") + bytes.fromhex(METER)[::-1] + b"\x07" * 7
+        mac = CMAC(algorithms.AES(key))
+        mac.update(block)
+        assert mode7_derive(key, i & 1, i.to_bytes(4, "little"), bytes.fromhex(METER)[::-1]) == mac.finalize()
+
+
 def test_mode7_roundtrip_with_mac() -> None:
     frame = mode7_frame(METER, KEY, water_records(12345, 11000), counter=77)
     result = WmbusDecoder(keys={METER: KEY}).decode(frame)
