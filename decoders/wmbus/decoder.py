@@ -480,6 +480,8 @@ class WmbusDecoder:
                 fields.update(hooked.fields)
         if parsed.trailing_error is not None:
             fields["trailing_data_error"] = parsed.trailing_error
+        if spec.mfct_data is not None and spec.requires_total:
+            total = None  # the total of a manufacturer layout comes from that layout, never from OMS records
         if parsed.manufacturer_data is not None and spec.mfct_data is not None:
             special = spec.mfct_data(parsed.manufacturer_data)
             if special.total_m3 is not None:

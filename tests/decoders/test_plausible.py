@@ -226,3 +226,12 @@ def test_every_error_code_is_in_the_readme_table() -> None:
     documented = {code.strip() for line in table.splitlines() if line.startswith("| ") and "---" not in line
                   for code in line.split("|")[1].split(",")} - {"code"}
     assert documented == set(ERROR_CODES)
+
+
+def test_apator162_total_comes_from_its_own_layout_not_from_oms_records() -> None:
+    # a standard 0C13 volume where Apator 16-2 has its register list after 0F: not the driver's layout
+    body = link_header("03410514", "APA", 0x05, 0x07) + bytes.fromhex("7A19000000" "0C1378563412")
+    assert _error(WmbusDecoder().decode(_frame(body))) == "missing_volume"
+    generic = link_header("03410514", "APA", 0x06, 0x07) + bytes.fromhex("7A19000000" "0C1378563412")
+    result = WmbusDecoder().decode(_frame(generic))  # another APA version: standard records are fine
+    assert isinstance(result, Reading) and result.total_m3 == 12345.678
