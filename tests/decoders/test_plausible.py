@@ -235,3 +235,11 @@ def test_apator162_total_comes_from_its_own_layout_not_from_oms_records() -> Non
     generic = link_header("03410514", "APA", 0x06, 0x07) + bytes.fromhex("7A19000000" "0C1378563412")
     result = WmbusDecoder().decode(_frame(generic))  # another APA version: standard records are fine
     assert isinstance(result, Reading) and result.total_m3 == 12345.678
+
+
+def test_apator_registers_of_all_ones_are_not_readings() -> None:
+    apt = "1C441486069C14000F0FA0" "FFFFFFFF" "0040030000000005FF0472BF1400"
+    assert _error(WmbusDecoder().decode(bytes.fromhex(apt))) == "beyond_register"
+    a162 = bytes.fromhex("3E4401061405410305077A190030852F2F0F86B4B89529020040C6C1B4F0F3F341555942FA701000F0010100"
+                         "00" "10" "FFFFFFFF" "FFFFFFFFFFFFFFFFFFFFFF2483")  # register 0x10 (the total) all ones
+    assert _error(WmbusDecoder().decode(a162)) == "missing_volume"
