@@ -45,6 +45,7 @@ def assert_outcome(result: Reading | DecodeError, wmbus: bool = True) -> None:
     assert isinstance(result, (Reading, DecodeError))
     if isinstance(result, DecodeError):
         assert result.code in ERROR_CODES, result
+        assert result.detail.isprintable() and (result.meter_id is None or check_meter_id(result.meter_id) is None)
         return
     if wmbus:
         assert re.fullmatch(r"[0-9a-f]{8}", result.meter_id), result.meter_id
