@@ -243,3 +243,19 @@ def test_apator_registers_of_all_ones_are_not_readings() -> None:
     a162 = bytes.fromhex("3E4401061405410305077A190030852F2F0F86B4B89529020040C6C1B4F0F3F341555942FA701000F0010100"
                          "00" "10" "FFFFFFFF" "FFFFFFFFFFFFFFFFFFFFFF2483")  # register 0x10 (the total) all ones
     assert _error(WmbusDecoder().decode(a162)) == "missing_volume"
+
+
+def test_meterflow_decode_uses_the_configured_time_window(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli.main import cli
+
+    old = datetime(2005, 3, 1, 8, 0, tzinfo=UTC)
+    frame = plain_frame("11223344", water_records(1) + b"\x04\x6d" + datetime_type_f(old).to_bytes(4, "little"))
+    config = tmp_path / "meterflow.toml"
+    config.write_text('[plausibility]\nearliest = "2010-01-01T00:00:00Z"\n')
+    monkeypatch.setenv("METERFLOW_CONFIG_FILE", str(config))  # as --config-file does
+    strict = CliRunner().invoke(cli, ["decode"], input=frame.hex() + "\n")
+    monkeypatch.delenv("METERFLOW_CONFIG_FILE")
+    default = CliRunner().invoke(cli, ["decode"], input=frame.hex() + "\n")
+    assert strict.exit_code == 0 and default.exit_code == 0, (strict.output, default.output)
+    assert json.loads(strict.output)["refused_meter_time"] == "2005-03-01T08:00:00+00:00 time_out_of_window"
+    assert json.loads(default.output)["meter_time"] == "2005-03-01T08:00:00+00:00"
