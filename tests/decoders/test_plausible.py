@@ -259,3 +259,40 @@ def test_meterflow_decode_uses_the_configured_time_window(tmp_path: Path, monkey
     assert strict.exit_code == 0 and default.exit_code == 0, (strict.output, default.output)
     assert json.loads(strict.output)["refused_meter_time"] == "2005-03-01T08:00:00+00:00 time_out_of_window"
     assert json.loads(default.output)["meter_time"] == "2005-03-01T08:00:00+00:00"
+
+
+FORMAT = bytes.fromhex("0C13" "0B3B" "02FD17")  # a keyed meter's full-frame format
+COLLIDING = bytes.fromhex("0413" "0439" "0318")  # other records, crafted to the same CRC-16 signature
+
+
+def _compact(meter_id: str, key: bytes, data: bytes) -> bytes:
+    frame = bytearray(mode5_frame(meter_id, key, signature_of(FORMAT).to_bytes(2, "little") + bytes(2) + data))
+    frame[10] = 0x7B  # compact short TPL (the IV does not cover the CI)
+    return bytes(frame)
+
+
+@pytest.mark.parametrize("forged_first", [False, True])
+def test_a_forged_plaintext_frame_cannot_replace_a_keyed_meters_compact_format(forged_first: bool) -> None:
+    assert signature_of(COLLIDING) == signature_of(FORMAT)
+    dec = WmbusDecoder({"11223344": KEY})
+    full = mode5_frame("11223344", KEY, bytes.fromhex("0C13" "78563412" "0B3B" "000000" "02FD17" "0000"))
+    forged = plain_frame("99999999", bytes.fromhex("0413" "01000000" "0439" "01000000" "0318" "010000"))
+    compact = _compact("11223344", KEY, bytes.fromhex("79563412" "000000" "0000"))
+    if forged_first:
+        assert isinstance(dec.decode(forged), Reading)  # an unkeyed meter: its plaintext is a reading
+        assert _error(dec.decode(compact)) == "unknown_format_signature"  # not read with the forged format
+    assert isinstance(dec.decode(full), Reading)
+    assert isinstance(dec.decode(forged), Reading)
+    result = dec.decode(compact)
+    assert isinstance(result, Reading) and result.total_m3 == 12345.679
+
+
+def test_untrusted_formats_survive_a_save_as_untrusted(tmp_path: Path) -> None:
+    path = tmp_path / "sigs.json"
+    dec = WmbusDecoder(signature_cache=path)
+    assert isinstance(dec.decode(plain_frame("99999999", bytes.fromhex("0413" "01000000" "0439" "01000000" "0318"
+                                                                         "010000"))), Reading)
+    dec.save()
+    again = WmbusDecoder({"11223344": KEY}, signature_cache=path)
+    assert again.signatures.get(signature_of(COLLIDING)) == COLLIDING
+    assert again.signatures.get(signature_of(COLLIDING), trusted_only=True) is None
