@@ -119,12 +119,24 @@ def mode7_derive(master: bytes, constant: int, counter: bytes, meter_id: bytes) 
     return key_material(master).cmac_block(bytes([constant]) + counter + meter_id + b"\x07" * 7)
 
 
+_des_cache: dict[bytes, Any] = {}
+
+
 def des_cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes | None:
-    """Single DES (as TripleDES with K1=K2=K3) for the legacy modes 2/3; None if unavailable."""
-    try:
-        from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-    except ImportError:  # pragma: no cover - older cryptography
-        return None
-    dec = Cipher(TripleDES(key * 3), modes.CBC(iv)).decryptor()
-    out: bytes = dec.update(data) + dec.finalize()
-    return out
+    """Single DES (as TripleDES with K1=K2=K3) for the legacy modes 2/3, CBC on one cached ECB decryptor
+    per key as for AES; len(data) must be a multiple of 8. None if DES is unavailable."""
+    dec = _des_cache.get(key)
+    if dec is None:
+        try:
+            from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+        except ImportError:  # pragma: no cover - older cryptography
+            return None
+        if len(_des_cache) >= _MAX_CACHED_KEYS:
+            _des_cache.clear()
+        dec = Cipher(TripleDES(key * 3), modes.ECB()).decryptor()
+        _des_cache[key] = dec
+    if not data:
+        return b""
+    plain = dec.update(data)
+    prev = iv + data[:-8]
+    return (int.from_bytes(plain, "big") ^ int.from_bytes(prev, "big")).to_bytes(len(data), "big")

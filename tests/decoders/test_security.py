@@ -111,3 +111,19 @@ def test_afl_fragments_reassemble() -> None:
     second = dec.decode(frag(1, False, part2))
     assert isinstance(second, Reading), second
     assert second.total_m3 == 5.555 and second.target_m3 == 5.0
+
+
+def test_des_cbc_on_a_cached_ecb_decryptor_equals_cbc() -> None:
+    import hashlib
+
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+
+    from decoders.wmbus.security import des_cbc_decrypt
+
+    for i in range(20):  # the cached decryptor serves every IV and frame of its key
+        digest = hashlib.sha256(bytes([i])).digest()
+        key, iv, data = digest[:8], digest[8:16], digest * (i % 3 + 1)
+        ref = Cipher(TripleDES(key * 3), modes.CBC(iv)).decryptor()
+        want = ref.update(data) + ref.finalize()
+        assert des_cbc_decrypt(key, iv, data) == want
+        assert des_cbc_decrypt(key, iv, data) == want  # the cached decryptor keeps no state between frames
