@@ -76,12 +76,22 @@ def authenticate(request: Request) -> Principal | None:
     if cached is not None:
         return cached
     header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        found = principal_of(request, header[7:].strip())
-    else:
-        found = _session_principal(request)
-        if found is None and request.query_params.get("token"):
-            found = principal_of(request, request.query_params["token"])
+    given = header[7:].strip() if header.lower().startswith("bearer ") else None
+    found = None if given is not None else _session_principal(request)
+    if found is None and given is None and request.query_params.get("token"):
+        given = request.query_params["token"]
+    if given is not None:
+        # a wrong token counts like a failed sign-in: guessing through the API is as slow as through /login
+        throttle: LoginThrottle = request.app.state.login_throttle
+        address = client_address(request)
+        if throttle.blocked(address):
+            log_failed_login(request, "rate_limited")
+            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed attempts: wait and try again",
+                                headers={"Retry-After": str(int(throttle.window_s))})
+        found = principal_of(request, given)
+        if found is None:
+            throttle.failed(address)
+            log_failed_login(request, "token_not_accepted")
     request.state.principal = found
     return found
 

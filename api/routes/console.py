@@ -4,7 +4,6 @@ water balance. The same lists and actions are in the JSON API (api.routes.alerts
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from api.routes.dashboards import fig_json, parse_now, render
 from dashboards import figures
 from dashboards.labels import ACTION_LABELS, kind_label
 from meterflow.config import Settings
+from meterflow.spreadsheet import safe_writer
 from storage import alert_workflow as wf
 from storage import chart_queries as q
 from storage import worklists
@@ -64,7 +64,7 @@ def load_list(conn: psycopg.Connection, name: str, query: worklists.Query, when:
 def csv_response(page: worklists.Page, filename: str) -> Response:
     """The list as CSV: the page's columns with their labels as the header, times in ISO 8601 with offset."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = safe_writer(out)  # cells that start like a formula are escaped
     cols = page.spec.columns
     writer.writerow([c.key for c in cols])
     for row in page.rows:

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from meterflow.config import Settings
+from meterflow.spreadsheet import safe_writer
 
 BY_HELP = "Who acts (recorded in the audit); default: $METERFLOW_USER, else the login name."
 
@@ -161,13 +162,12 @@ def reopen(settings: Settings, alert_id: int, by: str | None, note: str) -> None
 @click.pass_obj
 def audit(settings: Settings, actor: str | None, meter: str | None, limit: int) -> None:
     """Who did what on the alerts, oldest first (as CSV)."""
-    import csv
 
     from storage import alert_workflow as wf
 
     with _connect(settings) as conn:
         found = wf.events(conn, actor=actor, meter_id=meter, limit=limit)
-    out = csv.writer(sys.stdout)
+    out = safe_writer(sys.stdout)  # cells that start like a formula are escaped
     out.writerow(["at", "actor", "action", "alert_id", "meter_id", "detail", "note"])
     for e in found:
         out.writerow([_text(e.at), e.actor, e.action, e.alert_id, e.meter_id,
@@ -189,7 +189,6 @@ def lists(settings: Settings, name: str, district: str | None, street: str | Non
           days: int | None, sort: str | None, descending: bool | None, now: str | None) -> None:
     """A dispatcher's work list as CSV on stdout: open incidents, no-reads, zero-reads, stuck and backflow,
     verification expiring, dead letters by reason."""
-    import csv
 
     from storage import worklists
 
@@ -207,7 +206,7 @@ def lists(settings: Settings, name: str, district: str | None, street: str | Non
                             days=days)
     with _connect(settings) as conn:
         page = worklists.fetch(conn, name, query, at, settings.timezone, limit=None)
-    out = csv.writer(sys.stdout)
+    out = safe_writer(sys.stdout)  # cells that start like a formula are escaped
     out.writerow([c.key for c in page.spec.columns])
     for row in page.rows:
         out.writerow(["" if row[c.key] is None else _text(row[c.key]) for c in page.spec.columns])

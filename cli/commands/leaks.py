@@ -14,6 +14,7 @@ import click
 import polars as pl
 
 from meterflow.config import Settings
+from meterflow.spreadsheet import safe_cell
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -71,7 +72,7 @@ def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
         w = csv.DictWriter(sys.stdout, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
+            w.writerow({k: ("" if r.get(k) is None else safe_cell(r.get(k))) for k in cols})
         return
     widths = {c: max([len(c), *(len(_cell(r.get(c))) for r in rows)]) for c in cols}
     click.echo("  ".join(c.ljust(widths[c]) for c in cols))

@@ -174,6 +174,13 @@ def test_failed_logins_are_rate_limited_and_logged(client: TestClient, seeded_db
     assert not any("guess-" in r.getMessage() + str(r.__dict__) for r in caplog.records)
 
 
+def test_wrong_bearer_tokens_are_rate_limited_too(client: TestClient) -> None:
+    codes = [client.get("/api/v1/billing/consumption?from=2026-01-01&to=2026-02-01",
+                        headers=bearer(f"guess-{i}")).status_code for i in range(7)]
+    assert codes == [403] * 5 + [429] * 2
+    assert client.get("/dashboards/fleet", headers=bearer(BOOTSTRAP)).status_code == 429
+
+
 def test_analyst_name_is_recorded(client: TestClient, seeded_db: psycopg.Connection) -> None:
     from api.pages.auth import require_analyst, require_scope
 
@@ -205,3 +212,12 @@ def test_csv_cells_that_look_like_formulas_are_escaped(client: TestClient, seede
     cells = [line.split(",")[0] for line in r.text.splitlines()[1:]]
     assert sorted(cells) == sorted(["'+cmd", "'-2+3", "'=1+2", "'@SUM(A1)", "M1"])
     assert all(",-1.5," in line and ",'=x," in line for line in r.text.splitlines()[1:])  # numbers stay numbers
+
+
+def test_work_list_csv_escapes_formulas(client: TestClient, seeded_db: psycopg.Connection) -> None:
+    seeded_db.execute("INSERT INTO meters (meter_id, district) VALUES ('=HYPERLINK(\"x\")', '+North')")
+    seeded_db.commit()
+    r = client.get("/dashboards/lists/no-reads?format=csv&now=2026-03-01T12:00", headers=bearer(BOOTSTRAP))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    row = next(line for line in r.text.splitlines() if "HYPERLINK" in line)
+    assert row.startswith("\"'=HYPERLINK") and ",'+North," in row
