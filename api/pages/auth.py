@@ -82,12 +82,7 @@ def authenticate(request: Request) -> Principal | None:
         given = request.query_params["token"]
     if given is not None:
         # a wrong token counts like a failed sign-in: guessing through the API is as slow as through /login
-        throttle: LoginThrottle = request.app.state.login_throttle
-        address = client_address(request)
-        if throttle.blocked(address):
-            log_failed_login(request, "rate_limited")
-            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed attempts: wait and try again",
-                                headers={"Retry-After": str(int(throttle.window_s))})
+        throttle, address = unthrottled(request)
         found = principal_of(request, given)
         if found is None:
             throttle.failed(address)
@@ -198,6 +193,17 @@ class LoginThrottle:
 
     def succeeded(self, address: str) -> None:
         self._failures.pop(address, None)
+
+
+def unthrottled(request: Request) -> tuple[LoginThrottle, str]:
+    """The app's throttle and the client's address; 429 when that address failed too often lately."""
+    throttle: LoginThrottle = request.app.state.login_throttle
+    address = client_address(request)
+    if throttle.blocked(address):
+        log_failed_login(request, "rate_limited")
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed attempts: wait and try again",
+                            headers={"Retry-After": str(int(throttle.window_s))})
+    return throttle, address
 
 
 def log_failed_login(request: Request, reason: str) -> None:

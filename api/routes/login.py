@@ -6,18 +6,17 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.pages.auth import (
     COOKIE,
-    LoginThrottle,
-    client_address,
     end_session_of,
     log_failed_login,
     new_session,
     principal_of,
     session_cookie,
+    unthrottled,
 )
 
 router = APIRouter(tags=["login"])
@@ -40,12 +39,7 @@ def login_form(request: Request, next: str = HOME, error: str | None = None) -> 
 @router.post("/login", include_in_schema=False)
 def login(request: Request, token: Annotated[str, Form(max_length=200)],
           next: Annotated[str, Form(max_length=2000)] = HOME) -> Response:
-    throttle: LoginThrottle = request.app.state.login_throttle
-    address = client_address(request)
-    if throttle.blocked(address):
-        log_failed_login(request, "rate_limited")
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed sign-ins: wait and try again",
-                            headers={"Retry-After": str(int(throttle.window_s))})
+    throttle, address = unthrottled(request)
     target = _target(next)
     who = principal_of(request, token)
     if who is None or "analyst" not in who.scopes:
