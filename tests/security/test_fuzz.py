@@ -88,3 +88,20 @@ def test_import_parser_keeps_only_plausible_rows_and_accounts_for_every_line(row
 def test_import_parser_survives_any_text(lines: list[str], delimiter: str) -> None:
     with contextlib.suppress(ValueError):  # FileError or a header naming no known columns: one clear message
         parse_lines(lines, Mapping(delimiter=delimiter), now=NOW)
+
+
+@BOUNDED
+@given(st.lists(st.lists(CELL, max_size=6), max_size=10),
+       st.sampled_from(["meter_id,district,install_date,register_digits,lat", "meter_id,customer_ref,move_in"]))
+def test_registry_parsers_report_or_keep_every_row(rows: list[list[str]], header: str) -> None:
+    from storage.registry import parse_keys_csv, parse_meters_csv
+
+    body = [",".join(c.replace(",", " ").replace("\n", " ").replace("\r", " ").replace('"', "") for c in r)
+            for r in rows]
+    data = [b for b in body if any(c.strip() for c in b.split(",")) and not b.lstrip().startswith("#")]
+    parsed = parse_meters_csv("\n".join([header, *body]))
+    assert len(parsed.rows) + len([e for e in parsed.errors if e[0] > 1]) == len(data)
+    for r in parsed.rows:
+        assert r["meter_id"] and " " not in r["meter_id"]
+    keys = parse_keys_csv("\n".join(body))
+    assert all(len(k["key"]) == 16 for k in keys.rows)
