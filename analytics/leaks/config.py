@@ -23,9 +23,9 @@ class LeakConfig(BaseModel):
     night_start_hour: int = Field(default=2, description="night window start, local hour (settings.timezone)")
     night_end_hour: int = Field(default=5, description="night window end (exclusive), local hour")
     night_steady_factor: float = Field(
-        default=2.0, description="a flow night is steady: its largest hour stays below this times its floor"
+        default=4.0, description="a flow night is steady: its largest hour stays below this times its floor"
         " (+ night_steady_extra_l); rejects irrigation or a pump that fills only part of the window")
-    night_steady_extra_l: float = Field(default=5.0, description="litres of slack for the steadiness test")
+    night_steady_extra_l: float = Field(default=10.0, description="litres of slack for the steadiness test")
     night_median_factor: float = Field(
         default=1.5, description="and its median hour below this times its floor (+ night_median_extra_l): a leak"
         " holds the floor most of the night, a refilling cistern or an appliance does not")
@@ -37,6 +37,9 @@ class LeakConfig(BaseModel):
         default=12, description="of the continuous_hours, at least this many read exactly (not a gap's mean)")
     continuous_needs_night: bool = Field(
         default=True, description="continuous flow opens an incident only when the run holds a steady flow night")
+    continuous_fallback_hours: int = Field(
+        default=48, description="continuous flow this long opens an incident even without a steady flow night (a home"
+        " that uses water every night at the same hour)")
     early_hours: int = Field(
         default=18, description="a steady flow night inside this many wet hours in a row opens an incident")
     night_consecutive: int = Field(

@@ -8,7 +8,8 @@ Evidence (per meter, from hourly use):
 - *continuous flow*: a run of wet hours.
 
 An incident opens (is an alert) on the first of these triggers, `detected_at` being when the rule could know:
-- continuous flow for `continuous_hours` (24 h) with at least `continuous_min_known` hours read exactly;
+- continuous flow for `continuous_hours` (24 h) with at least `continuous_min_known` hours read exactly, holding
+  a flow night (`continuous_needs_night`), or for `continuous_fallback_hours` (48 h) without one;
 - a flow night inside a run of wet hours at least `early_hours` long (the night shows it is not use);
 - flow nights on `night_consecutive` (2) nights in a row;
 - a meter-reported leak alarm.
@@ -107,7 +108,9 @@ def evidence(hourly: pl.DataFrame, cfg: LeakConfig, tz: str, alarms: pl.DataFram
         (pl.col("wet") & (((pl.col("wet_len") >= cfg.continuous_hours)
                            & (pl.col("known_w") >= cfg.continuous_min_known)
                            & (pl.col("night_seen") | pl.lit(not cfg.continuous_needs_night)))
-                          | (pl.col("night_seen") & (pl.col("wet_len") >= cfg.early_hours)))).alias("trig"),
+                          | (pl.col("night_seen") & (pl.col("wet_len") >= cfg.early_hours))
+                          | ((pl.col("wet_len") >= cfg.continuous_fallback_hours)
+                             & (pl.col("known_w") >= cfg.continuous_min_known)))).alias("trig"),
     )
     runs = (
         h.filter(pl.col("wet"))
