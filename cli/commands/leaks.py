@@ -43,10 +43,10 @@ def _progress(msg: str) -> None:
 
 def read_input_file(path: str) -> pl.DataFrame:
     """A readings file for offline runs: parquet (meter_id, time, total_m3[, alarms]) or a DAIAD-style CSV."""
-    from analytics.leaks.realhomes import read_daiad
+    from decoders.csv_readings import read_frame
 
     if path.endswith((".csv", ".csv.gz")):
-        return read_daiad(path)
+        return read_frame(path, "daiad")
     df = pl.read_parquet(path)
     missing = {"meter_id", "time", "total_m3"} - set(df.columns)
     if missing:
@@ -130,11 +130,12 @@ def detect(ctx: click.Context, start: str | None, end: str | None, input_file: s
         det = detect_all(data, s.leaks, s.timezone, as_of=to)
         det = det.filter((pl.col("end") > frm) & (pl.col("start") < to))
     else:
+        from cli.embedded import database_dsn
         from pipelines.leaks import run_detection
         from storage.alerts import data_span
-        from storage.db import connect, resolve_dsn
+        from storage.db import connect
 
-        with connect(resolve_dsn(s)) as conn:
+        with connect(database_dsn(s)) as conn:
             span = data_span(conn)
             if span is None:
                 raise click.ClickException("no readings in the database")
@@ -166,12 +167,13 @@ def detect(ctx: click.Context, start: str | None, end: str | None, input_file: s
 def list_cmd(ctx: click.Context, state: str | None, district: str | None, kinds: tuple[str, ...], since: str | None,
              min_severity: str, fmt: str, limit: int | None) -> None:
     """The stored incidents, open first then newest (times with the offset of settings.timezone)."""
+    from cli.embedded import database_dsn
     from storage.alerts import list_incidents
-    from storage.db import connect, resolve_dsn
+    from storage.db import connect
 
     s = _settings(ctx)
     zone = ZoneInfo(s.timezone)
-    with connect(resolve_dsn(s)) as conn:
+    with connect(database_dsn(s)) as conn:
         rows = list_incidents(conn, state=state, district=district, kinds=list(kinds) or None,
                               since=_when(since, s.timezone), min_severity=min_severity, limit=limit)
     out = []
@@ -201,8 +203,9 @@ def notify(ctx: click.Context, dry_run: bool, webhook: str | None, smtp: str | N
            sms_url: str | None, sms_to: str | None, as_json: bool) -> None:
     """Tell customers and operators about open alerts (rate-limited: once per alert and channel per
     notify.repeat_hours, at most notify.max_per_run per channel); warning and above only."""
+    from cli.embedded import database_dsn
     from notify.dispatch import channels_from_config, notify_open_alerts
-    from storage.db import connect, resolve_dsn
+    from storage.db import connect
 
     s = _settings(ctx)
     ncfg = s.notify.model_copy()
@@ -220,7 +223,7 @@ def notify(ctx: click.Context, dry_run: bool, webhook: str | None, smtp: str | N
     channels = channels_from_config(ncfg)
     if not channels:
         raise click.UsageError("no channel configured: give --webhook, --smtp or --sms-url (or notify.*)")
-    with connect(resolve_dsn(s)) as conn:
+    with connect(database_dsn(s)) as conn:
         outcomes = notify_open_alerts(conn, channels, ncfg, s.timezone, dry_run=dry_run)
     for o in outcomes:
         click.echo(json.dumps(o.as_dict()) if as_json else f"{o.channel:8} {o.status:13} {o.meter_id} {o.kind}"
@@ -313,16 +316,11 @@ def _plot_simulated(hourly: pl.DataFrame, det: pl.DataFrame, truth: pl.DataFrame
 
 
 def _eval_real_homes(path: str, s: Settings, seed: int, plot_dir: str | None, as_json: bool) -> None:
-    from analytics.leaks.realhomes import (
-        DAIAD_TZ,
-        InjectionPlan,
-        evaluate_real_homes,
-        format_real_homes,
-        read_daiad,
-    )
+    from analytics.leaks.hourly import normalise_readings
+    from analytics.leaks.realhomes import DAIAD_TZ, InjectionPlan, evaluate_real_homes, format_real_homes
 
     _progress(f"reading {path}")
-    readings = read_daiad(path)
+    readings = normalise_readings(read_input_file(path))
     _progress(f"injecting leaks (seed {seed}) and detecting on {readings.height} readings")
     rep = evaluate_real_homes(readings, s.leaks, DAIAD_TZ, InjectionPlan(seed=seed))
     click.echo(json.dumps(rep) if as_json else format_real_homes(rep))
