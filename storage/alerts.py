@@ -90,12 +90,14 @@ def sync(conn: psycopg.Connection, detections: pl.DataFrame, as_of: datetime, me
                 out.opened += is_open
                 out.closed += not is_open
             else:
+                # an incident older than the loaded history is seen truncated: keep the larger volume then
                 conn.execute(
                     """UPDATE alerts SET severity = %s, state = %s, first_seen = LEAST(first_seen, %s),
-                              last_seen = GREATEST(last_seen, %s), rate_l_h = %s, volume_m3 = %s, message = %s,
-                              details = %s::jsonb, resolved_at = %s, close_reason = %s, closed_by = %s,
-                              updated_at = now()
-                       WHERE id = %s""", (*values, hit[0]))
+                              last_seen = GREATEST(last_seen, %s), rate_l_h = %s,
+                              volume_m3 = CASE WHEN first_seen < %s THEN GREATEST(volume_m3, %s) ELSE %s END,
+                              message = %s, details = %s::jsonb, resolved_at = %s, close_reason = %s,
+                              closed_by = %s, updated_at = now()
+                       WHERE id = %s""", (*values[:5], r["start"], values[5], *values[5:], hit[0]))
                 seen.add(hit[0])
                 out.updated += is_open or hit[1] != "open"
                 out.closed += (not is_open) and hit[1] == "open"

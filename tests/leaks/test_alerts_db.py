@@ -90,3 +90,22 @@ def test_detection_from_database_with_meter_alarms(clean_db: psycopg.Connection,
     assert got == [("leaky", "leak", "warning", "open"), ("leaky", "meter_alarm:tamper", "warning", "closed")]
     leak = alerts.list_incidents(clean_db, kinds=["leak"])[0]
     assert leak["rate_l_h"] == 8.0 and "8 L/h (192 litres per day)" in leak["message"]
+
+
+def test_hourly_runs_keep_one_row_per_incident(clean_db: psycopg.Connection, settings: Settings) -> None:
+    """The flow's view: run every 12 h as the data arrives; a leak with pauses stays one row, closes after the
+    gap, and the next leak is a new row."""
+    use = leaky(40, [(2, 6), (8, 12), (30, 36)])
+    insert(clean_db, readings("m1", use))
+    seen_open = []
+    for half_days in range(4, 76):  # to day 37.5: the second leak (days 30-36) still open
+        end = T0 + half_days * 12 * H
+        run_detection(clean_db, settings, end)
+        seen_open.append(len(alerts.list_incidents(clean_db, state="open")))
+    rows = sorted(alerts.list_incidents(clean_db), key=lambda r: r["first_seen"])
+    assert [(r["kind"], r["state"], r["close_reason"]) for r in rows] == [
+        ("leak", "closed", "flow_stopped"), ("leak", "open", None)]
+    assert rows[0]["first_seen"] == T0 + 2 * DAY and rows[1]["first_seen"] == T0 + 30 * DAY
+    assert max(seen_open) == 1
+    # the first incident's volume: 6 L/h over its 8 days of evidence, counted once
+    assert abs(rows[0]["volume_m3"] - 8 * 24 * 6 / 1000) < 1e-9
