@@ -126,7 +126,7 @@ def detect(ctx: click.Context, start: str | None, end: str | None, input_file: s
         assert isinstance(first, datetime) and isinstance(last, datetime)
         to = to or last + timedelta(seconds=1)
         frm = frm or first
-        data = data.filter((pl.col("time") >= frm - timedelta(days=s.leaks.history_days)) & (pl.col("time") < to))
+        data = data.filter(pl.col("time") < to)  # all the history the file has: incidents keep their true start
         det = detect_all(data, s.leaks, s.timezone, as_of=to)
         det = det.filter((pl.col("end") > frm) & (pl.col("start") < to))
     else:
