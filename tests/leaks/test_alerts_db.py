@@ -109,3 +109,22 @@ def test_hourly_runs_keep_one_row_per_incident(clean_db: psycopg.Connection, set
     assert max(seen_open) == 1
     # the first incident's volume: 6 L/h over its 8 days of evidence, counted once
     assert abs(rows[0]["volume_m3"] - 8 * 24 * 6 / 1000) < 1e-9
+
+
+def test_registry_rollover_and_exchange_are_not_backflow_or_burst(clean_db: psycopg.Connection,
+                                                                  settings: Settings) -> None:
+    # a 4-digit register turning over (9999.6 -> 0.x m3), and a meter exchanged at local midnight of 4 June
+    # (22:00 UTC): the old one read up to 20:59 UTC at 0.5 m3 more than the new one starts at
+    roll = readings("ROLL", household_day() * 5).with_columns((pl.col("total_m3") + 9999.6) % 10000.0)
+    old = readings("SWAP", (household_day() * 3)[:-3]).with_columns(pl.col("total_m3") + 0.5)
+    new = readings("SWAP", household_day() * 2, start=T0 + 3 * DAY)
+    insert(clean_db, pl.concat([roll, old, new]))
+    run_detection(clean_db, settings, T0 + 5 * DAY, T0)
+    # without the registry the exchange looks like water running backwards (the rollover is inferred anyway)
+    assert [(a["meter_id"], a["kind"]) for a in alerts.list_incidents(clean_db)] == [("SWAP", "backflow")]
+    clean_db.execute("DELETE FROM alerts")
+    clean_db.execute("INSERT INTO meters (meter_id, register_digits, install_date) VALUES ('ROLL', 4, NULL),"
+                     " ('SWAP', 8, '2026-06-04')")
+    clean_db.commit()
+    run_detection(clean_db, settings, T0 + 5 * DAY, T0)
+    assert alerts.list_incidents(clean_db, min_severity="info") == []
