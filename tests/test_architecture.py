@@ -24,7 +24,7 @@ CORE = {"decoders", "analytics"}
 MAY_IMPORT: dict[str, set[str]] = {
     "meterflow": set(),
     "decoders": {"meterflow"},
-    "analytics": {"meterflow"},
+    "analytics": {"meterflow", "decoders"},  # both pure core: analytics reads files through decoders' parsers
     "ingest": {"meterflow", "decoders"},
     "services": {"meterflow", "decoders", "storage"},
     "storage": {"meterflow"},
