@@ -199,22 +199,25 @@ def incidents(ev: pl.DataFrame, cfg: LeakConfig, as_of: datetime | None = None,
     return pl.DataFrame(rows, schema=DETECTION_SCHEMA)
 
 
-def _split_marks(ev: pl.DataFrame, breaks: dict[str, list[datetime]] | None) -> pl.Expr:
-    """How many of the meter's breaks (a dispatcher's close) lie at or before each evidence start."""
+def _with_era(ev: pl.DataFrame, breaks: dict[str, list[datetime]] | None) -> pl.DataFrame:
+    """Add `era`: how many of the meter's breaks (an exchange, a dispatcher's close) lie at or before each
+    evidence start; evidence of different eras never joins one incident."""
     if not breaks:
-        return pl.lit(0)
-    b = pl.DataFrame([(m, t) for m, ts in breaks.items() for t in ts], schema={"meter_id": pl.String(),
-                                                                                "t": UTC_TIME}, orient="row")
-    return pl.struct("meter_id", "start").map_batches(
-        lambda s: pl.Series([sum(1 for m, t in b.iter_rows() if m == x["meter_id"] and t <= x["start"])
-                             for x in s.to_list()], dtype=pl.Int64()), return_dtype=pl.Int64())
+        return ev.with_columns(pl.lit(0, dtype=pl.UInt32()).alias("era"))
+    b = pl.DataFrame([(m, t) for m, ts in breaks.items() for t in ts],
+                     schema={"meter_id": pl.String(), "_t": UTC_TIME}, orient="row")
+    counts = (
+        ev.with_row_index("_i").select("_i", "meter_id", "start")
+        .join(b, on="meter_id", how="left")
+        .group_by("_i").agg((pl.col("_t") <= pl.col("start")).sum().cast(pl.UInt32()).alias("era"))
+    )
+    return ev.with_row_index("_i").join(counts, on="_i", how="left").drop("_i")
 
 
 def _group(ev: pl.DataFrame, gap: timedelta, breaks: dict[str, list[datetime]] | None) -> pl.DataFrame:
     """Number evidence groups per meter: a new group after a pause longer than `gap` or across a break."""
     return (
-        ev.sort("meter_id", "start")
-        .with_columns(_split_marks(ev, breaks).alias("era"))
+        _with_era(ev, breaks).sort("meter_id", "start")
         .with_columns(pl.col("end").cum_max().shift(1).over("meter_id", "era").alias("prev_end"))
         .with_columns(((pl.col("start") - pl.col("prev_end")) > gap).fill_null(True).cum_sum().over("meter_id")
                       .alias("g0"))
