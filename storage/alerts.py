@@ -178,7 +178,7 @@ def dispatcher_closes(conn: psycopg.Connection, meters: list[str], kind: str = "
 # ---- reading incidents: the list command and the pages ---------------------------------------------------------
 
 INCIDENT_COLUMNS = ("id", "meter_id", "district", "kind", "severity", "state", "first_seen", "last_seen",
-                    "rate_l_h", "volume_m3", "close_reason", "closed_by", "resolved_at", "message")
+                    "rate_l_h", "volume_m3", "close_reason", "closed_by", "resolved_at", "message", "detected_at")
 
 
 def list_incidents(conn: psycopg.Connection, state: str | None = None, district: str | None = None,
@@ -205,7 +205,8 @@ def list_incidents(conn: psycopg.Connection, state: str | None = None, district:
         args.append(meters)
     sql = (f"SELECT a.id, a.meter_id, m.district, a.kind, a.severity, CASE a.state WHEN 'open' THEN 'open' ELSE"
            f" 'closed' END, a.first_seen, a.last_seen, a.rate_l_h, a.volume_m3, a.close_reason, a.closed_by,"
-           f" a.resolved_at, a.message FROM alerts a LEFT JOIN meters m USING (meter_id)"
+           f" a.resolved_at, a.message, (a.details->>'detected_at')::timestamptz"
+           f" FROM alerts a LEFT JOIN meters m USING (meter_id)"
            f" WHERE {' AND '.join(where)} ORDER BY (a.state = 'open') DESC, a.first_seen DESC, a.id")
     if limit is not None:
         sql += f" LIMIT {int(limit)}"

@@ -184,6 +184,7 @@ def list_cmd(ctx: click.Context, state: str | None, district: str | None, kinds:
                     "end": r["last_seen"].astimezone(zone).isoformat(),
                     "rate_l_h": None if r["rate_l_h"] is None else round(r["rate_l_h"], 3),
                     "volume_m3": None if r["volume_m3"] is None else round(r["volume_m3"], 3),
+                    "detected_at": r["detected_at"].astimezone(zone).isoformat() if r["detected_at"] else None,
                     "close_reason": r["close_reason"], "closed_by": r["closed_by"],
                     "closed_at": r["resolved_at"].astimezone(zone).isoformat() if r["resolved_at"] else None})
     _print_rows(out, fmt)
