@@ -51,6 +51,9 @@ class LeakConfig(BaseModel):
     recurrence_days: int = Field(
         default=14, description="flow resuming within this many days of an incident that stopped by itself is the"
         " same leak: the incident reopens (a dispatcher's close starts a new one); 0 = off")
+    recurrence_rate_factor: float = Field(
+        default=1.5, description="resuming flow is the same leak up to this times its rate (+ leak_min_l_h); more"
+        " is another leak: a new incident")
     critical_rate_l_h: float = Field(default=30.0, description="leaks from this rate are critical (else warning)")
     # burst
     burst_rate_l_h: float = Field(default=600.0, description="flow that is a burst when it lasts burst_minutes")
@@ -61,7 +64,8 @@ class LeakConfig(BaseModel):
         default=4.0, description="a day above this many times the meter's median day of the previous 14 days")
     burst_day_min_l: float = Field(default=500.0, description="and at least this many litres above that median")
     burst_min_m3: float = Field(
-        default=2.0, description="a burst loses at least this much above normal use (a bath or a laundry day does not)")
+        default=3.0, description="a burst loses at least this much above normal use (a bath, a laundry day or a garden"
+        " watered for an evening does not)")
     burst_jump_m3: float = Field(
         default=5.0, description="an index jump of this much within one hour is a burst (or a fault)")
     # backflow, rollovers
@@ -75,7 +79,7 @@ class LeakConfig(BaseModel):
     glitch_min_l: float = Field(default=200.0, description="excursions smaller than this are left to the detectors")
     # stuck and silent
     stuck_days: int = Field(
-        default=21, description="days of zero use on an occupied premise (longer than most holidays)")
+        default=30, description="days of zero use on an occupied premise (longer than holidays; the VEE uses 30)")
     occupied_min_l_day: float = Field(
         default=30.0, description="a premise is occupied when its median day before was above this")
     silent_hours: int = Field(default=24, description="hours without any telegram")
@@ -84,4 +88,4 @@ class LeakConfig(BaseModel):
     active_slack_hours: int = Field(
         default=3, description="an episode valid until this close to the end of the window is still active")
     history_days: int = Field(
-        default=30, description="history loaded before the window, for baselines (stuck needs stuck_days + 7)")
+        default=40, description="history loaded before the window, for baselines (stuck needs stuck_days + 7)")
