@@ -84,10 +84,13 @@ def monthly_figure(monthly: pl.DataFrame, last_year: pl.DataFrame, lang: Texts) 
     """m3 per calendar month as billed; the same month a year earlier beside it only where it has a figure."""
     _ = lang.gettext
     fig = go.Figure()
-    labels = [lang.month(m, short=True) for m in monthly["month"].to_list()]
+    # short horizontal labels fit a phone: the month, and the year under the first one and under January
+    labels = [lang.month(m, short=True).replace(" ", "<br>") if i == 0 or m.month == 1
+              else lang.month(m, short=True).split(" ")[0] for i, m in enumerate(monthly["month"].to_list())]
+    iso = [m.strftime("%Y-%m") for m in monthly["month"].to_list()]
     values = monthly["consumption_m3"].to_list()
     colors = [BLUE if c else GREY for c in monthly["complete"].to_list()]
-    fig.add_bar(x=labels, y=values, name=_("this year"), marker_color=colors,
+    fig.add_bar(x=labels, y=values, name=_("this year"), marker_color=colors, customdata=iso,
                 hovertemplate="%{x}: %{y:,.3f} m³<extra></extra>")
     prior = dict(zip(last_year["month"].to_list(),
                      last_year["consumption_m3"].to_list(), strict=True))
@@ -98,8 +101,10 @@ def monthly_figure(monthly: pl.DataFrame, last_year: pl.DataFrame, lang: Texts) 
     if all(v is None for v in values):
         _no_data(fig, lang)
     fig.update_layout(barmode="group")
-    fig.update_xaxes(type="category")
-    return _layout(fig, lang, _("Monthly use (m³)"), _("m³ per month"))
+    fig.update_xaxes(type="category", tickangle=0)
+    _layout(fig, lang, _("Monthly use (m³)"), _("m³ per month"))
+    fig.update_layout(legend={"y": -0.2}, margin={"b": 64})
+    return fig
 
 
 def hourly_figure(hourly: pl.DataFrame, lang: Texts) -> go.Figure:

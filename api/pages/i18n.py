@@ -30,7 +30,7 @@ LOCALE_DIR = Path(__file__).resolve().parents[1] / "locales"
 
 #: per locale: (day, date and time, month, plotly hover day, plotly axis day, plotly number separators)
 PATTERNS: dict[str, dict[str, str]] = {
-    "pl": {"day": "dd.MM.yyyy", "when": "dd.MM.yyyy HH:mm", "month": "LLLL yyyy", "month_short": "MM.yyyy",
+    "pl": {"day": "dd.MM.yyyy", "when": "dd.MM.yyyy HH:mm", "month": "LLLL yyyy", "month_short": "LLL yyyy",
            "d3_day": "%d.%m.%Y", "d3_axis": "%d.%m", "d3_hour": "%d.%m %H:00", "separators": ", "},
     "en": {"day": "d MMM yyyy", "when": "d MMM yyyy, HH:mm", "month": "MMMM yyyy", "month_short": "MMM yyyy",
            "d3_day": "%d %b %Y", "d3_axis": "%d %b", "d3_hour": "%d %b %H:00", "separators": ".,"},

@@ -11,6 +11,8 @@ K-BRS  meter B1 with a 32 m3 burst on 20 February 2026 (open burst alert) and a 
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -19,8 +21,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import psycopg
 import pytest
+from click.testing import CliRunner
 from dash_seed import SECRET, TOKEN
 
+from api.pages.auth import customer_signature
+from cli.commands.billing import billing
 from meterflow.config import Settings
 from pipelines.billing import run_billing
 from storage.chart_queries import refresh_dashboards
@@ -124,6 +129,22 @@ def seed(conn: psycopg.Connection, settings: Settings) -> None:
     conn.commit()
     for start, end in BILLED:
         run_billing(settings, start, end, as_of=NOW)
+
+
+def link(settings: Settings, customer: str, path: str = "", **query: str) -> str:
+    params = {"sig": customer_signature(settings, customer), "now": NOW_PARAM, **query}
+    return f"/c/{customer}{path}?" + "&".join(f"{k}={v}" for k, v in params.items())
+
+
+def exported(settings: Settings, start: date, end: date) -> dict[str, float]:
+    """Sum of `meterflow billing export` consumption per meter for the periods in [start, end]."""
+    result = CliRunner().invoke(billing, ["export", "--from", str(start), "--to", str(end), "--format", "csv"],
+                                obj=settings)
+    assert result.exit_code == 0, result.output
+    out: dict[str, float] = {}
+    for row in csv.DictReader(io.StringIO(result.stdout)):
+        out[row["meter_id"]] = out.get(row["meter_id"], 0.0) + float(row["consumption_m3"])
+    return out
 
 
 @pytest.fixture(scope="module")

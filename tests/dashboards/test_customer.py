@@ -12,16 +12,13 @@ from datetime import date
 import psycopg
 import pytest
 from babel.messages.extract import extract_from_dir
-from click.testing import CliRunner
-from customer_seed import NOW_PARAM, Customers
+from customer_seed import Customers, exported, link
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.pages import i18n
 from api.pages.auth import customer_signature
 from api.routes.customer import parse_index
-from cli.commands.billing import billing
-from meterflow.config import Settings
 from pipelines.billing import run_billing
 
 REPO = i18n.LOCALE_DIR.parents[1]
@@ -31,22 +28,6 @@ REPO = i18n.LOCALE_DIR.parents[1]
 def client(customers: Customers) -> Iterator[TestClient]:
     with TestClient(create_app(customers.settings, customers.dsn), follow_redirects=False) as c:
         yield c
-
-
-def link(settings: Settings, customer: str, path: str = "", **query: str) -> str:
-    params = {"sig": customer_signature(settings, customer), "now": NOW_PARAM, **query}
-    return f"/c/{customer}{path}?" + "&".join(f"{k}={v}" for k, v in params.items())
-
-
-def exported(settings: Settings, start: date, end: date) -> dict[str, float]:
-    """Sum of `meterflow billing export` consumption per meter for the periods in [start, end]."""
-    result = CliRunner().invoke(billing, ["export", "--from", str(start), "--to", str(end), "--format", "csv"],
-                                obj=settings)
-    assert result.exit_code == 0, result.output
-    out: dict[str, float] = {}
-    for row in csv.DictReader(io.StringIO(result.stdout)):
-        out[row["meter_id"]] = out.get(row["meter_id"], 0.0) + float(row["consumption_m3"])
-    return out
 
 
 def page_month(html: str, month: str) -> float | None:
