@@ -18,10 +18,10 @@ import psycopg
 
 from analytics.vee.core import compute_billing
 from meterflow.config import Settings
+from meterflow.periods import next_month
 from storage import chart_queries as q
 from storage import customer_queries as cq
 from storage.billing import load_inputs, load_results
-from storage.flavor import next_month
 
 VERIFICATION_WARNING_DAYS = 90
 

@@ -16,7 +16,6 @@ import psycopg
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from analytics.vee.core import add_months
 from api.deps import get_db
 from api.pages import i18n
 from api.pages.auth import require_customer
@@ -24,9 +23,9 @@ from api.routes.dashboards import parse_now, render
 from dashboards import customer as cust
 from dashboards import customer_figures as cf
 from meterflow.config import Settings
+from meterflow.periods import add_months, next_month
 from meterflow.plausibility import check_index, check_time
 from storage import customer_queries as cq
-from storage.flavor import next_month
 
 router = APIRouter(tags=["customer"])
 P = ParamSpec("P")

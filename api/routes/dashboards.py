@@ -21,7 +21,6 @@ from api.pages import i18n
 from api.pages.auth import COOKIE, require_analyst, token_accepted
 from dashboards import figures
 from meterflow.config import Settings
-from meterflow.periods import next_month
 from storage import chart_queries as q
 
 router = APIRouter(tags=["dashboards"])
