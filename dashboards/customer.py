@@ -9,6 +9,7 @@ garden are never added; an exchanged meter is the same supply point, so old and 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ import psycopg
 
 from analytics.vee.core import compute_billing
 from meterflow.config import Settings
-from meterflow.periods import next_month
+from meterflow.periods import local_midnight, next_month
 from storage import chart_queries as q
 from storage import customer_queries as cq
 from storage.billing import load_inputs, load_results
@@ -152,10 +153,7 @@ def monthly_m3(conn: psycopg.Connection, settings: Settings, point: SupplyPoint,
             stop = min(nxt, today)
             if stop <= month:
                 continue
-            inputs = load_inputs(conn, month, stop, settings.vee, tz, (meter_id, meter_id))
-            billed = compute_billing(inputs["readings"], inputs["registry"], month, stop, settings.vee,
-                                     history=inputs["history"], tariffs=inputs["tariffs"], as_of=as_of,
-                                     timezone=tz).results
+            billed = billed_now(conn, settings, meter_id, month, stop, as_of)
             source = "computed"
         else:
             source = "billed"
@@ -183,3 +181,30 @@ def monthly_m3(conn: psycopg.Connection, settings: Settings, point: SupplyPoint,
         )
         .sort("month")
     )
+
+
+_COMPUTED: OrderedDict[tuple[Any, ...], pl.DataFrame] = OrderedDict()
+_COMPUTED_MAX = 4096
+
+
+def billed_now(conn: psycopg.Connection, settings: Settings, meter_id: str, start: date, stop: date,
+               as_of: datetime) -> pl.DataFrame:
+    """compute_billing for one meter and [start, stop), remembered until the meter's reads in the window, its
+    registry row, the finished billing runs or the VEE settings change (a page shows 24 months)."""
+    tz = settings.timezone
+    lo = local_midnight(start, tz) - timedelta(days=settings.vee.lookback_days)
+    hi = local_midnight(stop, tz) + timedelta(days=settings.vee.lookahead_days)
+    fingerprint = cq.reads_fingerprint(conn, meter_id, lo, hi)
+    key = (conn.info.dbname, meter_id, start, stop, fingerprint, settings.vee.model_dump_json(), tz)
+    if key in _COMPUTED:
+        _COMPUTED.move_to_end(key)
+        return _COMPUTED[key]
+    inputs = load_inputs(conn, start, stop, settings.vee, tz, (meter_id, meter_id))
+    results = compute_billing(inputs["readings"], inputs["registry"], start, stop, settings.vee,
+                              history=inputs["history"], tariffs=inputs["tariffs"], as_of=as_of,
+                              timezone=tz).results
+    _COMPUTED[key] = results
+    if len(_COMPUTED) > _COMPUTED_MAX:
+        _COMPUTED.popitem(last=False)
+    return results
+

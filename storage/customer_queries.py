@@ -109,3 +109,16 @@ def incidents(conn: psycopg.Connection, meter_ids: Sequence[str], at: datetime, 
     return _frame(rows, {"meter_id": pl.Utf8, "kind": pl.Utf8, "severity": pl.Utf8, "state": pl.Utf8,
                          "first_seen": pl.Datetime("us", "UTC"), "last_seen": pl.Datetime("us", "UTC"),
                          "resolved_at": pl.Datetime("us", "UTC"), "rate_l_h": pl.Float64, "volume_m3": pl.Float64})
+
+
+def reads_fingerprint(conn: psycopg.Connection, meter_id: str, lo: datetime, hi: datetime) -> tuple[Any, ...]:
+    """What a billing computation of the meter over [lo, hi) depends on, in one cheap row: its reads there
+    (count, last time, last arrival), its registry row and the latest finished billing run."""
+    row = conn.execute(
+        """SELECT count(*), max(time), max(received_at), sum(total_m3),
+                  (SELECT updated_at FROM meters WHERE meter_id = %(m)s),
+                  (SELECT max(run_id) FROM billing_runs WHERE status = 'finished')
+           FROM readings WHERE meter_id = %(m)s AND time >= %(lo)s AND time < %(hi)s""",
+        {"m": meter_id, "lo": lo, "hi": hi}).fetchone()
+    return tuple(row) if row else ()
+
