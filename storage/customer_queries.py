@@ -97,20 +97,6 @@ def last_read(conn: psycopg.Connection, meter_id: str, before: datetime) -> tupl
     return (row[0], float(row[1])) if row else None
 
 
-def incidents(conn: psycopg.Connection, meter_ids: Sequence[str], at: datetime, closed_since: datetime) -> pl.DataFrame:
-    """Per-meter incidents (alerts) of the meters: open as of `at`, and closed since `closed_since`."""
-    rows = conn.execute(
-        """SELECT meter_id, kind, severity, state, first_seen, last_seen, resolved_at, rate_l_h, volume_m3
-           FROM alerts WHERE meter_id = ANY(%s) AND first_seen <= %s
-             AND (state = 'open' OR coalesce(resolved_at, last_seen) >= %s)
-           ORDER BY state = 'open' DESC, first_seen DESC""",
-        (list(meter_ids), at, closed_since),
-    ).fetchall()
-    return _frame(rows, {"meter_id": pl.Utf8, "kind": pl.Utf8, "severity": pl.Utf8, "state": pl.Utf8,
-                         "first_seen": pl.Datetime("us", "UTC"), "last_seen": pl.Datetime("us", "UTC"),
-                         "resolved_at": pl.Datetime("us", "UTC"), "rate_l_h": pl.Float64, "volume_m3": pl.Float64})
-
-
 def reads_fingerprint(conn: psycopg.Connection, meter_id: str, lo: datetime, hi: datetime) -> tuple[Any, ...]:
     """What a billing computation of the meter over [lo, hi) depends on, in one cheap row: its reads there
     (count, last time, last arrival), its registry row and the latest finished billing run."""

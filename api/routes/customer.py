@@ -26,6 +26,7 @@ from meterflow.config import Settings
 from meterflow.periods import add_months, next_month
 from meterflow.plausibility import check_index, check_time
 from storage import customer_queries as cq
+from storage.alerts import customer_incidents
 
 router = APIRouter(tags=["customer"])
 P = ParamSpec("P")
@@ -37,12 +38,14 @@ def N_(message: str) -> str:
     return message
 
 
-#: incident kinds (alerts.kind) as a customer reads them; "leak" kinds raise the leak banner
+#: incident kinds (alerts.kind, storage.alerts.CUSTOMER_KINDS) as a customer reads them; leaks raise the banner
 KINDS: dict[str, tuple[str, bool]] = {
     "continuous_flow": (N_("Continuous flow (possible leak)"), True),
     "night_flow": (N_("Night-time flow (possible leak)"), True),
     "burst": (N_("Burst: very high flow"), True),
     "leak": (N_("Leak"), True),
+    "meter_alarm:leak": (N_("Leak reported by the meter"), True),
+    "meter_alarm:burst": (N_("Burst reported by the meter"), True),
     "backflow": (N_("Water flowing backwards"), False),
     "stuck": (N_("Meter not counting"), False),
     "silent": (N_("No readings from the meter"), False),
@@ -187,8 +190,9 @@ def _page_context(request: Request, conn: psycopg.Connection, customer_ref: str,
     ly_months = [add_months(m, -12) for m in months]
     last_year = _monthly_grid(cust.monthly_m3(conn, settings, point, ly_months[0], next_month(ly_months[-1]),
                                               today, at), ly_months)
-    # incidents of all the customer's meters: a leak behind the garden meter shows on the main page too
-    incidents = cq.incidents(conn, [m["meter_id"] for m in meters], at, at - timedelta(days=365))
+    # leak incidents of all the customer's meters (a leak behind the garden meter shows on the main page too):
+    # open ones and those closed in the last 12 months
+    incidents = customer_incidents(conn, [m["meter_id"] for m in meters], at, days=365)
     readings, total = cq.readings_page(conn, point.meter_ids, at, PAGE_SIZE, (page - 1) * PAGE_SIZE, tz)
     cards = []
     for m in reversed(point.meters):
@@ -204,7 +208,7 @@ def _page_context(request: Request, conn: psycopg.Connection, customer_ref: str,
         "hourly": cf.hourly_figure(hourly, lang),
     }
     incident_rows = []
-    for r in incidents.iter_rows(named=True):
+    for r in incidents:
         label, leak = KINDS.get(r["kind"], (METER_ALARM, False))
         incident_rows.append({**r, "label": label, "leak": leak or "leak" in r["kind"]})
     recent = daily.filter(pl.col("litres").is_not_null() & (pl.col("day") >= today - timedelta(days=2)))

@@ -21,6 +21,7 @@ from api.pages import i18n
 from api.pages.auth import COOKIE, require_analyst, token_accepted
 from dashboards import figures
 from meterflow.config import Settings
+from storage import alerts as incidents_store
 from storage import chart_queries as q
 
 router = APIRouter(tags=["dashboards"])
@@ -146,6 +147,8 @@ def fleet_page(
     ages, fresh = q.freshness(conn, at)
     kinds = q.open_alerts_by_kind(conn, at)
     alerts = q.open_alerts(conn, at, limit=50)
+    incidents = incidents_store.fleet_incidents(conn, at)
+    incident_totals = incidents_store.incident_totals(incidents)
     all_districts = q.districts(conn)
     chosen = [d for d in district if d in all_districts] or q.top_districts(conn, start, end, 6)
     dd = q.district_daily(conn, chosen, start, end)
@@ -174,13 +177,15 @@ def fleet_page(
             "meters": meters,
             "heard_pct": (100.0 * heard / meters) if meters else 0.0,
             "open_alerts": int(kinds["alerts"].sum() or 0) if not kinds.is_empty() else 0,
-            "volume_lost": float(kinds["volume_lost_m3"].sum() or 0) if not kinds.is_empty() else 0.0,
+            "volume_lost": incident_totals["volume_lost_m3"],  # each incident once (open or closed, 30 days)
             "dead_letters": int(dead["frames"].sum() or 0) if not dead.is_empty() else 0,
             "due": due_total,
         },
         "fresh": fresh,
         "kinds": kinds.to_dicts(),
         "alerts": alerts.to_dicts(),
+        "incidents": incidents,
+        "incident_totals": incident_totals,
         "gateways": by_gateway.sort("share").to_dicts(),
         "due": due.to_dicts(),
         "due_total": due_total,
@@ -218,6 +223,7 @@ def _meter_response(request: Request, conn: psycopg.Connection, info: dict[str, 
     last_year = q.meter_daily(conn, meter_id, start - timedelta(days=364), end - timedelta(days=364), tz)
     lo = datetime(start.year, start.month, start.day, tzinfo=ZoneInfo(tz))
     alerts = q.meter_alerts(conn, meter_id, lo, at)
+    incidents = incidents_store.meter_incidents(conn, meter_id, at)
     vee = q.meter_vee_flags(conn, meter_id, start, end)
     hour_end = at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     hourly = q.meter_hourly(conn, meter_id, hour_end - timedelta(hours=hours), hour_end)
@@ -241,6 +247,8 @@ def _meter_response(request: Request, conn: psycopg.Connection, info: dict[str, 
         "missing_hours": int(hourly["missing"].sum()),
         "last_index": known["index_m3"][-1] if not known.is_empty() else None,
         "alerts": alerts.to_dicts(),
+        "incidents": incidents,
+        "incident_totals": incidents_store.incident_totals(incidents),
         "vee": vee.to_dicts(),
         "days": days,
         "customer": customer,

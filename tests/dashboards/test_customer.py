@@ -66,7 +66,7 @@ def test_first_month_exchange_and_burst_pages(client: TestClient, customers: Cus
     burst = client.get(link(customers.settings, "K-BRS")).text
     assert "Możliwy wyciek." in burst and "Nie wykryto wycieku" not in burst
     assert '<tr data-kind="burst" data-state="open">' in burst
-    assert '<tr data-kind="continuous_flow" data-state="resolved">' in burst
+    assert '<tr data-kind="continuous_flow" data-state="closed">' in burst
     # meter facts: tariff group, verification expiring within 90 days (15.04.2026 as of 01.03.2026)
     ordinary = client.get(link(customers.settings, "K-ORD")).text
     assert "G1" in ordinary and "15.04.2026" in ordinary and "wygasa za 45 dni" in ordinary
