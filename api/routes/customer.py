@@ -46,9 +46,6 @@ KINDS: dict[str, tuple[str, bool]] = {
     "leak": (N_("Leak"), True),
     "meter_alarm:leak": (N_("Leak reported by the meter"), True),
     "meter_alarm:burst": (N_("Burst reported by the meter"), True),
-    "backflow": (N_("Water flowing backwards"), False),
-    "stuck": (N_("Meter not counting"), False),
-    "silent": (N_("No readings from the meter"), False),
 }
 METER_ALARM = N_("Meter alarm")
 READ_TYPES = {"remote": N_("remote"), "estimated": N_("estimated"), "self_read": N_("self-read"),
@@ -258,11 +255,13 @@ def customer_page(
     meter_id: str | None = None,
     sig: str | None = Query(None, description="HMAC from `meterflow serve link --customer`"),
     now: str | None = Query(None, description="as-of time (ISO) for simulated data"),
-    page: int = Query(1, ge=1, le=100_000, description="page of the readings table"),
+    page: str = Query("1", description="page of the readings table (1 = newest)"),
     conn: psycopg.Connection = Depends(get_db),
 ) -> Response:
     meters = authorise(request, conn, customer_ref, sig)
-    return render(request, "customer.html", _page_context(request, conn, customer_ref, meters, meter_id, now, page))
+    number = int(page) if page.isdigit() and 0 < int(page) <= 100_000 else 1  # no JSON error for a bad page
+    return render(request, "customer.html", _page_context(request, conn, customer_ref, meters, meter_id, now,
+                                                          number))
 
 
 # --------------------------------------------------------------------------------------------- self-read

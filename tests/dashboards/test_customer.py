@@ -97,6 +97,11 @@ def test_error_pages_in_the_customers_language(client: TestClient, customers: Cu
     assert csv_other.status_code == 403 and csv_other.headers["content-type"].startswith("text/html")
     bad_now = client.get(link(s, "K-ORD") + "&now=yesterday")
     assert bad_now.status_code == 422 and "<html" in bad_now.text
+    bad_page = client.get(link(s, "K-ORD", page="x"))
+    assert bad_page.status_code == 200 and "Strona 1 z" in bad_page.text
+    assert "Strona 2 z" in client.get(link(s, "K-ORD", page="2")).text
+    missing = client.get(link(s, "K-ORD", "/meters/K1/nothing.csv"))
+    assert missing.status_code == 404 and "<html" in missing.text
 
 
 def test_self_read_validation_messages(client: TestClient, customers: Customers) -> None:
