@@ -229,6 +229,8 @@ def _page_context(request: Request, conn: psycopg.Connection, customer_ref: str,
         "daily_rows": daily.filter(pl.col("in_service")).to_dicts(),
         "incidents": incident_rows,
         "open_leaks": [r for r in incident_rows if r["leak"] and r["state"] == "open"],
+        "recent_leaks": [r for r in incident_rows if r["leak"] and r["state"] != "open"
+                         and (r["resolved_at"] or r["last_seen"]) >= at - timedelta(days=30)],
         "recent_data": not recent.is_empty(),
         "readings": readings.to_dicts(),
         "page": page,

@@ -66,13 +66,15 @@ def _fmt_age(now: datetime, then: datetime | None) -> str:
     return f"{seconds / 86400:.0f} days ago"
 
 
-def _local(value: Any, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+def _local(value: Any, lang: i18n.Lang, fmt: str | None = None) -> str:
+    """A time or day in the page's language and the utility's time zone (01.03.2026 12:00 in Polish);
+    `fmt="%Y-%m-%d"` asks for the day only."""
     if value is None:
         return "—"
     if isinstance(value, datetime):
-        return value.astimezone(ZoneInfo(tz)).strftime(fmt)
+        return lang.day(value) if fmt == "%Y-%m-%d" else lang.when(value)
     if isinstance(value, date):
-        return value.isoformat()
+        return lang.day(value)
     return str(value)
 
 
@@ -82,7 +84,7 @@ def render(request: Request, name: str, context: dict[str, Any], status_code: in
     lang = i18n.activate_request(request, settings.api.locale, settings.timezone)
     context.setdefault("lang", lang)
     context.setdefault("tz", settings.timezone)
-    context["local"] = lambda v, fmt="%Y-%m-%d %H:%M": _local(v, settings.timezone, fmt)
+    context["local"] = lambda v, fmt=None: _local(v, lang, fmt)
     context["fmt_age"] = _fmt_age
     response: HTMLResponse = templates.TemplateResponse(request, name, context, status_code=status_code)
     return response
