@@ -7,7 +7,7 @@ Phones: titles are short, legends sit under the plot (never over the title) and 
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 import plotly.graph_objects as go
@@ -52,9 +52,11 @@ def _no_data(fig: go.Figure, lang: Texts) -> None:
                        font={"size": 14, "color": DARK_GREY})
 
 
-def daily_figure(daily: pl.DataFrame, exchanges: list[date], lang: Texts) -> go.Figure:
+def daily_figure(daily: pl.DataFrame, exchanges: list[date], lang: Texts, last_year: pl.DataFrame | None = None,
+                 average: float | None = None) -> go.Figure:
     """Litres per day; a day that also carries days without reading is orange; missing days marked; the day of
-    a meter exchange marked with a dashed line."""
+    a meter exchange marked with a dashed line; the same days a year earlier (52 weeks) only where they have
+    data; the average per day as a line."""
     _ = lang.gettext
     shown = daily.filter(pl.col("in_service"))
     fig = go.Figure()
@@ -68,6 +70,17 @@ def daily_figure(daily: pl.DataFrame, exchanges: list[date], lang: Texts) -> go.
         fig.add_scatter(x=missing["day"].to_list(), y=[0] * missing.height, mode="markers", name=_("no reading"),
                         marker={"symbol": "x", "color": DARK_GREY, "size": 8},
                         hovertemplate=f"%{{x|{lang.patterns['d3_day']}}}: {_('no reading')}<extra></extra>")
+    if last_year is not None and last_year["litres"].drop_nulls().len() > 0:
+        fig.add_scatter(x=[d + timedelta(days=364) for d in last_year["day"].to_list()],
+                        y=[None if v is None else round(v) for v in last_year["litres"].to_list()],
+                        mode="lines+markers", connectgaps=False, name=_("a year earlier"),
+                        line={"color": DARK_GREY, "dash": "dot", "width": 1.5}, marker={"size": 4},
+                        hovertemplate=f"%{{x|{lang.patterns['d3_day']}}}: %{{y:,.0f}} L<extra>{_('a year earlier')}"
+                                      "</extra>")
+    if average is not None:
+        fig.add_hline(y=average, line={"color": RED, "dash": "dash", "width": 1},
+                      annotation={"text": _("average"), "font": {"size": 11, "color": RED}},
+                      annotation_position="top left")
     for day in exchanges:
         if days and days[0] <= day <= days[-1]:
             x = datetime(day.year, day.month, day.day)

@@ -199,8 +199,9 @@ def _page_context(request: Request, conn: psycopg.Connection, customer_ref: str,
     last_year = last_year.with_columns(pl.when(pl.col("full") & pl.col("complete")).then(pl.col("consumption_m3"))
                                        .alias("consumption_m3"))
     ly_by_month = dict(zip(last_year["month"].to_list(), last_year["consumption_m3"].to_list(), strict=True))
+    avg_now = cust.average_l_per_day(daily.filter(pl.col("day") < today))  # today is not over yet
     charts = {
-        "daily": cf.daily_figure(daily, point.exchanges, lang),
+        "daily": cf.daily_figure(daily, point.exchanges, lang, daily_ly, avg_now),
         "monthly": cf.monthly_figure(monthly, last_year, lang),
         "hourly": cf.hourly_figure(hourly, lang),
     }
@@ -220,8 +221,8 @@ def _page_context(request: Request, conn: psycopg.Connection, customer_ref: str,
         "cards": cards,
         "active_meters": [m for p in points for m in reversed(p.meters) if cust.meter_status(m, today) == "active"],
         "charts": {k: cf.figure_json(v) for k, v in charts.items()},
-        "avg_now": cust.average_l_per_day(daily),
-        "avg_last_year": cust.average_l_per_day(daily_ly),
+        "avg_now": avg_now,
+        "avg_last_year": cust.average_l_per_day(daily_ly.filter(pl.col("day") < today - timedelta(days=364))),
         "missing_days": int(daily["missing"].sum()),
         "month_so_far": monthly["consumption_m3"][-1],
         "monthly": [{**r, "last_year": ly_by_month.get(add_months(r["month"], -12))}

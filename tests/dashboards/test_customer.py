@@ -59,6 +59,13 @@ def test_a_month_not_billed_yet_is_computed_by_billing_itself(client: TestClient
 def test_first_month_exchange_and_burst_pages(client: TestClient, customers: Customers) -> None:
     new = client.get(link(customers.settings, "K-NEW")).text
     assert page_month(new, "2026-01") is None and 'id="missing-days">0<' in new
+    # average per day over the complete days in service: 10-28 Feb, from the installation index 5.0
+    with psycopg.connect(customers.dsn) as conn:
+        last = conn.execute("SELECT total_m3 FROM readings WHERE meter_id = 'N1'"
+                            " AND time < '2026-03-01 00:00+01' ORDER BY time DESC LIMIT 1").fetchone()
+    assert last is not None
+    average = i18n.for_locale("pl").num((last[0] - 5.0) * 1000 / 19)
+    assert f'id="avg-now">{average} <small>' in new
     assert re.search(r'id="avg-last-year"><span class="nodata">brak danych', new)
     exc = client.get(link(customers.settings, "K-EXC")).text
     assert 'id="missing-days">0<' in exc and "wymiana wodomierza" in exc
