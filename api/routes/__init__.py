@@ -7,4 +7,6 @@ ROUTERS: list[str] = [
     "api.routes.static:router",
     "api.routes.dashboards:router",
     "api.routes.customer:router",
+    "api.routes.console:router",
+    "api.routes.alerts:router",
 ]

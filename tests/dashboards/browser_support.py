@@ -1,4 +1,4 @@
-"""The app on a real port and headless Chromium, for the browser tests (system Chromium; no browser downloads)."""
+"""The running app and headless Chromium for the browser tests (Debian's Chromium; no browser downloads)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from dash_seed import web_settings_for
 
 from api.app import create_app
 from meterflow.config import Settings
@@ -38,7 +39,7 @@ def _free_port() -> int:
 
 @contextmanager
 def live_server(settings: Settings, dsn: str) -> Iterator[str]:
-    """The web app served by uvicorn in a thread; yields its base URL."""
+    """The web app with these settings on a free local port (uvicorn in a thread); yields its base URL."""
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings, dsn), host="127.0.0.1", port=port,
                                            log_level="warning", access_log=False))
@@ -52,6 +53,13 @@ def live_server(settings: Settings, dsn: str) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@contextmanager
+def running_app(dsn: str) -> Iterator[str]:
+    """The web app with the dashboard tests' settings (dash_seed) on a free local port."""
+    with live_server(web_settings_for(dsn), dsn) as url:
+        yield url
 
 
 @contextmanager

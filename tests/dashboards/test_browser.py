@@ -7,23 +7,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_support import CHART_STATS_JS, NEEDS_CHROMIUM, SCREENSHOTS, chromium, live_server
+from browser_support import CHART_STATS_JS, CHROMIUM, SCREENSHOTS, running_app
 from dash_seed import NOW_PARAM, TOKEN, Seeded, web_settings_for
 
 from api.pages.auth import customer_signature
 
-pytestmark = [pytest.mark.browser, NEEDS_CHROMIUM]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium not installed at /usr/bin/chromium "
+                       "(apt-get install -y chromium chromium-driver)"),
+]
 
 @pytest.fixture(scope="module")
 def base_url(seeded: Seeded) -> Iterator[str]:
-    with live_server(web_settings_for(seeded.dsn), seeded.dsn) as url:
+    with running_app(seeded.dsn) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 def _visit(browser: Any, url: str, name: str, context: Any | None = None) -> list[dict[str, Any]]:

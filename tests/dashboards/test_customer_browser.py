@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from browser_support import CHART_STATS_JS, NEEDS_CHROMIUM, SCREENSHOTS, chromium, live_server
+from browser_support import CHART_STATS_JS, NEEDS_CHROMIUM, SCREENSHOTS, live_server
 from customer_seed import Customers, exported, link
 
 pytestmark = [pytest.mark.browser, NEEDS_CHROMIUM]
@@ -26,12 +26,6 @@ CHARTS = {"chart-daily", "chart-monthly", "chart-hourly"}
 def base_url(customers: Customers) -> Iterator[str]:
     with live_server(customers.settings, customers.dsn) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 class Visit:
