@@ -139,9 +139,13 @@ def install(env: jinja2.Environment) -> None:
         env.filters[name] = lang_now(name)
 
 
-def activate_request(request: Request, default: str, tz: str) -> Lang:
-    """The language of this request, made current for the templates rendered next in this thread or task."""
-    lang = Lang(request_locale(request, default), tz)
+def activate(lang: Lang) -> Lang:
+    """Make `lang` the language of the templates rendered next in this thread or task."""
     _current.set(lang.code)
-    _tz.set(tz)
+    _tz.set(lang.tz)
     return lang
+
+
+def activate_request(request: Request, default: str, tz: str) -> Lang:
+    """The language of this request (`?lang=`, else `default`), made current for the templates."""
+    return activate(Lang(request_locale(request, default), tz))

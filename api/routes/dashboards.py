@@ -83,10 +83,18 @@ def _local(value: Any, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return str(value)
 
 
+#: pages whose every text goes through the catalogue (api/locales); the others are still English-only
+TRANSLATED_PAGES = frozenset({"customer.html", "customer_error.html"})
+
+
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
-    """A page in the request's language (`?lang=`, else settings api.locale): `<html lang>`, `_()`, formats."""
+    """A page in the request's language (`?lang=`, else settings api.locale) when it is translated, else in
+    English: `<html lang>`, `_()` and the number/date filters follow."""
     settings: Settings = request.app.state.settings
-    lang = i18n.activate_request(request, settings.api.locale, settings.timezone)
+    if name in TRANSLATED_PAGES:
+        lang = i18n.activate_request(request, settings.api.locale, settings.timezone)
+    else:  # written in English only so far: say so in <html lang>, whatever the locale
+        lang = i18n.activate(i18n.Lang("en", settings.timezone))
     context.setdefault("lang", lang)
     context.setdefault("tz", settings.timezone)
     context["local"] = lambda v, fmt="%Y-%m-%d %H:%M": _local(v, settings.timezone, fmt)

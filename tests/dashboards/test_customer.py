@@ -193,3 +193,11 @@ def test_static_files_are_gzipped_and_cached(client: TestClient) -> None:
     css = client.get("/static/dashboards.css", headers={"accept-encoding": "gzip, br"})
     assert css.headers["content-encoding"] == "gzip" and b"--ink" in css.content
     assert packed.content == raw.content  # the client inflated it
+
+
+def test_untranslated_pages_say_they_are_english(client: TestClient) -> None:
+    """The analyst pages are not in the catalogue yet: with the locale pl they still declare lang="en"."""
+    from dash_seed import TOKEN
+
+    fleet = client.get("/dashboards/fleet?now=2026-03-01T12:00&lang=pl", headers={"authorization": f"Bearer {TOKEN}"})
+    assert fleet.status_code == 200 and '<html lang="en">' in fleet.text and "as of 2026-03-01 12:00" in fleet.text
