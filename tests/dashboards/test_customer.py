@@ -182,7 +182,7 @@ def test_every_page_message_has_a_polish_translation() -> None:
     assert not untranslated, f"add these to api/locales/pl/LC_MESSAGES/messages.po: {untranslated}"
 
 
-def test_static_files_are_gzipped_and_cached(client: TestClient) -> None:
+def test_static_files_are_gzipped_and_cached(client: TestClient, customers: Customers) -> None:
     raw = client.get("/static/plotly.min.js", headers={"accept-encoding": "identity"})
     packed = client.get("/static/plotly.min.js", headers={"accept-encoding": "gzip"})
     assert packed.headers["content-encoding"] == "gzip" and "max-age=604800" in packed.headers["cache-control"]
@@ -190,6 +190,8 @@ def test_static_files_are_gzipped_and_cached(client: TestClient) -> None:
     assert int(packed.headers["content-length"]) < int(raw.headers["content-length"]) / 3
     again = client.get("/static/plotly.min.js", headers={"if-none-match": packed.headers["etag"]})
     assert again.status_code == 304
+    page = client.get(link(customers.settings, "K-ORD"), headers={"accept-encoding": "gzip"})
+    assert page.headers["content-encoding"] == "gzip" and int(page.headers["content-length"]) < len(page.content) / 3
     css = client.get("/static/dashboards.css", headers={"accept-encoding": "gzip, br"})
     assert css.headers["content-encoding"] == "gzip" and b"--ink" in css.content
     assert packed.content == raw.content  # the client inflated it
