@@ -25,6 +25,7 @@ from dashboards.labels import ACTION_LABELS, kind_label
 from meterflow.config import Settings
 from meterflow.periods import next_month
 from storage import alert_workflow as wf
+from storage import alerts as incidents_store
 from storage import chart_queries as q
 from storage.worklists import LISTS
 
@@ -177,6 +178,8 @@ def fleet_page(
     data = fleet_data(conn, at, district, days, settings.timezone)
     by_district, by_gateway, kinds, dead = data["by_district"], data["by_gateway"], data["kinds"], data["dead"]
     dd, fresh, due_total = data["district_daily"], data["fresh"], data["due_total"]
+    incidents = data["incidents"]
+    incident_totals = incidents_store.incident_totals(incidents)
     meters = int(by_district["meters"].sum() or 0)
     heard = int(by_district["heard"].sum() or 0)
     charts = {
@@ -198,13 +201,15 @@ def fleet_page(
             "meters": meters,
             "heard_pct": (100.0 * heard / meters) if meters else 0.0,
             "open_alerts": int(kinds["alerts"].sum() or 0) if not kinds.is_empty() else 0,
-            "volume_lost": float(kinds["volume_lost_m3"].sum() or 0) if not kinds.is_empty() else 0.0,
+            "volume_lost": incident_totals["volume_lost_m3"],  # each incident once (open or closed, 30 days)
             "dead_letters": int(dead["frames"].sum() or 0) if not dead.is_empty() else 0,
             "due": due_total,
         },
         "fresh": fresh,
         "kinds": kinds.to_dicts(),
         "alerts": data["alerts"].to_dicts(),
+        "incidents": incidents,
+        "incident_totals": incident_totals,
         "gateways": by_gateway.sort("share").to_dicts(),
         "due": data["due"].to_dicts(),
         "due_total": due_total,
@@ -230,6 +235,7 @@ def fleet_data(conn: psycopg.Connection, at: datetime, district: list[str], days
         "district_daily": q.district_daily(conn, chosen, start, end), "due": due, "due_total": due_total,
         "due_weeks": q.verification_by_week(conn, at, 90), "dead": q.dead_letters_by_reason(conn, at),
         "balance": q.balance_ranking(q.water_balance(conn, today - timedelta(days=30), today)),
+        "incidents": incidents_store.fleet_incidents(conn, at),
     }
 
 
@@ -256,6 +262,7 @@ def _meter_response(request: Request, conn: psycopg.Connection, info: dict[str, 
     at = parse_now(now, settings.timezone)
     data = meter_data(conn, meter_id, at, days, hours, customer is None)
     daily, last_year, alerts, vee, hourly = (data[k] for k in ("daily", "last_year", "alerts", "vee", "hourly"))
+    incidents = data["incidents"]
     # plotly.js shows wall-clock time: convert instants to the utility's time zone
     hourly = hourly.with_columns(pl.col("hour").dt.convert_time_zone(settings.timezone))
     alerts = alerts.with_columns(pl.col("first_seen", "last_seen").dt.convert_time_zone(settings.timezone))
@@ -279,6 +286,8 @@ def _meter_response(request: Request, conn: psycopg.Connection, info: dict[str, 
         "missing_hours": int(hourly["missing"].sum()),
         "last_index": known["index_m3"][-1] if not known.is_empty() else None,
         "alerts": alerts.to_dicts(),
+        "incidents": incidents,
+        "incident_totals": incidents_store.incident_totals(incidents),
         "vee": vee.to_dicts(),
         "days": days,
         "customer": customer,
@@ -298,6 +307,7 @@ def meter_data(conn: psycopg.Connection, meter_id: str, at: datetime, days: int,
         "last_year": q.meter_daily(conn, meter_id, start - timedelta(days=364), end - timedelta(days=364), tz),
         "alerts": q.meter_alerts(conn, meter_id, lo, at), "vee": q.meter_vee_flags(conn, meter_id, start, end),
         "hourly": q.meter_hourly(conn, meter_id, hour_end - timedelta(hours=hours), hour_end),
+        "incidents": incidents_store.meter_incidents(conn, meter_id, at),
     }
     if analyst:
         data["data_as_of"] = q.data_as_of(conn, at)
@@ -328,7 +338,7 @@ def _customer_page(request: Request, conn: psycopg.Connection, customer_ref: str
     monthly = q.customer_monthly(conn, shown, first_month, end)
     prev_year = q.customer_monthly(conn, shown, date(first_month.year - 1, first_month.month, 1),
                                    next_month(date(this_month.year - 1, this_month.month, 1)))
-    leaks = q.leak_status(conn, shown, at)
+    leaks = incidents_store.customer_incidents(conn, shown, at)
     charts = {
         "daily": figures.customer_daily_figure(current, previous),
         "monthly": figures.customer_monthly_figure(monthly, prev_year),
@@ -350,7 +360,7 @@ def _customer_page(request: Request, conn: psycopg.Connection, customer_ref: str
         "avg_now": avg_l(current),
         "avg_prev": avg_l(previous),
         "missing_days": int(current["missing"].sum()),
-        "leaks": leaks.to_dicts(),
+        "leaks": leaks,
     })
 
 
