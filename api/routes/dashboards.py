@@ -178,8 +178,7 @@ def fleet_page(
     data = fleet_data(conn, at, district, days, settings.timezone)
     by_district, by_gateway, kinds, dead = data["by_district"], data["by_gateway"], data["kinds"], data["dead"]
     dd, fresh, due_total = data["district_daily"], data["fresh"], data["due_total"]
-    incidents = data["incidents"]
-    incident_totals = incidents_store.incident_totals(incidents)
+    incident_totals = incidents_store.incident_totals(data["incidents"])
     meters = int(by_district["meters"].sum() or 0)
     heard = int(by_district["heard"].sum() or 0)
     charts = {
@@ -208,7 +207,7 @@ def fleet_page(
         "fresh": fresh,
         "kinds": kinds.to_dicts(),
         "alerts": data["alerts"].to_dicts(),
-        "incidents": incidents,
+        "incidents": data["incidents"],
         "incident_totals": incident_totals,
         "gateways": by_gateway.sort("share").to_dicts(),
         "due": data["due"].to_dicts(),
@@ -231,11 +230,11 @@ def fleet_data(conn: psycopg.Connection, at: datetime, district: list[str], days
     return {
         "by_district": q.coverage_by_district(conn, at), "by_gateway": q.coverage_by_gateway(conn, at),
         "ages": ages, "fresh": fresh, "kinds": q.open_alerts_by_kind(conn, at),
-        "alerts": q.open_alerts(conn, at, limit=50), "all_districts": all_districts, "chosen": chosen,
+        "alerts": q.open_alerts(conn, at, limit=50), "incidents": incidents_store.fleet_incidents(conn, at),
+        "all_districts": all_districts, "chosen": chosen,
         "district_daily": q.district_daily(conn, chosen, start, end), "due": due, "due_total": due_total,
         "due_weeks": q.verification_by_week(conn, at, 90), "dead": q.dead_letters_by_reason(conn, at),
         "balance": q.balance_ranking(q.water_balance(conn, today - timedelta(days=30), today)),
-        "incidents": incidents_store.fleet_incidents(conn, at),
     }
 
 
