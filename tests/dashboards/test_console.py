@@ -213,3 +213,10 @@ def test_alerts_and_lists_commands(console_seeded: Seeded, conn: psycopg.Connect
                         obj=settings)
     assert out.exit_code == 0, out.output
     assert [line.split(",")[0] for line in out.stdout.strip().splitlines()] == ["meter_id", "M3", "M4", "M5"]
+
+
+def test_leak_detection_leaves_inlet_meters_to_the_water_balance(conn: psycopg.Connection) -> None:
+    from storage.alerts import load_input
+
+    meters = set(load_input(conn, NOW - timedelta(days=2), NOW)["meter_id"].to_list())
+    assert {"M1", "M2", "M7"} <= meters and not meters & {"IN-N", "IN-W"}
