@@ -182,7 +182,8 @@ def test_list_pages_csv_and_search_redirect(client: TestClient) -> None:
     assert many.status_code == 200 and "/dashboards/meters/M1" in many.text
     balance = client.get(f"/dashboards/balance?now={NOW_PARAM}&days=10", headers=AUTH)
     assert balance.status_code == 200 and "chart-balance-ranking" in balance.text and "West" in balance.text
-    fleet = client.get(f"/dashboards/fleet?now={NOW_PARAM}", headers=AUTH).text
+    fleet = client.get(f"/dashboards/fleet?now={NOW_PARAM}&district=South", headers=AUTH).text
+    assert f'href="/dashboards/lists/no-reads?district=South&amp;now={NOW_PARAM.replace(":", "%3A")}"' in fleet
     ranked = fleet[fleet.index('id="fleet-balance"'):]
     assert ranked.index("West") < ranked.index("North")  # worst non-revenue water first
     for name in worklists.LISTS:
