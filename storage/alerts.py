@@ -165,6 +165,14 @@ def registry_context(conn: psycopg.Connection, meters: list[str], tz: str) -> tu
     return digits, swaps
 
 
+def removal_times(conn: psycopg.Connection, meters: list[str], tz: str) -> dict[str, datetime]:
+    """Local midnight of each removed meter's removal date: a removed meter falls silent, it is not a no-read."""
+    rows = conn.execute("SELECT meter_id, removal_date FROM meters WHERE removal_date IS NOT NULL"
+                        " AND meter_id = ANY(%s)", (meters,)).fetchall()
+    zone = ZoneInfo(tz)
+    return {m: datetime.combine(day, time(0), zone).astimezone(UTC) for m, day in rows}
+
+
 def dispatcher_closes(conn: psycopg.Connection, meters: list[str], kind: str = "leak") -> dict[str, list[datetime]]:
     """When a dispatcher closed a meter's incident: evidence after it is a new incident."""
     rows = conn.execute(

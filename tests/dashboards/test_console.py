@@ -221,3 +221,22 @@ def test_leak_detection_leaves_inlet_meters_to_the_water_balance(conn: psycopg.C
 
     meters = set(load_input(conn, NOW - timedelta(days=2), NOW)["meter_id"].to_list())
     assert {"M1", "M2", "M7"} <= meters and not meters & {"IN-N", "IN-W"}
+
+
+def test_a_removed_meter_falls_silent_without_an_alert(clean_db: psycopg.Connection, settings: object) -> None:
+    from pipelines.leaks import run_detection
+
+    conn = clean_db
+    conn.execute("INSERT INTO meters (meter_id, district, removal_date)"
+                 " VALUES ('R1', 'North', %s), ('A1', 'North', NULL)", ((NOW - timedelta(days=5)).date(),))
+    conn.execute(
+        """INSERT INTO readings (meter_id, time, total_m3, gateway_id, received_at)
+           SELECT m, t, 10 + extract(epoch FROM t - %(lo)s) / 3600.0 * 0.01, 'GW1', t
+           FROM (VALUES ('R1', %(r_end)s::timestamptz), ('A1', %(a_end)s::timestamptz)) v(m, last),
+                generate_series(%(lo)s, %(now)s, interval '1 hour') t WHERE t <= last""",
+        {"lo": NOW - timedelta(days=9), "now": NOW, "r_end": NOW - timedelta(days=5) + timedelta(hours=2),
+         "a_end": NOW - timedelta(days=3)})
+    conn.commit()
+    run = run_detection(conn, settings, NOW, NOW - timedelta(days=7))  # type: ignore[arg-type]
+    silent = conn.execute("SELECT meter_id FROM alerts WHERE kind = 'silent'").fetchall()
+    assert silent == [("A1",)], run.detections
