@@ -73,7 +73,9 @@ def test_lists_sort_and_page(conn: psycopg.Connection) -> None:
     assert _ids(asc) == ["M3", "M4"] and asc.total == 3 and asc.pages == 2
     page2 = worklists.fetch(conn, "no-reads", worklists.Query(days=1, sort="meter_id", descending=False,
                                                               per_page=2, page=2), NOW, TZ)
-    assert _ids(page2) == ["M5"]
+    assert _ids(page2) == ["M5"] and page2.total == 3
+    beyond = worklists.fetch(conn, "no-reads", worklists.Query(days=1, per_page=2, page=5), NOW, TZ)
+    assert beyond.rows == [] and beyond.total == 3
     desc = worklists.fetch(conn, "no-reads", worklists.Query(days=1, sort="meter_id", descending=True), NOW, TZ)
     assert _ids(desc) == ["M5", "M4", "M3"]
     # an unknown sort column falls back to the list's default instead of reaching SQL
