@@ -119,10 +119,14 @@ def sync(conn: psycopg.Connection, detections: pl.DataFrame, as_of: datetime, me
 
 def load_input(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
     """Detector input for [start, end) from the hourly rollup (one pseudo-reading per meter and hour: the
-    last index and its time) plus every reading that carries alarm words. Refresh the rollup first."""
+    last index and its time) plus every reading that carries alarm words. Refresh the rollup first. A district's
+    inlet (bulk) meters are left out: water always flows through them, and their losses are the water balance's
+    business (chart_queries.water_balance), not a customer leak."""
     rows = conn.execute(
         """SELECT meter_id, last_time, last_m3 FROM consumption_hourly
-           WHERE bucket >= %s AND bucket < %s ORDER BY meter_id, bucket""", (start, end)).fetchall()
+           WHERE bucket >= %s AND bucket < %s
+             AND meter_id NOT IN (SELECT meter_id FROM meters WHERE role = 'inlet')
+           ORDER BY meter_id, bucket""", (start, end)).fetchall()
     alarms = conn.execute(
         """SELECT meter_id, time, total_m3, alarms FROM readings
            WHERE time >= %s AND time < %s AND alarms <> '{}' ORDER BY meter_id, time""", (start, end)).fetchall()
@@ -161,6 +165,14 @@ def registry_context(conn: psycopg.Connection, meters: list[str], tz: str) -> tu
             if t is not None and (day is removed or (first is not None and t > first)):
                 swaps.setdefault(m, []).append(t)
     return digits, swaps
+
+
+def removal_times(conn: psycopg.Connection, meters: list[str], tz: str) -> dict[str, datetime]:
+    """Local midnight of each removed meter's removal date: a removed meter falls silent, it is not a no-read."""
+    rows = conn.execute("SELECT meter_id, removal_date FROM meters WHERE removal_date IS NOT NULL"
+                        " AND meter_id = ANY(%s)", (meters,)).fetchall()
+    zone = ZoneInfo(tz)
+    return {m: datetime.combine(day, time(0), zone).astimezone(UTC) for m, day in rows}
 
 
 def dispatcher_closes(conn: psycopg.Connection, meters: list[str], kind: str = "leak") -> dict[str, list[datetime]]:

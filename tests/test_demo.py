@@ -37,9 +37,14 @@ def _check(result: DemoResult) -> None:
     assert result.counts["duplicates_dropped"] + result.counts["suppressed_by_gateways"] == truth["telegrams_repeated"]
     assert result.counts["dead_letters"] == 0
     with psycopg.connect(result.dsn) as conn:
-        distinct = conn.execute("SELECT count(DISTINCT (meter_id, time)) FROM readings").fetchone()
+        distinct = conn.execute("SELECT count(DISTINCT (meter_id, time)) FROM readings"
+                                " WHERE meter_id NOT IN (SELECT meter_id FROM meters WHERE role = 'inlet')").fetchone()
+        inlets = conn.execute("SELECT count(*) FROM readings r JOIN meters m USING (meter_id)"
+                              " WHERE m.role = 'inlet' AND r.source = 'modbus'").fetchone()
         days = conn.execute("SELECT count(DISTINCT bucket) FROM consumption_daily").fetchone()
     assert distinct == (truth["expected_distinct_readings"],)
+    # one district inlet per district, read over Modbus every 15 minutes (fixtures.inlets)
+    assert inlets == (result.counts["inlet_readings"],) and result.counts["inlet_readings"] % 96 == 0
     assert days is not None and days[0] >= 2
     assert result.report is not None and result.report.exists()
     html = result.report.read_text()

@@ -55,6 +55,8 @@ def demo(settings: Settings, meters: int, days: int, seed: int, gateways: int, o
                    f"distinct readings)")
         click.echo(f"duplicates dropped  {c['duplicates_dropped'] + c['suppressed_by_gateways']:>10}")
         click.echo(f"dead letters        {c['dead_letters']:>10}")
+        click.echo(f"inlet readings      {c.get('inlet_readings', 0):>10}  (district inlet meters over Modbus; "
+                   "/dashboards/balance shows DMA-02's network leak)")
         click.echo("every telegram not deliberately dropped stored exactly once: "
                    + ("yes" if result.matches_truth else "NO"))
         click.echo(f"chart page          {result.report.resolve() if result.report else '-'}")
