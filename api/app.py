@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 from psycopg_pool import ConnectionPool
 
 from api.pages.auth import LoginThrottle
@@ -44,6 +45,9 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
     app.state.login_throttle = LoginThrottle(settings.api.login_max_failures, settings.api.login_window_s)
     install(app, settings.api.max_body_bytes)
     app.state.pool = ConnectionPool(dsn, min_size=1, max_size=8, open=False)
+    # pages carry their chart data (a customer page is ~100 kB of HTML): gzip them for phones; static files
+    # arrive gzipped already (api/routes/static.py) and pass through untouched
+    app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=6)
     for spec in ROUTERS:
         module_name, attr = spec.split(":")
         app.include_router(getattr(importlib.import_module(module_name), attr))

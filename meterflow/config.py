@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
@@ -69,6 +69,8 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="larger request bodies are refused (413)")
     as_of_for_customers: bool = Field(
         default=False, description="let customer pages take ?now= (demos on simulated data only; analysts always may)")
+    locale: Literal["pl", "en"] = Field(default="pl", description="language and number/date formats of the pages; "
+                                                         "?lang=pl|en overrides it per page")
 
 
 class SecretsSettings(BaseModel):

@@ -32,7 +32,7 @@ MOVE_IN_COLUMN = "move_in"
 #: NOT NULL columns with a default: an empty cell there leaves the stored value (or the default) as it is
 REQUIRED_IF_NAMED = frozenset({"medium", "register_digits"})
 TEXT_MAX = 200
-#: a meter's first customer, when the file says neither move_in nor install_date, holds it from here on
+#: a meter's first customer, when the file gives no move_in, holds it with all its history
 FIRST_TENANCY = date(2000, 1, 1)
 ROLES = ("main", "garden", "inlet")
 COORDINATE_RANGES = {"lat": (-90.0, 90.0), "lon": (-180.0, 180.0)}
@@ -290,7 +290,7 @@ def import_meters(conn: psycopg.Connection, parsed: ParseResult, progress: Progr
     """Upsert registry rows; only the columns present in the file are written (keys are never touched).
     A row the database refuses is added to parsed.errors with its line; the others are kept. A row naming a
     customer opens a tenancy for them when the meter changes hands: from its move_in, else today (a meter's
-    first customer: from the install date)."""
+    first customer: with all its history)."""
     done = 0
     today = date.today()
     with conn.cursor() as cur:
@@ -302,7 +302,7 @@ def import_meters(conn: psycopg.Connection, parsed: ParseResult, progress: Progr
                 for r in stored:
                     if r.get("customer_ref"):
                         move_in(conn, r["meter_id"], r["customer_ref"], r.get(MOVE_IN_COLUMN) or today,
-                                first_from=None if r.get(MOVE_IN_COLUMN) else r.get("install_date") or FIRST_TENANCY)
+                                first_from=None if r.get(MOVE_IN_COLUMN) else FIRST_TENANCY)
             done += len(stored)
             if progress:
                 progress(done, len(parsed.rows))

@@ -19,11 +19,12 @@ TENANCY_COLUMNS = ("meter_id", "customer_ref", "move_in", "move_out")
 def customer_tenancies(conn: psycopg.Connection, customer_ref: str,
                        at: datetime) -> dict[str, tuple[date, date | None]]:
     """meter_id -> (move_in, move_out) of this customer's latest tenancy of each meter begun by `at`.
-    A meter without any tenancy rows belongs to the customer_ref of its registry row, from its install date."""
+    A meter without any tenancy rows belongs to the customer_ref of its registry row, with all its history (the
+    first customer of a meter sees it all; only a change of customer starts a new tenancy)."""
     rows = conn.execute(
         "SELECT DISTINCT ON (meter_id) meter_id, move_in, move_out FROM ("
         " SELECT meter_id, move_in, move_out FROM meter_customers WHERE customer_ref = %s AND move_in <= %s::date"
-        " UNION ALL SELECT m.meter_id, coalesce(m.install_date, DATE '2000-01-01'), NULL FROM meters m"
+        " UNION ALL SELECT m.meter_id, DATE '2000-01-01', NULL FROM meters m"
         " WHERE m.customer_ref = %s AND NOT EXISTS (SELECT 1 FROM meter_customers c WHERE c.meter_id = m.meter_id)"
         ") t ORDER BY meter_id, move_in DESC",
         (customer_ref, at, customer_ref),

@@ -263,10 +263,11 @@ def customer_from_request(request: Request) -> str:
     claimed = request.path_params.get("customer_ref")
     sig = request.query_params.get("sig")
     max_age = _link_max_age(settings)
-    if sig:
+    if sig:  # a link's signature decides alone: a tampered or expired one is refused even with a session
         ref = _loads(settings, _LINK_SALT, sig, max_age)
         if ref is not None and (claimed is None or ref == claimed):
             return ref
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this link is not valid (expired, or for someone else)")
     cookie = request.cookies.get(CUSTOMER_COOKIE)
     if cookie:
         ref = _loads(settings, _SESSION_SALT, cookie, max_age)

@@ -10,8 +10,8 @@ CREATE TABLE IF NOT EXISTS meter_customers (
 );
 CREATE INDEX IF NOT EXISTS meter_customers_customer_idx ON meter_customers (customer_ref);
 
--- Customers already named in the registry keep their meters, from the install date (or ever) on.
+-- Customers already named in the registry keep their meters with all their history.
 INSERT INTO meter_customers (meter_id, customer_ref, move_in)
-SELECT meter_id, customer_ref, coalesce(install_date, DATE '2000-01-01') FROM meters
+SELECT meter_id, customer_ref, DATE '2000-01-01' FROM meters
 WHERE customer_ref IS NOT NULL
 ON CONFLICT DO NOTHING;

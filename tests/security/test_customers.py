@@ -47,7 +47,7 @@ def test_forged_and_foreign_links_are_refused(client: TestClient, sec_settings: 
     url = customer_link(sec_settings, "C-A", "https://water.example")
     assert url.startswith("https://water.example/c/C-A?sig=")
     r = client.get(url.replace("https://water.example", ""))
-    assert r.status_code == 200 and "Customer C-A · 1 meter<" in r.text
+    assert r.status_code == 200 and "M1" in r.text and "M2" not in r.text
     assert client.get(f"/c/C-A/meters/M1?sig={sig_a}").status_code == 200
     # the customer-session cookie is bound to C-A too
     assert client.get("/c/C-NEW").status_code == 403
@@ -66,22 +66,25 @@ def test_links_expire(client: TestClient, sec_settings: Settings, monkeypatch: p
 
 def test_new_tenant_never_sees_the_previous_tenants_history(seeded_db: psycopg.Connection,
                                                             sec_settings: Settings) -> None:
-    from datetime import UTC, datetime
+    from datetime import UTC, date, datetime
 
     from storage.tenancy import customer_tenancies
 
     at = datetime(2026, 3, 1, 11, tzinfo=UTC)
-    assert customer_tenancies(seeded_db, "C-NEW", at) == {"M2": (__import__("datetime").date(2026, 2, 1), None)}
+    assert customer_tenancies(seeded_db, "C-NEW", at) == {"M2": (date(2026, 2, 1), None)}
     s = sec_settings.model_copy(update={"api": sec_settings.api.model_copy(update={"as_of_for_customers": True})})
     with TestClient(create_app(s, s.database_dsn() or ""), follow_redirects=False) as c:
-        page = c.get(f"/c/C-NEW?sig={customer_signature(s, 'C-NEW')}&now=2026-03-01T12:00")
-        assert page.status_code == 200 and "Customer C-NEW · 1 meter<" in page.text
-        charts = page.text
-        # daily chart starts at the move-in day; nothing of January (the previous tenant's) is shown
-        assert "2026-02-01" in charts
-        assert not any(f"2026-01-{d}" in charts for d in ("0", "1", "2", "3"))
-        old = c.get(f"/c/C-OLD?sig={customer_signature(s, 'C-OLD')}&now=2026-03-01T12:00")
-        assert old.status_code == 200 and "2026-02-15" not in old.text  # nothing after moving out
+        q = f"sig={customer_signature(s, 'C-NEW')}&now=2026-03-01T12:00&lang=en"
+        page = c.get(f"/c/C-NEW?{q}")
+        assert page.status_code == 200 and "M2" in page.text
+        csv = c.get(f"/c/C-NEW/meters/M2/readings.csv?{q}")
+        assert csv.status_code == 200
+        times = [line.split(",")[1] for line in csv.text.splitlines()[1:]]
+        assert times and min(times) >= "2026-02-01T00:00:00+01:00"  # the move-in day, local time
+        assert max(times) >= "2026-03-01"
+        # the tenant before: the meter is no longer on their account
+        old = c.get(f"/c/C-OLD?sig={customer_signature(s, 'C-OLD')}&now=2026-03-01T12:00&lang=en")
+        assert old.status_code == 404 and "M2" not in old.text
 
 
 def test_as_of_is_for_analysts_only(client: TestClient, sec_settings: Settings) -> None:
