@@ -22,6 +22,7 @@ from pydantic_settings import (
 from analytics.leaks.config import LeakConfig
 from analytics.vee.config import VeeConfig
 from meterflow.plausibility import PlausibilitySettings
+from notify.config import NotifyConfig
 
 DEFAULT_TOML = Path("meterflow.toml")
 
@@ -77,6 +78,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     vee: VeeConfig = VeeConfig()
     leaks: LeakConfig = LeakConfig()
+    notify: NotifyConfig = NotifyConfig()
     plausibility: PlausibilitySettings = PlausibilitySettings()
 
     @classmethod

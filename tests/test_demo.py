@@ -39,9 +39,14 @@ def _check(result: DemoResult) -> None:
     assert result.counts["duplicates_dropped"] + result.counts["suppressed_by_gateways"] == truth["telegrams_repeated"]
     assert result.counts["dead_letters"] == 0
     with psycopg.connect(result.dsn) as conn:
-        distinct = conn.execute("SELECT count(DISTINCT (meter_id, time)) FROM readings").fetchone()
+        distinct = conn.execute(  # the customer meters' readings; district inlet meters are stored beside them
+            "SELECT count(DISTINCT (meter_id, time)) FROM readings r WHERE NOT EXISTS"
+            " (SELECT 1 FROM meters m WHERE m.meter_id = r.meter_id AND m.role = 'inlet')").fetchone()
+        inlets = conn.execute("SELECT count(*) FROM readings JOIN meters USING (meter_id) WHERE role = 'inlet'"
+                              ).fetchone()
         days = conn.execute("SELECT count(DISTINCT bucket) FROM consumption_daily").fetchone()
     assert distinct == (truth["expected_distinct_readings"],)
+    assert inlets == (result.counts["inlet_readings"],) and result.counts["inlet_readings"] > 0
     assert days is not None and days[0] >= 2
     assert result.report is not None and result.report.exists()
     html = result.report.read_text()
