@@ -90,12 +90,14 @@ def sync(conn: psycopg.Connection, detections: pl.DataFrame, as_of: datetime, me
                 out.opened += is_open
                 out.closed += not is_open
             else:
+                # an incident older than the loaded history is seen truncated: keep the larger volume then
                 conn.execute(
                     """UPDATE alerts SET severity = %s, state = %s, first_seen = LEAST(first_seen, %s),
-                              last_seen = GREATEST(last_seen, %s), rate_l_h = %s, volume_m3 = %s, message = %s,
-                              details = %s::jsonb, resolved_at = %s, close_reason = %s, closed_by = %s,
-                              updated_at = now()
-                       WHERE id = %s""", (*values, hit[0]))
+                              last_seen = GREATEST(last_seen, %s), rate_l_h = %s,
+                              volume_m3 = CASE WHEN first_seen < %s THEN GREATEST(volume_m3, %s) ELSE %s END,
+                              message = %s, details = %s::jsonb, resolved_at = %s, close_reason = %s,
+                              closed_by = %s, updated_at = now()
+                       WHERE id = %s""", (*values[:5], r["start"], values[5], *values[5:], hit[0]))
                 seen.add(hit[0])
                 out.updated += is_open or hit[1] != "open"
                 out.closed += (not is_open) and hit[1] == "open"
@@ -188,7 +190,7 @@ def dispatcher_closes(conn: psycopg.Connection, meters: list[str], kind: str = "
 # ---- reading incidents: the list command and the pages ---------------------------------------------------------
 
 INCIDENT_COLUMNS = ("id", "meter_id", "district", "kind", "severity", "state", "first_seen", "last_seen",
-                    "rate_l_h", "volume_m3", "close_reason", "closed_by", "resolved_at", "message")
+                    "rate_l_h", "volume_m3", "close_reason", "closed_by", "resolved_at", "message", "detected_at")
 
 
 def list_incidents(conn: psycopg.Connection, state: str | None = None, district: str | None = None,
@@ -215,7 +217,8 @@ def list_incidents(conn: psycopg.Connection, state: str | None = None, district:
         args.append(meters)
     sql = (f"SELECT a.id, a.meter_id, m.district, a.kind, a.severity, CASE a.state WHEN 'open' THEN 'open' ELSE"
            f" 'closed' END, a.first_seen, a.last_seen, a.rate_l_h, a.volume_m3, a.close_reason, a.closed_by,"
-           f" a.resolved_at, a.message FROM alerts a LEFT JOIN meters m USING (meter_id)"
+           f" a.resolved_at, a.message, (a.details->>'detected_at')::timestamptz"
+           f" FROM alerts a LEFT JOIN meters m USING (meter_id)"
            f" WHERE {' AND '.join(where)} ORDER BY (a.state = 'open') DESC, a.first_seen DESC, a.id")
     if limit is not None:
         sql += f" LIMIT {int(limit)}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from pathlib import Path
 
@@ -21,6 +23,7 @@ def test_demo_stores_every_delivered_telegram_exactly_once(
         result = run_demo(settings, meters=40, days=2, seed=7, gateways=2, out_dir=tmp_path / "demo",
                           database_name=name)
         _check(result)
+        _check_customer_page(settings, result)
     finally:
         with psycopg.connect(pg_server_uri, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -46,3 +49,21 @@ def _check(result: DemoResult) -> None:
     assert result.report is not None and result.report.exists()
     html = result.report.read_text()
     assert "Fleet daily consumption" in html and "plotly" in html
+
+
+def _check_customer_page(settings: Settings, result: DemoResult) -> None:
+    """The link the demo prints opens a customer page whose daily, monthly and hourly charts have data."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    assert result.customer_link.startswith(f"http://{settings.api.host}:{settings.api.port}/c/C")
+    with TestClient(create_app(settings, result.dsn)) as client:
+        page = client.get(result.customer_link.split(str(settings.api.port), 1)[1])
+    assert page.status_code == 200
+    for chart in ("daily", "monthly", "hourly"):
+        found = re.search(rf'data-chart="chart-{chart}">(.*?)</script>', page.text)
+        assert found, chart
+        values = [v for trace in json.loads(found.group(1))["data"] for v in trace.get("y", []) if v]
+        assert values, f"the {chart} chart of {result.customer_link} is empty"
+

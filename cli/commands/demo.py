@@ -45,7 +45,8 @@ def demo(settings: Settings, meters: int, days: int, seed: int, gateways: int, o
     if as_json:
         click.echo(json.dumps({"counts": result.counts, "truth": result.truth, "timings_s": result.timings,
                                "elapsed_s": elapsed, "report": str(result.report),
-                               "matches_truth": result.matches_truth}, indent=2))
+                               "customer_link": result.customer_link, "matches_truth": result.matches_truth},
+                              indent=2))
     else:
         c, t = result.counts, result.truth
         click.echo(f"frames sent         {c['frames_sent']:>10}  (truth: {t['frames_emitted']} emitted, "
@@ -61,5 +62,7 @@ def demo(settings: Settings, meters: int, days: int, seed: int, gateways: int, o
         click.echo(f"chart page          {result.report.resolve() if result.report else '-'}")
         click.echo(f"database            {mask_url(result.dsn)}")
         click.echo(f"took                {elapsed} s")
+        if result.customer_link:
+            click.echo(f"customer page       {result.customer_link}")  # last: `meterflow serve` opens it
     if not result.matches_truth:
         sys.exit(1)
