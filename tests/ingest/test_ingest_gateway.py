@@ -77,10 +77,12 @@ def test_password_never_logged(tmp_path: Path, mqtt_url: str, prefix: str, caplo
     secret = "pw-Zq81-never-in-logs"
     cfg = make_config(tmp_path, mqtt_url, prefix, mqtt={"username": "gw-user", "password": secret})
     caplog.set_level(logging.DEBUG)
+    decoder = Subscriber(mqtt_url, [f"{prefix}/+/wmbus"])  # acknowledges like a decoder
     gw = Gateway(cfg)
     gw.publish_frames([ReceivedFrame(corpus_frames[0], T0)])
     assert gw.drain(10)
     gw.close()
+    decoder.close()
     assert cfg.mqtt.password_value() == secret
     assert secret not in json.dumps(cfg.masked())
     text = "\n".join(LogfmtFormatter().format(r) + JsonFormatter().format(r) for r in caplog.records)
