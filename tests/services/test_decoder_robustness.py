@@ -162,3 +162,22 @@ def test_a_failed_writer_takes_the_service_down_loudly(clean_db: psycopg.Connect
     finally:
         assert service.stop(timeout=5) is False  # not a clean stop: the command exits non-zero
     assert count(database_url, "SELECT count(*) FROM readings") == 1  # committed before the bug struck
+
+
+def test_puback_timeouts_of_the_embedded_broker_are_back_pressure_not_tracebacks(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from meterflow.embedded import BackPressureLog
+
+    logger = logging.getLogger("test.amqtt.broker")
+    logger.addFilter(BackPressureLog(every=60))
+    with caplog.at_level(logging.INFO, logger="test.amqtt.broker"):
+        for _ in range(30):
+            try:
+                raise TimeoutError("Timeout waiting for PUBACK for packet ID 7")
+            except TimeoutError:
+                logger.exception("Task failed and will be skipped")
+        logger.error("something else broke")
+    records = [(r.levelname, r.getMessage()[:15], r.exc_info) for r in caplog.records]
+    assert records == [("WARNING", "back-pressure: ", None), ("ERROR", "something else ", None)]
