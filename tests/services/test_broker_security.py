@@ -93,7 +93,10 @@ def test_a_gateway_publishes_only_as_itself(secure_broker: PrivateMosquitto, cle
         # 3. gw-a's own topic, an envelope claiming gw-b: stored, but as gw-a
         spoof = encode_batch(FrameBatch("gw-b", "wmbus", [{"t": time.time(), "hex": t.frame.hex()}
                                                           for t in tels[24:]], "x:1:2", 0.0))
-        attacker.publish("meterflow/v1/gw-a/wmbus", spoof, qos=1).wait_for_publish(10)
+        spoofer, _ = _connect(secure_broker.url, "gw-a", "pass-a")  # Mosquitto may drop the refused client
+        spoofer.publish("meterflow/v1/gw-a/wmbus", spoof, qos=1).wait_for_publish(10)
+        spoofer.disconnect()
+        spoofer.loop_stop()
         deadline = time.monotonic() + 20
         while count(database_url, "SELECT count(*) FROM readings") < 24 and time.monotonic() < deadline:
             time.sleep(0.1)
