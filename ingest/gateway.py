@@ -16,10 +16,10 @@ from typing import Any
 from ingest.config import GatewayConfig
 from ingest.counters import OUTBOX_DEPTH, GatewayCounters
 from ingest.dedup import Deduplicator
-from ingest.frames import ModbusRead, ReceivedFrame
+from ingest.frames import FrameSink, ModbusRead, ReceivedFrame
 from ingest.outbox import Outbox
 from ingest.publisher import Publisher
-from ingest.sources import FrameSink, build_sources
+from ingest.sources import build_sources
 from ingest.status import online_payload
 from meterflow.logs import ctx, get_logger
 from meterflow.metrics import serve_metrics

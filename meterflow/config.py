@@ -23,6 +23,7 @@ from analytics.leaks.config import LeakConfig
 from analytics.vee.config import VeeConfig
 from meterflow.mqtt import MqttSettings
 from meterflow.plausibility import PlausibilitySettings
+from notify.config import NotifyConfig
 
 DEFAULT_TOML = Path("meterflow.toml")
 
@@ -68,6 +69,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     vee: VeeConfig = VeeConfig()
     leaks: LeakConfig = LeakConfig()
+    notify: NotifyConfig = NotifyConfig()
     plausibility: PlausibilitySettings = PlausibilitySettings()
 
     @classmethod

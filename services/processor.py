@@ -135,7 +135,7 @@ class FrameProcessor:
         if self._wmbus is None:
             from decoders.wmbus import WmbusDecoder
 
-            self._wmbus = WmbusDecoder(self.keys)
+            self._wmbus = WmbusDecoder(self.keys, plausibility=self.plausibility)
         return self._wmbus
 
     # -- public ------------------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb, set_json_dumps
 
-from storage.flavor import ensure_partitions, month_start, next_month
+from meterflow.periods import month_start, next_month
+from storage.flavor import ensure_partitions
 
 # The staging table's columns, in COPY order; StagedFrame below has exactly these fields.
 STAGE_COLUMNS = (

@@ -28,7 +28,7 @@ DEFAULT_MQTT = "mqtt://127.0.0.1:1883"
 TEST_TIMEZONE = "Europe/Warsaw"
 DATA_TABLES = ("readings", "raw_frames", "dead_letters", "alerts", "billing_audit", "billing_results",
                "billing_runs", "meters", "consumption_hourly", "consumption_daily", "district_daily",
-               "meter_last_heard", "heard_hourly", "reading_conflicts", "tariff_changes")
+               "meter_last_heard", "heard_hourly", "reading_conflicts", "tariff_changes", "alert_events")
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -47,7 +47,7 @@ def pg_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if _reachable(url, 5432):
         yield url
         return
-    from meterflow.embedded import EmbeddedPostgres
+    from cli.embedded import EmbeddedPostgres
 
     server = EmbeddedPostgres(tmp_path_factory.mktemp("embedded-pg"))
     yield server.start()
@@ -91,7 +91,7 @@ def mqtt_url() -> Iterator[str]:
     if _reachable(url, 1883):
         yield url
         return
-    from meterflow.embedded import EmbeddedBroker
+    from cli.embedded import EmbeddedBroker
 
     broker = EmbeddedBroker()
     yield broker.start()

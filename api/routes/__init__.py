@@ -5,4 +5,6 @@ ROUTERS: list[str] = [
     "api.routes.billing:router",
     "api.routes.readings:router",
     "api.routes.dashboards:router",
+    "api.routes.console:router",
+    "api.routes.alerts:router",
 ]

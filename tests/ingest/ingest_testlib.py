@@ -18,9 +18,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from cli.embedded import free_port, wait_for_port
 from decoders.wmbus.testing import to_format_a
 from ingest.config import GatewayConfig
-from meterflow.embedded import free_port, wait_for_port
 from meterflow.envelope import decode_batch
 
 REPO = Path(__file__).resolve().parents[2]
