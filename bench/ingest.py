@@ -86,12 +86,16 @@ class _Acked:
     """Batches whose commit a decoder acknowledged (`<prefix>/<gw>/ack`), as a gateway counts them."""
 
     def __init__(self) -> None:
-        self.n = 0
+        self.ids: set[str] = set()
         self._event = threading.Event()
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
 
     def add(self, payload: bytes | bytearray) -> None:
         body = orjson.loads(payload)
-        self.n += len(body.get("batches", ()))
+        self.ids.update(body.get("batches", ()))
         self._event.set()
 
     def wait(self, seconds: float) -> None:
