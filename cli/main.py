@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "billing": "cli.commands.billing:billing",
     "leaks": "cli.commands.leaks:leaks",
     "eval": "cli.commands.leaks:eval_group",
+    "interruptions": "cli.commands.interruptions:interruptions",
     "serve": "cli.commands.serve:serve",
     "fleet": "cli.commands.fleet:fleet",
     "flows": "cli.commands.flows:flows",

@@ -19,6 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from analytics.interruptions.config import InterruptionConfig
 from analytics.leaks.config import LeakConfig
 from analytics.vee.config import VeeConfig
 from meterflow.plausibility import PlausibilitySettings
@@ -77,6 +78,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     vee: VeeConfig = VeeConfig()
     leaks: LeakConfig = LeakConfig()
+    interruptions: InterruptionConfig = InterruptionConfig()
     plausibility: PlausibilitySettings = PlausibilitySettings()
 
     @classmethod

@@ -5,4 +5,5 @@ ROUTERS: list[str] = [
     "api.routes.billing:router",
     "api.routes.readings:router",
     "api.routes.dashboards:router",
+    "api.routes.interruptions:router",
 ]

@@ -302,7 +302,10 @@ def _customer_page(request: Request, conn: psycopg.Connection, customer_ref: str
         return float(known.mean()) * 1000.0 if known.len() else None  # type: ignore[arg-type]
 
     sig_q = urlencode({"sig": sig or ""}) + (f"&{urlencode({'now': now})}" if now else "")
+    from storage.interruptions import street_interruption
+
     return render(request, "customer.html", {
+        "interruption": street_interruption(conn, customer_ref),
         "title": f"Water use · customer {customer_ref}",
         "customer": customer_ref,
         "at": at,
