@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import polars as pl
 
-ROLLUP_SCHEMA: dict[str, pl.DataType] = {"meter_id": pl.String(), "bucket": pl.Datetime("us", "UTC"),
-                                         "first_m3": pl.Float64(), "last_m3": pl.Float64()}
-
 
 def bucket_consumption(rollup: pl.DataFrame) -> pl.DataFrame:
     """Use per meter and bucket = this bucket's last index - the previous bucket's last index.

@@ -17,9 +17,9 @@ from typing import Any
 import polars as pl
 import psycopg
 
+from cli.embedded import EMBEDDED_DB, EmbeddedBroker, database_dsn
 from ingest.frames import ReceivedFrame
 from meterflow.config import Settings
-from meterflow.embedded import EmbeddedBroker
 from meterflow.logs import ctx, get_logger
 
 log = get_logger(__name__)
@@ -62,11 +62,12 @@ class Step:
 
 def demo_database(settings: Settings, database_name: str | None = None) -> str:
     """A fresh database for the demo on the server in force (embedded when none is configured)."""
-    from storage.db import EMBEDDED_DB, resolve_dsn, with_database
+    from storage.db import with_database
 
-    server_dsn = resolve_dsn(settings)
+    configured = settings.database_dsn() is not None
+    server_dsn = database_dsn(settings)
     # on the embedded server the demo owns the main database, so `meterflow serve` shows its data after
-    name = database_name or (DEMO_DB if settings.database_dsn() else EMBEDDED_DB)
+    name = database_name or (DEMO_DB if configured else EMBEDDED_DB)
     try:
         with psycopg.connect(with_database(server_dsn, "postgres"), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -195,6 +196,7 @@ def _wait_for(service: Any, enqueued: int, t0: float, total: int, stall_s: float
 
 def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: int,
              out_dir: Path, database_name: str | None = None) -> DemoResult:
+    from dashboards.fleet_report import write_fleet_report
     from fixtures.fleet import FleetConfig, build_fleet
     from ingest.config import GatewayConfig
     from ingest.gateway import Gateway
@@ -291,10 +293,10 @@ def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: in
         with step("Prefect flow daily-consumption (starts a temporary Prefect server)"):
             start = bounds[0] if bounds and bounds[0] else fleet.config.start
             end = (bounds[1] if bounds and bounds[1] else start) + timedelta(seconds=1)
-            summary: dict[str, object] = {**result.counts, **{f"truth: {k}": v for k, v in result.truth.items()}}
-            flow_out = daily_consumption(result.dsn, start, end, report=out_dir / "consumption.html",
-                                         summary=summary)
-            result.report = Path(str(flow_out["report"]))
+            use = daily_consumption(result.dsn, start, end)
+        summary: dict[str, object] = {**result.counts, **{f"truth: {k}": v for k, v in result.truth.items()},
+                                      **use.summary()}
+        result.report = write_fleet_report(out_dir / "consumption.html", use.daily, use.total, summary)
     finally:
         if broker is not None:
             broker.stop()

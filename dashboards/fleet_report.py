@@ -30,6 +30,13 @@ def fleet_consumption_figure(total: pl.DataFrame, per_meter: pl.DataFrame, sampl
     return fig
 
 
+def write_fleet_report(path: Path, daily: pl.DataFrame, total: pl.DataFrame, summary: dict[str, object],
+                       sample_meters: int = 5) -> Path:
+    """The fleet's daily use and a few meters' (the first `sample_meters` by id) as one HTML page."""
+    samples = sorted(daily["meter_id"].unique().to_list())[:sample_meters]
+    return write_report(fleet_consumption_figure(total, daily, samples), path, summary)
+
+
 def write_report(fig: go.Figure, path: Path, summary: dict[str, object]) -> Path:
     """Write the figure and a summary table into one self-contained HTML file."""
     rows = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{v}</td></tr>" for k, v in summary.items())

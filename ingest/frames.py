@@ -65,3 +65,13 @@ def check_wmbus(data: bytes) -> bytes | str:
     if isinstance(normalised, DecodeError):
         return normalised.code
     return normalised
+
+
+class FrameSink:
+    """Where workers deliver; the gateway's implementation queues frames and counts bad input."""
+
+    def frame(self, item: ReceivedFrame | ModbusRead) -> None:
+        raise NotImplementedError
+
+    def bad(self, source: str, reason: str, detail: str = "") -> None:
+        raise NotImplementedError

@@ -17,8 +17,7 @@ from pymodbus.exceptions import ModbusException
 from decoders.modbus.profiles import PROFILES
 from ingest.config import ModbusBusConfig, ModbusMeterConfig
 from ingest.counters import MODBUS_POLLS
-from ingest.frames import ModbusRead
-from ingest.sources import FrameSink
+from ingest.frames import FrameSink, ModbusRead
 from meterflow.logs import get_logger
 
 log = get_logger(__name__)

@@ -19,23 +19,14 @@ from ingest.dongles import BadInput, Event, StreamDecoder
 from ingest.dongles.amber import AmberDecoder
 from ingest.dongles.imst import ImstDecoder
 from ingest.dongles.rawhex import RawHexDecoder
-from ingest.frames import ModbusRead, ReceivedFrame
+from ingest.frames import FrameSink
+from ingest.modbus_poller import ModbusPoller
 from meterflow.logs import ctx, get_logger
 
 if TYPE_CHECKING:
     from ingest.config import GatewayConfig
 
 log = get_logger(__name__)
-
-
-class FrameSink:
-    """Where workers deliver; the gateway's implementation queues frames and counts bad input."""
-
-    def frame(self, item: ReceivedFrame | ModbusRead) -> None:
-        raise NotImplementedError
-
-    def bad(self, source: str, reason: str, detail: str = "") -> None:
-        raise NotImplementedError
 
 
 class Worker(Protocol):
@@ -177,8 +168,6 @@ class StreamWorker:
 
 def build_sources(cfg: GatewayConfig, sink: FrameSink) -> list[Worker]:
     """One worker per configured radio source and per Modbus bus."""
-    from ingest.modbus_poller import ModbusPoller
-
     workers: list[Worker] = []
     for src in cfg.sources:
         decoder: StreamDecoder

@@ -9,25 +9,19 @@ Several workers: the chunks are independent tasks; with a Prefect work pool each
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from analytics.vee.core import compute_billing
 from meterflow.config import Settings, load_settings
 from meterflow.logs import ctx, get_logger
+from meterflow.periods import previous_month
 from storage import billing as store
 from storage.db import connect, resolve_dsn
 
 log = get_logger(__name__)
 DEFAULT_CHUNK = 2000
 MONTHLY_CRON = "0 3 2 * *"  # 03:00 on the 2nd: the previous month, once late reads of the 1st are in
-
-
-def previous_month(today: date | None = None) -> tuple[date, date]:
-    today = today or datetime.now(UTC).date()
-    end = date(today.year, today.month, 1)
-    start = date(end.year - (end.month == 1), (end.month - 2) % 12 + 1, 1)
-    return start, end
 
 
 def compute_chunk(

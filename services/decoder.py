@@ -680,7 +680,3 @@ class DecoderService:
         log.info("meter keys loaded", extra=ctx(meters_with_keys=len(fresh), new_or_changed=len(changed)))
         return changed
 
-
-def run_until(stop: Callable[[], bool], service: DecoderService, poll: float = 0.2) -> None:
-    while not stop():
-        time.sleep(poll)

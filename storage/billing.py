@@ -16,7 +16,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from analytics.vee.config import VeeConfig
-from analytics.vee.core import HISTORY_SCHEMA, BillingOutput, add_months, local_midnight
+from analytics.vee.core import HISTORY_SCHEMA, BillingOutput
+from meterflow.periods import add_months, local_midnight
 from storage.flavor import ensure_partitions
 
 Progress = Callable[[str, int, int], None]

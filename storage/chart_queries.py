@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import psycopg
 
+from meterflow.periods import add_months, month_start
+
 NIGHT_FIRST_HOUR = 1  # night flow = rate between the ends of the 01:00 and the 03:00 local hours (~02:00-04:00)
 AGE_BUCKETS = ("< 1 h", "1-6 h", "6-24 h", "1-7 d", "> 7 d", "never")
 LEAK_KINDS = ("continuous_flow", "night_flow", "burst")
@@ -333,7 +335,7 @@ def customer_monthly(conn: psycopg.Connection, meter_ids: Sequence[str], first_m
     (the month's last index minus the previous month's), the days with data of the least-read meter,
     the days of the month and those of them before `end`. One aggregate query over the daily rollups."""
     tz = rollup_timezone(conn)
-    prev_month = date(first_month.year - (first_month.month == 1), (first_month.month - 2) % 12 + 1, 1)
+    prev_month = add_months(month_start(first_month), -1)
     rows = conn.execute(
         """WITH b AS (
                SELECT meter_id, date_trunc('month', bucket AT TIME ZONE %(tz)s)::date AS month,

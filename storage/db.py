@@ -1,29 +1,20 @@
-"""Connections: the configured PostgreSQL, or an embedded one on a fresh machine."""
+"""Connections to the configured PostgreSQL. Whether an embedded server stands in for a missing one is the
+edge's decision (`cli/embedded.py`), never a side effect of asking for the DSN."""
 
 from __future__ import annotations
 
 import psycopg
 
 from meterflow.config import Settings
-from meterflow.embedded import EmbeddedPostgres
-from meterflow.logs import get_logger
-
-log = get_logger(__name__)
-_embedded: dict[str, EmbeddedPostgres] = {}
-EMBEDDED_DB = "meterflow"
 
 
 def resolve_dsn(settings: Settings) -> str:
-    """The database URL in force: METERFLOW_DATABASE_URL, else an embedded server under data_dir."""
+    """The database URL in force (METERFLOW_DATABASE_URL, or the one the edge put into the settings)."""
     dsn = settings.database_dsn()
-    if dsn:
-        return dsn
-    key = str(settings.data_dir)
-    if key not in _embedded:
-        _embedded[key] = EmbeddedPostgres(settings.data_dir)
-    server_uri = _embedded[key].start()
-    ensure_database(server_uri, EMBEDDED_DB)
-    return with_database(server_uri, EMBEDDED_DB)
+    if not dsn:
+        raise RuntimeError("no database configured: set METERFLOW_DATABASE_URL (the meterflow command starts an "
+                           "embedded PostgreSQL under data_dir when it is unset)")
+    return dsn
 
 
 def with_database(uri: str, dbname: str) -> str:

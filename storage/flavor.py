@@ -18,6 +18,8 @@ from typing import Literal
 import psycopg
 from psycopg import sql
 
+from meterflow.periods import month_start, next_month
+
 Flavor = Literal["postgres", "timescale"]
 
 # TimescaleDB policies (documented in README "Storage").
@@ -167,14 +169,6 @@ def refresh_rollups(conn: psycopg.Connection, start: datetime, end: datetime) ->
             ).format(t=sql.Identifier(name)),
             {"lo": lo, "hi": hi},
         )
-
-
-def month_start(d: date) -> date:
-    return date(d.year, d.month, 1)
-
-
-def next_month(d: date) -> date:
-    return date(d.year + (d.month == 12), d.month % 12 + 1, 1)
 
 
 _known_partitions: set[tuple[str, date]] = set()

@@ -7,7 +7,9 @@ from datetime import datetime
 import polars as pl
 import psycopg
 
-from analytics.consumption import ROLLUP_SCHEMA
+# the frame analytics.consumption.bucket_consumption reads
+ROLLUP_SCHEMA: dict[str, pl.DataType] = {"meter_id": pl.String(), "bucket": pl.Datetime("us", "UTC"),
+                                         "first_m3": pl.Float64(), "last_m3": pl.Float64()}
 
 
 def read_rollup(conn: psycopg.Connection, table: str, start: datetime, end: datetime,

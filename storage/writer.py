@@ -25,7 +25,8 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb, set_json_dumps
 
-from storage.flavor import ensure_partitions, month_start, next_month
+from meterflow.periods import month_start, next_month
+from storage.flavor import ensure_partitions
 
 # Column order of a staged frame row (the tuple `FrameRow` callers build).
 STAGE_COLUMNS = (

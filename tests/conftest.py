@@ -48,7 +48,7 @@ def pg_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if _reachable(url, 5432):
         yield url
         return
-    from meterflow.embedded import EmbeddedPostgres
+    from cli.embedded import EmbeddedPostgres
 
     server = EmbeddedPostgres(tmp_path_factory.mktemp("embedded-pg"))
     yield server.start()
@@ -92,7 +92,7 @@ def mqtt_url() -> Iterator[str]:
     if _reachable(url, 1883):
         yield url
         return
-    from meterflow.embedded import EmbeddedBroker
+    from cli.embedded import EmbeddedBroker
 
     broker = EmbeddedBroker()
     yield broker.start()

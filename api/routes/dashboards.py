@@ -21,8 +21,8 @@ from api.deps import get_db, get_settings
 from api.pages.auth import COOKIE, require_analyst, require_customer, token_accepted
 from dashboards import figures
 from meterflow.config import Settings
+from meterflow.periods import next_month
 from storage import chart_queries as q
-from storage.flavor import next_month
 
 router = APIRouter(tags=["dashboards"])
 

@@ -1,4 +1,6 @@
-"""`meterflow bench ...`: benchmarks with a stable last line, figures as ratios to an in-run baseline."""
+"""`meterflow bench ...`: benchmarks with a stable last line, figures as ratios to an in-run baseline.
+
+The benchmarks live in the `bench/` package, one module per benchmark; this table is its only importer."""
 
 from __future__ import annotations
 
@@ -7,11 +9,11 @@ import click
 from cli.main import LazyGroup
 
 BENCHES: dict[str, str] = {
-    "decode": "cli.commands.decode:bench_decode",
-    "ingest": "cli.commands.decoder:bench_ingest",
-    "billing": "cli.commands.billing:bench_billing",
-    "charts": "cli.commands.serve:bench_charts",
-    "gateway": "cli.commands.gateway:bench_gateway",
+    "decode": "bench.decode:bench_decode",
+    "ingest": "bench.ingest:bench_ingest",
+    "billing": "bench.billing:bench_billing",
+    "charts": "bench.charts:bench_charts",
+    "gateway": "bench.gateway:bench_gateway",
 }
 
 

@@ -16,11 +16,12 @@ def db() -> None:
 @click.pass_obj
 def upgrade_cmd(settings: Settings) -> None:
     """Create or migrate the schema (ordered, idempotent); TimescaleDB features when the extension exists."""
+    from cli.embedded import database_dsn
     from storage import flavor
-    from storage.db import connect, resolve_dsn
+    from storage.db import connect
     from storage.migrate import upgrade
 
-    with connect(resolve_dsn(settings)) as conn:
+    with connect(database_dsn(settings)) as conn:
         applied = upgrade(conn, settings.timezone)
         kind = flavor.current(conn)
     click.echo(f"schema up to date ({kind}); applied {len(applied)} migration(s)" +
@@ -31,9 +32,10 @@ def upgrade_cmd(settings: Settings) -> None:
 @click.pass_obj
 def status_cmd(settings: Settings) -> None:
     """Show the flavour, applied migrations and row counts of the main tables."""
-    from storage.db import connect, resolve_dsn
+    from cli.embedded import database_dsn
+    from storage.db import connect
 
-    with connect(resolve_dsn(settings)) as conn:
+    with connect(database_dsn(settings)) as conn:
         rows = conn.execute("SELECT version, name, applied_at FROM schema_migrations ORDER BY version").fetchall()
         for version, name, at in rows:
             click.echo(f"{version}  {name:<28} {at:%Y-%m-%d %H:%M}")

@@ -1,8 +1,7 @@
-"""`meterflow decoder`, `meterflow reprocess`, `meterflow bench ingest`."""
+"""`meterflow decoder` (the decoder service) and `meterflow reprocess` (retry dead letters)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import sys
@@ -16,8 +15,6 @@ from meterflow.config import Settings
 from meterflow.logs import ctx, get_logger
 
 log = get_logger(__name__)
-DEFAULT_BENCH_MQTT = "mqtt://127.0.0.1:1883"
-DEFAULT_BENCH_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def mqtt_url_of(settings: Settings) -> str | None:
@@ -27,14 +24,6 @@ def mqtt_url_of(settings: Settings) -> str | None:
 
 NO_BROKER = ("no MQTT broker configured: set METERFLOW_MQTT_URL (or METERFLOW_MQTT__URL, or url under [mqtt] in "
              "meterflow.toml), e.g. mqtt://127.0.0.1:1883")
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @click.command(epilog="Example: METERFLOW_MQTT_URL=mqtt://127.0.0.1:1883 meterflow decoder --instance dec-1")
@@ -56,14 +45,14 @@ def decoder(settings: Settings, instance: str | None, receive_maximum: int, prot
     """Consume gateway batches from MQTT, decode, store readings; ack only what is committed."""
     import psycopg
 
+    from cli.embedded import database_dsn
     from services.decoder import DecoderService
-    from storage.db import resolve_dsn
 
     url = mqtt_url_of(settings)
     if not url:
         raise click.UsageError(NO_BROKER)
     name = instance or socket.gethostname()
-    service = DecoderService(settings, resolve_dsn(settings), url,
+    service = DecoderService(settings, database_dsn(settings), url,
                              client_id=f"{settings.mqtt.client_id_prefix}-decoder-{name}",
                              receive_maximum=receive_maximum, protocol=protocol, metrics_port=metrics_port)
     stop = threading.Event()
@@ -99,11 +88,12 @@ def decoder(settings: Settings, instance: str | None, receive_maximum: int, prot
 @click.pass_obj
 def reprocess(settings: Settings, dead_letters: bool, since: datetime | None, codes: tuple[str, ...]) -> None:
     """Retry dead letters; those that decode now become readings and are marked resolved."""
+    from cli.embedded import database_dsn
     from services.reprocess import reprocess_dead_letters
-    from storage.db import connect, resolve_dsn
+    from storage.db import connect
     from storage.migrate import upgrade
 
-    dsn = resolve_dsn(settings)
+    dsn = database_dsn(settings)
     with connect(dsn) as conn:
         upgrade(conn, settings.timezone)
     since_utc = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since
@@ -116,79 +106,3 @@ def reprocess(settings: Settings, dead_letters: bool, since: datetime | None, co
     click.echo("", err=True)
     click.echo(f"reprocess: {result['tried']} dead letters tried, {result['resolved']} resolved, "
                f"{result['readings']} readings added, {result['still_failing']} still failing")
-
-
-def _bench_frames(n_meters: int, n_frames: int) -> tuple[list[Any], dict[str, bytes], str]:
-    """(telegrams, keys, source): mode-5 telegrams of the fleet encoder, round-robin over the meters."""
-    from fixtures import telegrams as omsgen
-
-    keys = {omsgen.meter_id(i): omsgen.meter_key(omsgen.meter_id(i)) for i in range(n_meters)}
-    return list(omsgen.fleet_telegrams(n_meters, n_frames)), keys, "fixtures.telegrams"
-
-
-@click.command("ingest", epilog="Example: meterflow bench ingest --meters 10000 --frames 200000")
-@click.option("--meters", default=10000, show_default=True, help="Simulated meters (each with its own AES key).")
-@click.option("--frames", default=200000, show_default=True, help="Mode-5 telegrams sent through the broker.")
-@click.option("--per-message", default=250, show_default=True, help="Frames per gateway batch message.")
-@click.option("--gateways", default=4, show_default=True, help="Simulated gateways (topics).")
-@click.option("--window", default=400, show_default=True,
-              help="Most messages the publisher runs ahead of the decoder's acks (a stock Mosquitto queues "
-                   "1000 messages per subscriber, then drops QoS 1 silently).")
-@click.option("--decoders", default=2, show_default=True,
-              help="Decoder processes sharing the subscription (MQTT 5 shared subscription).")
-@click.option("--keep-db", is_flag=True, help="Keep the scratch database.")
-@click.pass_obj
-def bench_ingest(settings: Settings, meters: int, frames: int, per_message: int, gateways: int, window: int,
-                 decoders: int, keep_db: bool) -> None:
-    """Frames -> broker -> decoder -> PostgreSQL; prints readings/s, lost and duplicated."""
-    import psycopg
-
-    from services.bench import run_ingest_bench
-
-    mqtt_url = mqtt_url_of(settings)
-    broker = None
-    if not mqtt_url:
-        if _reachable("127.0.0.1", 1883):
-            mqtt_url = DEFAULT_BENCH_MQTT
-        else:
-            from meterflow.embedded import EmbeddedBroker
-
-            broker = EmbeddedBroker()
-            mqtt_url = broker.start()
-            click.echo(f"bench: no broker configured or on :1883; using embedded amqtt at {mqtt_url}", err=True)
-    server = settings.database_dsn()
-    if not server and _reachable("127.0.0.1", 5432):
-        server = DEFAULT_BENCH_PG
-    if not server:
-        from storage.db import resolve_dsn
-
-        server = resolve_dsn(settings)
-    from storage.db import with_database
-
-    scratch = f"meterflow_bench_{os.getpid()}"
-    created = False
-    try:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{scratch}"')
-        dsn = with_database(server, scratch)
-        created = True
-    except psycopg.Error as exc:
-        dsn = server
-        click.echo(f"bench: WARNING cannot create a scratch database ({str(exc).strip()}); writing into the "
-                   "configured database", err=True)
-    try:
-        telegrams, keys, source = _bench_frames(meters, frames)
-        click.echo(f"bench: {len(telegrams)} frames for {meters} meters from {source}; broker {mqtt_url}", err=True)
-        report = run_ingest_bench(settings, dsn, mqtt_url, telegrams, keys, per_message=per_message,
-                                  gateways=gateways, window=window, decoders=decoders, echo=lambda s: click.echo(s))
-    finally:
-        if broker is not None:
-            broker.stop()
-        if created and not keep_db:
-            with psycopg.connect(server, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
-    click.echo(f"ingest: {report['rate']:.0f} readings/s, lost {report['lost']}, duplicated {report['duplicated']}")
-    if report["lost"] or report["duplicated"]:
-        sys.exit(1)
-
-

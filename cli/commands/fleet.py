@@ -30,7 +30,7 @@ def fleet() -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory to write (created).")
 @click.option("--format", "fmt", type=click.Choice(["hex", "parquet"]), default="hex", show_default=True,
-              help="frames.txt (`<unix_time> <rssi> <hex>` per line) or frames.parquet.")
+              help="frames.txt (`<unix_time> <rssi> <hex>` lines, read by decode and the gateway) or frames.parquet.")
 @click.option("--gateways", type=click.IntRange(1), default=1, show_default=True,
               help="Gateways gw-01..gw-NN; with two or more, repeats arrive via a second gateway.")
 @click.option("--leak-share", type=click.FloatRange(0, 1), default=0.05, show_default=True)
@@ -72,13 +72,15 @@ def simulate(meters: int, days: int, seed: int, start: datetime, out_dir: Path, 
 
 
 def _write_hex(built: Fleet, gateway_ids: tuple[str, ...], out_dir: Path) -> int:
+    from ingest.frame_lines import format_frame_line
+
     total = built.truth.frames_emitted
     count = 0
     with (out_dir / "frames.txt").open("w", encoding="ascii") as out:
         for day, chunk in enumerate(built.iter_chunks(gateway_ids)):
             buf = chunk.data.tobytes()
             width = chunk.data.shape[1]
-            lines = [f"{t:.3f} {r} {buf[i * width:i * width + n].hex().upper()}\n"
+            lines = [format_frame_line(buf[i * width:i * width + n], t, r) + "\n"
                      for i, (t, r, n) in enumerate(zip(chunk.received_at.tolist(), chunk.rssi.tolist(),
                                                        chunk.lengths.tolist(), strict=True))]
             out.writelines(lines)

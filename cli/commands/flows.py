@@ -27,8 +27,10 @@ def serve(settings: Settings, leaks_cron: str, billing_cron: str, notify: bool, 
     """
     from prefect import serve as prefect_serve
 
+    from cli.embedded import database_dsn
     from pipelines import billing, leaks
 
+    database_dsn(settings)  # flow runs load their own settings: the DSN travels in the environment
     tz = settings.timezone
     prefect_serve(
         leaks.deployment(leaks_cron, timezone=tz, notify=notify, dry_run=dry_run),

@@ -102,13 +102,14 @@ def detect(ctx: click.Context, start: str | None, end: str | None, input_file: s
         data = data.filter((pl.col("time") >= frm - timedelta(days=cfg.history_days)) & (pl.col("time") < to))
         conn = None
     else:
+        from cli.embedded import database_dsn
         from storage.alerts import load_input
-        from storage.db import connect, resolve_dsn
+        from storage.db import connect
         from storage.refresh import refresh_derived
 
         to = _when(end, datetime.now(UTC))
         frm = _when(start, to - timedelta(days=7))
-        conn = connect(resolve_dsn(s))
+        conn = connect(database_dsn(s))
         _progress("refreshing the rollups")
         refresh_derived(conn, frm - timedelta(days=cfg.history_days), to)
         data = load_input(conn, frm - timedelta(days=cfg.history_days), to)
@@ -120,9 +121,10 @@ def detect(ctx: click.Context, start: str | None, end: str | None, input_file: s
     _print_detections(shown, as_json)
     if store:
         if conn is None:
-            from storage.db import connect, resolve_dsn
+            from cli.embedded import database_dsn
+            from storage.db import connect
 
-            conn = connect(resolve_dsn(s))
+            conn = connect(database_dsn(s))
         from storage.alerts import sync
 
         meters = sorted(set(data.get_column("meter_id").to_list()))
@@ -145,8 +147,9 @@ def notify(ctx: click.Context, dry_run: bool, webhook: str | None, smtp: str | N
            sms_url: str | None, sms_to: str | None, as_json: bool) -> None:
     """Tell customers and operators about open alerts (rate-limited: once per alert and channel per
     leaks.notify.repeat_hours, at most leaks.notify.max_per_run per channel)."""
+    from cli.embedded import database_dsn
     from notify.dispatch import channels_from_config, notify_open_alerts
-    from storage.db import connect, resolve_dsn
+    from storage.db import connect
 
     s = _settings(ctx)
     ncfg = s.leaks.notify.model_copy()
@@ -164,7 +167,7 @@ def notify(ctx: click.Context, dry_run: bool, webhook: str | None, smtp: str | N
     channels = channels_from_config(ncfg)
     if not channels:
         raise click.UsageError("no channel configured: give --webhook, --smtp or --sms-url (or leaks.notify.*)")
-    with connect(resolve_dsn(s)) as conn:
+    with connect(database_dsn(s)) as conn:
         outcomes = notify_open_alerts(conn, channels, ncfg, s.timezone, dry_run=dry_run)
     for o in outcomes:
         click.echo(json.dumps(o.as_dict()) if as_json else f"{o.channel:8} {o.status:13} {o.meter_id} {o.kind}"

@@ -79,15 +79,16 @@ def import_cmd(settings: Settings, file: str, mapping_file: str | None, preset: 
                    err=True)
     conflicts: list[dict[str, object]] = []
     if not dry_run:
+        from cli.embedded import database_dsn
         from storage.billing import import_readings, unregistered_meters
         from storage.billing import register_meters as add_meters
-        from storage.db import connect, resolve_dsn
+        from storage.db import connect
 
         def progress(stage: str, done: int, total: int) -> None:
             click.echo(f"\r{stage}: {done:,}/{total:,} rows", err=True, nl=done == total)
 
         try:
-            with connect(resolve_dsn(settings)) as conn:
+            with connect(database_dsn(settings)) as conn:
                 st = import_readings(conn, result.good, file=Path(file).name, progress=progress)
                 unknown = unregistered_meters(conn, result.good["meter_id"].unique().to_list())
                 if unknown and register_meters:
@@ -134,8 +135,9 @@ def add_cmd(settings: Settings, meter_id: str, when: str, index_m3: float, allow
     """Add a manual (customer self-) read, validated like any other read, as source='manual'."""
     from zoneinfo import ZoneInfo
 
+    from cli.embedded import database_dsn
     from storage.billing import ManualReadError, add_manual_read
-    from storage.db import connect, resolve_dsn
+    from storage.db import connect
 
     try:
         at = datetime.fromisoformat(when)
@@ -145,7 +147,7 @@ def add_cmd(settings: Settings, meter_id: str, when: str, index_m3: float, allow
     if at.tzinfo is None:
         at = at.replace(tzinfo=ZoneInfo(settings.timezone))
     try:
-        with connect(resolve_dsn(settings)) as conn:
+        with connect(database_dsn(settings)) as conn:
             out = add_manual_read(conn, meter_id, at, index_m3, allow_decrease=allow_decrease, note=note,
                                   future_tolerance_s=settings.vee.future_tolerance_s)
     except ManualReadError as exc:

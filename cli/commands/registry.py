@@ -30,10 +30,11 @@ def _report_errors(errors: list[tuple[int, str]], path: str) -> None:
 
 
 def _connect(settings: Settings) -> Any:
-    from storage.db import connect, resolve_dsn
+    from cli.embedded import database_dsn
+    from storage.db import connect
     from storage.migrate import upgrade
 
-    conn = connect(resolve_dsn(settings))
+    conn = connect(database_dsn(settings))
     upgrade(conn, settings.timezone)
     return conn
 

@@ -1,47 +1,31 @@
-"""Hex lines, one frame per line, as software receivers print them (rtl_wmbus, rtl_433 pipes, a file):
-
-  2E449315785634123303...                              plain hex (optional 0x, spaces ignored)
-  T1;1;1;2019-04-03 19:00:42.000;97;148;88888888;0x2E44...   rtl_wmbus: mode;crc_ok;3of6_ok;time;...;hex
+"""Hex lines, one frame per line, as software receivers print them (rtl_wmbus, rtl_433 pipes, a file such as
+the frames.txt of `meterflow fleet simulate`); the line formats are those of ingest/frame_lines.py.
 
 Frames still carrying format A block CRCs have them checked and removed. Lines that are not frames are
-counted (not_hex, truncated, bad_length, bad_crc) and skipped.
+counted (not_hex, truncated, bad_length, bad_crc) and skipped. A line's own receive time, when it has one,
+is kept (a recorded file replays with its times).
 """
 
 from __future__ import annotations
 
-import string
-
 from ingest.dongles import BadInput, Event
+from ingest.frame_lines import BadLine, parse_frame_line
 from ingest.frames import ReceivedFrame, check_wmbus
 
-_HEX = set(string.hexdigits)
 MAX_LINE = 1024
 
 
 def parse_line(line: str, now: float) -> Event | None:
     """One line to a frame or a bad-input reason; None for blank lines and # comments."""
-    text = line.strip()
-    if not text or text.startswith("#"):
+    parsed = parse_frame_line(line)
+    if parsed is None:
         return None
-    rssi: int | None = None
-    if ";" in text:
-        fields = text.split(";")
-        text = fields[-1].strip()
-        if len(fields) >= 2 and fields[1].strip() == "0":
-            return BadInput("bad_crc", "receiver reports a CRC error")
-        if len(fields) >= 5:
-            try:
-                value = int(fields[4])
-                rssi = value if value < 0 else None  # only dBm values are passed on
-            except ValueError:
-                pass
-    text = text.removeprefix("0x").removeprefix("0X").replace(" ", "")
-    if not text or len(text) % 2 or not set(text) <= _HEX:
-        return BadInput("not_hex", text[:40])
-    checked = check_wmbus(bytes.fromhex(text))
+    if isinstance(parsed, BadLine):
+        return BadInput(parsed.reason, parsed.detail)
+    checked = check_wmbus(parsed.data)
     if isinstance(checked, str):
-        return BadInput(checked, text[:40])
-    return ReceivedFrame(checked, now, rssi)
+        return BadInput(checked, parsed.data.hex()[:40])
+    return ReceivedFrame(checked, parsed.time if parsed.time is not None else now, parsed.rssi)
 
 
 class RawHexDecoder:

@@ -6,7 +6,8 @@ from click.testing import CliRunner
 from dash_seed import SECRET, web_settings_for
 
 from api.pages.auth import customer_signature
-from cli.commands.serve import bench_charts, serve
+from bench.charts import bench_charts
+from cli.commands.serve import serve
 from meterflow.config import Settings
 
 

@@ -20,9 +20,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from cli.embedded import free_port, wait_for_port
 from decoders.wmbus.testing import to_format_a
 from ingest.config import GatewayConfig
-from meterflow.embedded import free_port, wait_for_port
 from meterflow.envelope import decode_batch
 
 REPO = Path(__file__).resolve().parents[2]

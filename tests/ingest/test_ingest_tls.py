@@ -96,7 +96,7 @@ def test_mqtt_311(tmp_path: Path, mqtt_url: str, prefix: str, corpus_frames: lis
 
 def test_auto_falls_back_to_311_for_a_broker_without_mqtt5(tmp_path: Path, prefix: str,
                                                            corpus_frames: list[bytes]) -> None:
-    from meterflow.embedded import EmbeddedBroker  # amqtt: MQTT 3.1.1 only, ignores an MQTT 5 CONNECT
+    from cli.embedded import EmbeddedBroker  # amqtt: MQTT 3.1.1 only, ignores an MQTT 5 CONNECT
 
     broker = EmbeddedBroker()
     url = broker.start()

@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # a checkout installed before `services` joined pyproject
     sys.path.insert(0, str(REPO_ROOT))
 
-from meterflow.embedded import free_port, wait_for_port  # noqa: E402
+from cli.embedded import free_port, wait_for_port  # noqa: E402
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 BROKER_CONF = REPO_ROOT / "deploy" / "mosquitto" / "meterflow.conf"

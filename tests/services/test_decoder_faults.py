@@ -18,9 +18,9 @@ import psycopg
 import pytest
 from decoder_support import REPO_ROOT, PrivateMosquitto, PrivatePostgres, Publisher, count
 
+from bench.ingest import build_messages
 from fixtures import telegrams as omsgen
 from meterflow.config import Settings
-from services.bench import build_messages
 from services.decoder import DecoderService
 from storage.migrate import upgrade
 from storage.registry import import_keys

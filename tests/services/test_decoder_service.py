@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 from decoder_support import PrivateMosquitto, Publisher, count
 
+from bench.ingest import build_messages
 from cli.main import cli
 from fixtures import telegrams as omsgen
 from meterflow.config import Settings
-from services.bench import build_messages
 from services.decoder import DecoderService
 from storage.registry import import_keys
 
@@ -151,7 +151,7 @@ def test_metrics_endpoint_counts_frames(clean_db: psycopg.Connection, settings: 
                                         mqtt_url: str, prefix: str) -> None:
     import httpx
 
-    from meterflow.embedded import free_port
+    from cli.embedded import free_port
 
     port = free_port()
     tels = list(omsgen.fleet_telegrams(3, 6, start=datetime.now(UTC) - timedelta(hours=1)))
@@ -173,7 +173,7 @@ def test_metrics_endpoint_counts_frames(clean_db: psycopg.Connection, settings: 
 
 def test_embedded_mqtt311_broker_plain_subscription(clean_db: psycopg.Connection, settings: Settings,
                                                     database_url: str, prefix: str) -> None:
-    from meterflow.embedded import EmbeddedBroker
+    from cli.embedded import EmbeddedBroker
 
     broker = EmbeddedBroker()
     url = broker.start()

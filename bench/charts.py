@@ -17,9 +17,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import click
 import numpy as np
 import psycopg
 
+from meterflow.config import Settings
 from storage import chart_queries as q
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -296,3 +298,50 @@ def run_queries(conn: psycopg.Connection, now: datetime, meters: int, districts:
 
 def scratch_name() -> str:
     return f"meterflow_bench_charts_{os.getpid()}"
+
+
+@click.command("charts", epilog="Example: meterflow bench charts --meters 100000 --days 365 --runs 50")
+@click.option("--meters", type=int, default=100_000, show_default=True, help="Fleet size.")
+@click.option("--days", type=int, default=365, show_default=True, help="Days of daily rollups per meter.")
+@click.option("--hourly-days", type=int, default=7, show_default=True, help="Days of hourly rollups per meter.")
+@click.option("--districts", type=int, default=60, show_default=True, help="District metered areas.")
+@click.option("--gateways", type=int, default=400, show_default=True)
+@click.option("--runs", type=int, default=50, show_default=True, help="Runs of each query.")
+@click.option("--keep", is_flag=True, help="Keep the scratch database (default: drop it at the end).")
+@click.pass_obj
+def bench_charts(settings: Settings, meters: int, days: int, hourly_days: int, districts: int, gateways: int,
+                 runs: int, keep: bool) -> None:
+    """Chart queries p50/p95 on a scratch fleet (binary COPY into the rollups), against an in-run baseline."""
+    from cli.embedded import database_dsn
+    from storage.db import with_database
+    from storage.migrate import upgrade
+
+    server = database_dsn(settings)
+    name = scratch_name()
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    click.echo(f"scratch database {name}: {meters:,} meters x {days} days of daily rollups")
+    try:
+        with psycopg.connect(with_database(server, name)) as conn:
+            # the rollups must be plain tables to COPY into them
+            conn.execute("CREATE TABLE meterflow_meta (key text PRIMARY KEY, value text NOT NULL)")
+            conn.execute("INSERT INTO meterflow_meta VALUES ('flavor', 'postgres')")
+            conn.commit()
+            upgrade(conn, settings.timezone)
+            now = build(conn, meters, days, hourly_days, districts, gateways, settings.timezone, click.echo)
+            base, results = run_queries(conn, now, meters, districts, runs, click.echo)
+    finally:
+        if not keep:
+            with psycopg.connect(server, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            click.echo(f"dropped {name}")
+    ref = max(b.p95_ms for b in base)
+    click.echo(f"\n{'query':<40} {'p50 ms':>8} {'p95 ms':>8} {'p95/baseline':>13}")
+    for r in base:
+        click.echo(f"{'baseline: ' + r.name:<40} {r.p50_ms:>8.2f} {r.p95_ms:>8.2f} {r.p95_ms / ref:>13.1f}")
+    for r in results:
+        click.echo(f"{r.name:<40} {r.p50_ms:>8.2f} {r.p95_ms:>8.2f} {r.p95_ms / ref:>13.1f}")
+    worst = max(results, key=lambda r: r.p95_ms)
+    click.echo(f"({runs} runs per query; baseline p95 {ref:.2f} ms; target p95 < 100 ms per chart query)")
+    click.echo(f"charts: p95 {worst.p95_ms:.1f} ms (worst query {worst.name})")

@@ -1,4 +1,4 @@
-"""Plot benchmark figures for the docs: `meterflow bench decode --scaling | python scripts/bench_plot.py OUT.html`.
+"""Plot benchmark figures for the docs: `meterflow bench decode --scaling | python -m bench.plot OUT.html`.
 
 Reads the `scaling: N meters X telegrams/s` lines and draws throughput against fleet size."""
 
@@ -16,7 +16,7 @@ def main() -> None:
     points = [(int(m), int(r.replace(",", ""))) for m, r in LINE.findall(sys.stdin.read())]
     if not points:
         sys.exit("no 'scaling:' lines on stdin; run: "
-                 "meterflow bench decode --scaling | python scripts/bench_plot.py out.html")
+                 "meterflow bench decode --scaling | python -m bench.plot out.html")
     meters, rates = zip(*points, strict=True)
     fig = go.Figure(go.Bar(x=[f"{m:,} meters" for m in meters], y=rates, text=[f"{r:,}/s" for r in rates],
                            textposition="outside", marker_color="#1f77b4"))

