@@ -5,6 +5,7 @@ interruption_notices, whose partial unique index on sent rows is what makes 'exa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -68,21 +69,24 @@ def compose(i: dict[str, Any], street: str, tz: str) -> tuple[str, str, str]:
     return phase, subject, text
 
 
-def notify_interruptions(conn: psycopg.Connection, channels: list[Channel], tz: str, dry_run: bool = False,
+Subscribers = Callable[[str, "str | None"], list[dict[str, Any]]]
+
+
+def notify_interruptions(conn: psycopg.Connection, channels: list[Channel], tz: str,
+                         interruptions: list[dict[str, Any]], subscribers: Subscribers, dry_run: bool = False,
                          now: datetime | None = None, max_per_run: int = 2000) -> list[NoticeOutcome]:
-    """Tell each subscriber of each interrupted street (open, or ended within RECENT) about the current
-    version, once: phones by SMS, addresses by e-mail. Dry run: compose and record, send nothing."""
+    """Tell each subscriber (subscribers(district, street)) of each supply interruption that is open, or
+    ended within RECENT, about its current version, once: phones by SMS, addresses by e-mail. Dry run:
+    compose and record, send nothing."""
     now = now or datetime.now(UTC)
     by_name = {c.name: c for c in channels}
-    from storage.interruptions import list_interruptions, subscribers_of
-
-    todo = [i for i in list_interruptions(conn, kind="supply")
-            if i["state"] == "open" or (i["end_at"] is not None and i["end_at"] >= now - RECENT)]
+    todo = [i for i in interruptions if i["kind"] == "supply" and
+            (i["state"] == "open" or (i["end_at"] is not None and i["end_at"] >= now - RECENT))]
     done_states = ["sent", "dry_run"] if dry_run else ["sent"]  # a dry run never stands in for the real one
     sent_per_channel: dict[str, int] = {}
     out: list[NoticeOutcome] = []
     for i in sorted(todo, key=lambda r: r["id"]):
-        for sub in subscribers_of(conn, i["district"], i["street"]):
+        for sub in subscribers(i["district"], i["street"]):
             done = conn.execute("SELECT 1 FROM interruption_notices WHERE interruption_id = %s AND subscription_id"
                                 " = %s AND version = %s AND status = ANY(%s)",
                                 (i["id"], sub["id"], i["version"], done_states)).fetchone()

@@ -45,9 +45,10 @@ def run_interruptions(conn: psycopg.Connection, settings: Settings, as_of: datet
         from notify.interruption_notices import notify_interruptions
 
         store.subscribe_consenting(conn)
-        outcomes = notify_interruptions(conn, channels_from_config(settings.leaks.notify), settings.timezone,
-                                        dry_run=dry_run, now=as_of,
-                                        max_per_run=settings.interruptions.notify_max_per_run)
+        outcomes = notify_interruptions(
+            conn, channels_from_config(settings.leaks.notify), settings.timezone,
+            store.list_interruptions(conn, kind="supply"), lambda d, s: store.subscribers_of(conn, d, s),
+            dry_run=dry_run, now=as_of, max_per_run=settings.interruptions.notify_max_per_run)
         out["notices"] = {st: sum(o.status == st for o in outcomes)
                           for st in ("sent", "failed", "dry_run", "rate_limited", "no_channel")}
     log.info("interruptions", extra=ctx(**{k: v for k, v in out.items() if not isinstance(v, dict)}))

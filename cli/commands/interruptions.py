@@ -50,9 +50,10 @@ def _progress(msg: str) -> None:
 
 
 def _conn(s: Settings) -> Any:
-    from storage.db import connect, resolve_dsn
+    from cli.embedded import database_dsn
+    from storage.db import connect
 
-    return connect(resolve_dsn(s))
+    return connect(database_dsn(s))
 
 
 def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
@@ -198,13 +199,14 @@ def notify(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     """Send each subscriber of an interrupted street one notice per change (channels: leaks.notify.*)."""
     from notify.dispatch import channels_from_config
     from notify.interruption_notices import notify_interruptions
-    from storage.interruptions import subscribe_consenting
+    from storage.interruptions import list_interruptions, subscribe_consenting, subscribers_of
 
     s = _settings(ctx)
     channels = channels_from_config(s.leaks.notify)
     with _conn(s) as conn:
         subscribe_consenting(conn)
-        out = notify_interruptions(conn, channels, s.timezone, dry_run=dry_run,
+        out = notify_interruptions(conn, channels, s.timezone, list_interruptions(conn, kind="supply"),
+                                   lambda d, st: subscribers_of(conn, d, st), dry_run=dry_run,
                                    max_per_run=s.interruptions.notify_max_per_run)
     for o in out:
         click.echo(json.dumps(o.as_dict()) if as_json else
