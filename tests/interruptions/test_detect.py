@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import polars as pl
@@ -80,3 +81,29 @@ def test_registry_takes_contacts_with_consent() -> None:
     assert [(r["meter_id"], r["phone"], r["notice_consent"]) for r in parsed.rows] == [
         ("M1", "+48600", True), ("M2", None, False)]
     assert parsed.errors == [(4, "notice_consent must be yes/no (true/false, 1/0)")]
+
+
+def test_the_simulated_fleet_carries_streets_cuts_and_outages_with_truth() -> None:
+    from fixtures.fleet import FleetConfig, build_fleet
+
+    base = FleetConfig(meters=80, days=12, seed=4, districts=2, streets_per_district=2, leak_share=0.0,
+                       exchange_share=0.0, rollover_share=0.0)
+    day = base.start + timedelta(days=9, hours=8)  # 10:00 in Warsaw
+    fleet = build_fleet(replace(base, area_events=(
+        AreaEvent("supply", "DMA-01", None, day, day + 4 * H),
+        AreaEvent("communication", "DMA-02", None, day + 26 * H, day + 29 * H))))
+    reg = fleet.meters
+    assert reg.select("street", "house_number", "lat", "lon").null_count().row(0) == (0, 0, 0, 0)
+    assert reg.group_by("district").agg(pl.col("street").n_unique()).get_column("street").to_list() == [2, 2]
+    truth = fleet.truth
+    kinds = truth.events.filter(pl.col("kind").str.contains("interruption|outage")).group_by("kind").len().sort(
+        "kind").rows()
+    assert kinds == [("communication_outage", int((reg["district"] == "DMA-02").sum())),
+                     ("supply_interruption", int((reg["district"] == "DMA-01").sum()))]
+    readings = truth.readings.filter(~pl.col("lost")).select("meter_id", "time", "total_m3")
+    cut = readings.join(reg.select("meter_id", "district"), on="meter_id").filter(
+        (pl.col("district") == "DMA-01") & (pl.col("time") > day) & (pl.col("time") <= day + 4 * H))
+    assert cut.group_by("meter_id").agg(pl.col("total_m3").n_unique()).get_column("total_m3").max() == 1
+    det = detect_interruptions(readings, reg.select("meter_id", "district", "street"), InterruptionConfig(), TZ)
+    assert det.select("kind", "district", "street", "end").rows() == [
+        ("supply", "DMA-01", None, day + 4 * H), ("communication", "DMA-02", None, day + 29 * H)]
