@@ -8,7 +8,9 @@ import click
 
 
 def _fleet(n_meters: int, n_telegrams: int) -> tuple[dict[str, bytes], list[bytes]]:
-    """Mode-5 OMS frames for n meters with distinct keys, plus ~10% plaintext and compact frames."""
+    """Mode-5 OMS frames for n meters with distinct keys, plus ~10% plaintext and compact frames.
+
+    The plaintext frames come from meters without a key (a keyed meter refuses plaintext)."""
     from decoders.wmbus.testing import mode5_frame, plain_frame, water_records
 
     keys = {f"{10_000_000 + i:08d}": (i.to_bytes(4, "big") * 4) for i in range(n_meters)}
@@ -18,7 +20,7 @@ def _fleet(n_meters: int, n_telegrams: int) -> tuple[dict[str, bytes], list[byte
     for t in range(n_telegrams):
         meter = ids[(t * 7919) % n_meters]
         if t % 20 == 0:
-            frames.append(plain_frame(meter, water_records(t, t // 2, 5)))
+            frames.append(plain_frame(f"{20_000_000 + int(meter) % 10_000_000:08d}", water_records(t, t // 2, 5)))
         elif t % 20 == 1:
             frames.append(compact)
         else:

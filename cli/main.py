@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "readings": "cli.commands.readings:readings",
     "billing": "cli.commands.billing:billing",
     "leaks": "cli.commands.leaks:leaks",
+    "alerts": "cli.commands.alerts:alerts",
+    "lists": "cli.commands.alerts:lists",
     "eval": "cli.commands.leaks:eval_group",
     "interruptions": "cli.commands.interruptions:interruptions",
     "serve": "cli.commands.serve:serve",

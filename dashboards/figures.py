@@ -5,13 +5,13 @@ Units: volumes in m3 (fleet, districts, months) or L (a customer's day, an hour)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
+import plotly.io as pio
 import polars as pl
-from plotly.subplots import make_subplots
 
 BLUE = "#1f6fb2"
 LIGHT_BLUE = "#9cc3e6"
@@ -21,6 +21,8 @@ ORANGE = "#e39b26"
 GREEN = "#2e9d5b"
 PALETTE = ["#1f6fb2", "#e39b26", "#2e9d5b", "#c8412b", "#7b57a8", "#3aa6b9", "#8c6d46", "#d56fa6"]
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
+# plotly's "plotly_white" template as plain JSON, for the figures built as dicts
+TEMPLATE: dict[str, Any] = pio.templates["plotly_white"].to_plotly_json()
 
 
 def _layout(fig: go.Figure, title: str, height: int = 360, **kwargs: Any) -> go.Figure:
@@ -72,184 +74,233 @@ def _shade_gaps(fig: go.Figure, runs: list[tuple[Any, Any]], step: timedelta, ro
 
 
 # --------------------------------------------------------------------------------------------- fleet
+# Fleet and meter figures are plain dicts (the JSON plotly.js reads): building plotly.graph_objects with
+# their validation cost ~25 ms per figure, which made the pages slow (issue 19); a dict costs microseconds.
 
 
-def coverage_figure(df: pl.DataFrame, label: str) -> go.Figure:
+def _bar(**trace: Any) -> dict[str, Any]:
+    return {"type": "bar", **trace}
+
+
+def _scatter(**trace: Any) -> dict[str, Any]:
+    return {"type": "scatter", **trace}
+
+
+def _wall(values: Sequence[Any]) -> list[Any]:
+    """Dates and times as plotly.js reads them: wall-clock ISO strings (plotly.js ignores UTC offsets)."""
+    out: list[Any] = []
+    for v in values:
+        if isinstance(v, datetime):
+            out.append(v.replace(tzinfo=None).isoformat(sep=" "))
+        elif isinstance(v, date):
+            out.append(v.isoformat())
+        else:
+            out.append(v)
+    return out
+
+
+def _gap_shapes(runs: list[tuple[Any, Any]], step: timedelta, yref: str = "paper", y0: float = 0.0,
+                y1: float = 1.0, max_runs: int = 60) -> list[dict[str, Any]]:
+    shapes = []
+    for a, b in runs[:max_runs]:
+        lo = datetime(a.year, a.month, a.day) if type(a) is date else a.replace(tzinfo=None)
+        hi = (datetime(b.year, b.month, b.day) if type(b) is date else b.replace(tzinfo=None)) + step
+        shapes.append({"type": "rect", "xref": "x", "yref": yref, "x0": lo.isoformat(sep=" "),
+                       "x1": hi.isoformat(sep=" "), "y0": y0, "y1": y1, "fillcolor": GREY, "opacity": 0.28,
+                       "line": {"width": 0}, "layer": "below"})
+    return shapes
+
+
+def coverage_figure(df: pl.DataFrame, label: str) -> dict[str, Any]:
     """Share of meters heard in the last 24 h per district or gateway (horizontal bars, %)."""
-    fig = go.Figure()
     if df.is_empty():
-        return _layout(_empty(fig), f"Meters heard in the last 24 h, by {label}")
+        return _dict_empty(f"Meters heard in the last 24 h, by {label}")
     df = df.sort("share", descending=True)
     names = df[df.columns[0]].to_list()
     pct = [round(100 * s, 1) for s in df["share"].to_list()]
+    heard, meters = df["heard"].to_list(), df["meters"].to_list()
     colors = [GREEN if p >= 95 else ORANGE if p >= 80 else RED for p in pct]
-    fig.add_bar(
-        y=names, x=pct, orientation="h", marker_color=colors, name="heard in 24 h",
-        text=[f"{p:.0f} % ({h}/{m})" for p, h, m in zip(pct, df["heard"], df["meters"], strict=True)],
-        textposition="inside", insidetextanchor="start", textfont={"color": "#fff"},
-        hovertemplate="%{y}: %{x:.1f} % heard<extra></extra>",
-    )
-    fig.add_bar(
-        y=names, x=[round(100 - p, 1) for p in pct], orientation="h", marker_color="#e6e9ed", name="not heard",
-        text=[f"{m - h} silent" if m - h else "" for h, m in zip(df["heard"], df["meters"], strict=True)],
-        textposition="inside", insidetextanchor="end", textfont={"color": "#444"},
-        hovertemplate="%{y}: %{x:.1f} % not heard<extra></extra>",
-    )
-    fig.update_layout(barmode="stack")
-    fig.update_xaxes(title_text="meters heard in the last 24 h (%)", range=[0, 105])
-    fig.update_yaxes(autorange="reversed", automargin=True)
-    return _layout(fig, f"Reading coverage by {label}", height=max(260, 60 + 26 * df.height), showlegend=False)
+    data = [
+        _bar(y=names, x=pct, orientation="h", marker={"color": colors}, name="heard in 24 h",
+             text=[f"{p:.0f} % ({h}/{m})" for p, h, m in zip(pct, heard, meters, strict=True)],
+             textposition="inside", insidetextanchor="start", textfont={"color": "#fff"},
+             hovertemplate="%{y}: %{x:.1f} % heard<extra></extra>"),
+        _bar(y=names, x=[round(100 - p, 1) for p in pct], orientation="h", marker={"color": "#e6e9ed"},
+             name="not heard", text=[f"{m - h} silent" if m - h else "" for h, m in zip(heard, meters, strict=True)],
+             textposition="inside", insidetextanchor="end", textfont={"color": "#444"},
+             hovertemplate="%{y}: %{x:.1f} % not heard<extra></extra>"),
+    ]
+    layout = _dict_layout(f"Reading coverage by {label}", max(260, 60 + 26 * df.height), showlegend=False,
+                          barmode="stack")
+    layout["xaxis"] = {"title": {"text": "meters heard in the last 24 h (%)"}, "range": [0, 105]}
+    layout["yaxis"] = {"autorange": "reversed", "automargin": True}
+    return {"data": data, "layout": layout}
 
 
-def freshness_figure(df: pl.DataFrame) -> go.Figure:
+def freshness_figure(df: pl.DataFrame) -> dict[str, Any]:
     """Meters by age of their last reading."""
     colors = [GREEN, GREEN, ORANGE, RED, RED, GREY]
-    fig = go.Figure(go.Bar(x=df["age"].to_list(), y=df["meters"].to_list(), marker_color=colors[: df.height],
-                           text=df["meters"].to_list(), textposition="outside",
-                           hovertemplate="last reading %{x} ago: %{y} meters<extra></extra>"))
-    fig.update_xaxes(title_text="age of the last reading")
-    fig.update_yaxes(title_text="meters")
-    return _layout(fig, "Data freshness: age of each meter's last reading", height=320, showlegend=False)
+    data = [_bar(x=df["age"].to_list(), y=df["meters"].to_list(), marker={"color": colors[: df.height]},
+                 text=df["meters"].to_list(), textposition="outside",
+                 hovertemplate="last reading %{x} ago: %{y} meters<extra></extra>")]
+    layout = _dict_layout("Data freshness: age of each meter's last reading", 320, showlegend=False)
+    layout["xaxis"] = {"title": {"text": "age of the last reading"}}
+    layout["yaxis"] = {"title": {"text": "meters"}}
+    return {"data": data, "layout": layout}
 
 
-def alerts_by_kind_figure(df: pl.DataFrame) -> go.Figure:
+def alerts_by_kind_figure(df: pl.DataFrame, label: Callable[[str], str] = str) -> dict[str, Any]:
     """Open alerts per kind: estimated volume lost (m3) as bars, the count as text."""
-    fig = go.Figure()
     if df.is_empty():
-        return _layout(_empty(fig, "no open alerts"), "Open alerts by kind")
-    fig.add_bar(x=df["kind"].to_list(), y=[v or 0 for v in df["volume_lost_m3"].to_list()], marker_color=RED,
-                text=[f"{n} open" for n in df["alerts"].to_list()], textposition="outside",
-                customdata=df["alerts"].to_list(), name="estimated volume lost",
-                hovertemplate="%{x}: %{customdata} open, ~%{y:.1f} m³ lost<extra></extra>")
-    fig.update_yaxes(title_text="estimated volume lost (m³)")
-    return _layout(fig, "Open alerts by kind: estimated volume lost (m³)", height=340, showlegend=False)
+        return _dict_empty("Open alerts by kind", "no open alerts")
+    data = [_bar(x=[label(k) for k in df["kind"].to_list()], y=[v or 0 for v in df["volume_lost_m3"].to_list()],
+                 marker={"color": RED}, text=[f"{n} open" for n in df["alerts"].to_list()], textposition="outside",
+                 customdata=df["alerts"].to_list(), name="estimated volume lost",
+                 hovertemplate="%{x}: %{customdata} open, ~%{y:.1f} m³ lost<extra></extra>")]
+    layout = _dict_layout("Open alerts by kind: estimated volume lost (m³)", 340, showlegend=False)
+    layout["yaxis"] = {"title": {"text": "estimated volume lost (m³)"}}
+    return {"data": data, "layout": layout}
 
 
-def district_consumption_figure(df: pl.DataFrame) -> go.Figure:
-    """Daily consumption (m3/day) per district."""
-    fig = go.Figure()
-    if df.is_empty():
-        return _layout(_empty(fig), "District (DMA) daily consumption (m³/day)")
+def _district_lines(df: pl.DataFrame, column: str, hover: str) -> list[dict[str, Any]]:
+    traces = []
     for i, (name, part) in enumerate(df.partition_by("district", as_dict=True, maintain_order=True).items()):
-        fig.add_scatter(x=part["day"].to_list(), y=part["consumption_m3"].to_list(), mode="lines+markers",
-                        name=str(name[0]), line={"color": PALETTE[i % len(PALETTE)], "width": 2},
-                        marker={"size": 4},
-                        hovertemplate="%{x|%a %d %b %Y}: %{y:.1f} m³<extra>%{fullData.name}</extra>")
-    fig.update_yaxes(title_text="consumption (m³/day)", rangemode="tozero")
-    return _layout(fig, "District (DMA) daily consumption (m³/day)")
+        traces.append(_scatter(x=_wall(part["day"].to_list()), y=part[column].to_list(), mode="lines+markers",
+                               name=str(name[0]), line={"color": PALETTE[i % len(PALETTE)], "width": 2},
+                               marker={"size": 4}, hovertemplate=hover))
+    return traces
 
 
-def night_flow_figure(df: pl.DataFrame) -> go.Figure:
-    """Night flow 02:00-04:00 (L/h) per district: the leakage indicator of a DMA."""
-    fig = go.Figure()
+def district_consumption_figure(df: pl.DataFrame) -> dict[str, Any]:
+    """Daily consumption (m3/day) per district (customer meters)."""
+    title = "District (DMA) daily consumption (m³/day)"
+    if df.is_empty():
+        return _dict_empty(title)
+    layout = _dict_layout(title)
+    layout["yaxis"] = {"title": {"text": "consumption (m³/day)"}, "rangemode": "tozero"}
+    hover = "%{x|%a %d %b %Y}: %{y:.1f} m³<extra>%{fullData.name}</extra>"
+    return {"data": _district_lines(df, "consumption_m3", hover), "layout": layout}
+
+
+def night_flow_figure(df: pl.DataFrame) -> dict[str, Any]:
+    """Night flow 02:00-04:00 (L/h) per district, summed over customer meters."""
+    title = "District night flow 02:00-04:00 (L/h)"
     part_df = df.filter(pl.col("night_flow_l_h").is_not_null()) if not df.is_empty() else df
     if part_df.is_empty():
-        return _layout(_empty(fig, "no hourly data for night flow"), "District night flow 02:00-04:00 (L/h)")
-    for i, (name, part) in enumerate(part_df.partition_by("district", as_dict=True, maintain_order=True).items()):
-        fig.add_scatter(x=part["day"].to_list(), y=part["night_flow_l_h"].to_list(), mode="lines+markers",
-                        name=str(name[0]), line={"color": PALETTE[i % len(PALETTE)], "width": 2},
-                        marker={"size": 4}, hovertemplate="%{x|%a %d %b}: %{y:.0f} L/h<extra>%{fullData.name}</extra>")
-    fig.update_yaxes(title_text="night flow (L/h)", rangemode="tozero")
-    return _layout(fig, "District night flow 02:00-04:00 (L/h)")
+        return _dict_empty(title, "no hourly data for night flow")
+    layout = _dict_layout(title)
+    layout["yaxis"] = {"title": {"text": "night flow (L/h)"}, "rangemode": "tozero"}
+    hover = "%{x|%a %d %b}: %{y:.0f} L/h<extra>%{fullData.name}</extra>"
+    return {"data": _district_lines(part_df, "night_flow_l_h", hover), "layout": layout}
 
 
-def verification_figure(df: pl.DataFrame) -> go.Figure:
+def verification_figure(df: pl.DataFrame) -> dict[str, Any]:
     """Meters whose verification expires, per week."""
-    fig = go.Figure()
     if df.is_empty():
-        return _layout(_empty(fig, "no verification expires within 90 days"), "Verification expiring within 90 days")
-    fig.add_bar(x=df["week"].to_list(), y=df["meters"].to_list(), marker_color=ORANGE, name="meters",
-                hovertemplate="week of %{x|%d %b %Y}: %{y} meters<extra></extra>")
-    fig.update_yaxes(title_text="meters")
-    fig.update_xaxes(title_text="week of expiry")
-    return _layout(fig, "Verification expiring within 90 days (meters per week)", height=320, showlegend=False)
+        return _dict_empty("Verification expiring within 90 days", "no verification expires within 90 days")
+    data = [_bar(x=_wall(df["week"].to_list()), y=df["meters"].to_list(), marker={"color": ORANGE}, name="meters",
+                 hovertemplate="week of %{x|%d %b %Y}: %{y} meters<extra></extra>")]
+    layout = _dict_layout("Verification expiring within 90 days (meters per week)", 320, showlegend=False)
+    layout["yaxis"] = {"title": {"text": "meters"}}
+    layout["xaxis"] = {"title": {"text": "week of expiry"}}
+    return {"data": data, "layout": layout}
 
 
-def dead_letters_figure(df: pl.DataFrame) -> go.Figure:
+def dead_letters_figure(df: pl.DataFrame) -> dict[str, Any]:
     """Unresolved dead letters per reason."""
-    fig = go.Figure()
     if df.is_empty():
-        return _layout(_empty(fig, "no unresolved dead letters"), "Dead letters by reason")
-    fig.add_bar(y=df["error_code"].to_list(), x=df["frames"].to_list(), orientation="h", marker_color=GREY,
-                text=df["frames"].to_list(), textposition="auto",
-                hovertemplate="%{y}: %{x} frames<extra></extra>")
-    fig.update_yaxes(autorange="reversed", automargin=True)
-    fig.update_xaxes(title_text="unresolved frames")
-    return _layout(fig, "Dead letters by reason (unresolved)", height=max(240, 80 + 28 * df.height),
-                   showlegend=False)
+        return _dict_empty("Dead letters by reason", "no unresolved dead letters")
+    data = [_bar(y=df["error_code"].to_list(), x=df["frames"].to_list(), orientation="h", marker={"color": GREY},
+                 text=df["frames"].to_list(), textposition="auto", hovertemplate="%{y}: %{x} frames<extra></extra>")]
+    layout = _dict_layout("Dead letters by reason (unresolved)", max(240, 80 + 28 * df.height), showlegend=False)
+    layout["yaxis"] = {"autorange": "reversed", "automargin": True}
+    layout["xaxis"] = {"title": {"text": "unresolved frames"}}
+    return {"data": data, "layout": layout}
 
 
 # --------------------------------------------------------------------------------------------- meter
 
 
 def meter_figure(daily: pl.DataFrame, last_year: pl.DataFrame, alerts: pl.DataFrame, vee: pl.DataFrame,
-                 meter_id: str) -> go.Figure:
+                 meter_id: str, label: Callable[[str], str] = str) -> dict[str, Any]:
     """Index (m3), daily consumption (m3) with the same period last year, and alarms / VEE flags on one
-    time axis; missing days shaded grey."""
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.05, row_heights=[0.34, 0.46, 0.2],
-                        subplot_titles=("Index (m³)", "Daily consumption (m³/day)", "Alarms and VEE flags"))
-    days = daily["day"].to_list()
-    fig.add_scatter(x=days, y=daily["index_m3"].to_list(), mode="lines+markers", name="index", connectgaps=False,
-                    line={"color": BLUE, "width": 2}, marker={"size": 3}, row=1, col=1,
-                    hovertemplate="%{x|%d %b %Y}: %{y:.3f} m³<extra>index</extra>")
+    time axis (three stacked panels); missing days shaded grey."""
+    days = _wall(daily["day"].to_list())
     colors = [ORANGE if g else BLUE for g in daily["after_gap"].to_list()]
-    fig.add_bar(x=days, y=daily["consumption_m3"].to_list(), name="consumption", marker_color=colors, row=2, col=1,
-                hovertemplate="%{x|%a %d %b %Y}: %{y:.3f} m³<extra>consumption</extra>")
+    data: list[dict[str, Any]] = [
+        _scatter(x=days, y=daily["index_m3"].to_list(), mode="lines+markers", name="index", connectgaps=False,
+                 line={"color": BLUE, "width": 2}, marker={"size": 3}, xaxis="x", yaxis="y",
+                 hovertemplate="%{x|%d %b %Y}: %{y:.3f} m³<extra>index</extra>"),
+        _bar(x=days, y=daily["consumption_m3"].to_list(), name="consumption", marker={"color": colors},
+             xaxis="x", yaxis="y2", hovertemplate="%{x|%a %d %b %Y}: %{y:.3f} m³<extra>consumption</extra>"),
+    ]
     if not last_year.is_empty():
-        shifted = [d + timedelta(days=364) for d in last_year["day"].to_list()]
-        fig.add_scatter(x=shifted, y=last_year["consumption_m3"].to_list(), mode="lines", name="same period last year",
-                        line={"color": "#555", "width": 1.5, "dash": "dot"}, row=2, col=1,
-                        customdata=last_year["day"].to_list(),
-                        hovertemplate="%{customdata|%d %b %Y}: %{y:.3f} m³<extra>last year</extra>")
+        shifted = _wall([d + timedelta(days=364) for d in last_year["day"].to_list()])
+        data.append(_scatter(x=shifted, y=last_year["consumption_m3"].to_list(), mode="lines",
+                             name="same period last year", line={"color": "#555", "width": 1.5, "dash": "dot"},
+                             xaxis="x", yaxis="y2", customdata=_wall(last_year["day"].to_list()),
+                             hovertemplate="%{customdata|%d %b %Y}: %{y:.3f} m³<extra>last year</extra>"))
     missing = daily.filter(pl.col("missing"))
     if not missing.is_empty():
-        fig.add_scatter(x=missing["day"].to_list(), y=[0] * missing.height, mode="markers", name="no data",
-                        marker={"symbol": "x", "color": "#6b7785", "size": 7}, row=2, col=1,
-                        hovertemplate="%{x|%d %b %Y}: no data<extra></extra>")
-    _shade_gaps(fig, _runs(days, daily["missing"].to_list()), timedelta(days=1))
-    lanes: list[str] = []
+        data.append(_scatter(x=_wall(missing["day"].to_list()), y=[0] * missing.height, mode="markers",
+                             name="no data", marker={"symbol": "x", "color": "#6b7785", "size": 7}, xaxis="x",
+                             yaxis="y2", hovertemplate="%{x|%d %b %Y}: no data<extra></extra>"))
+    lanes = 0
     for row in alerts.iter_rows(named=True):
-        lane = f"alarm: {row['kind']}"
+        lane = f"alarm: {label(row['kind'])}"
         color = RED if row["severity"] == "critical" else ORANGE
-        fig.add_scatter(x=[row["first_seen"], row["last_seen"]], y=[lane, lane], mode="lines+markers",
-                        line={"color": color, "width": 8}, marker={"size": 8, "color": color}, showlegend=False,
-                        name=lane, row=3, col=1,
-                        hovertemplate=f"{row['kind']} ({row['state']})<br>%{{x|%d %b %Y %H:%M}}<extra></extra>")
-        lanes.append(lane)
+        data.append(_scatter(x=_wall([row["first_seen"], row["last_seen"]]), y=[lane, lane], mode="lines+markers",
+                             line={"color": color, "width": 8}, marker={"size": 8, "color": color},
+                             showlegend=False, name=lane, xaxis="x", yaxis="y3",
+                             hovertemplate=(f"{label(row['kind'])} ({row['state']})"
+                                            "<br>%{x|%d %b %Y %H:%M}<extra></extra>")))
+        lanes += 1
     for row in vee.iter_rows(named=True):
         if row["quality"] == "ACTUAL" and not row["flags"]:
             continue
         lane = f"VEE: {row['quality'].lower()}"
-        fig.add_scatter(x=[row["period_start"], row["period_end"]], y=[lane, lane], mode="lines+markers",
-                        line={"color": "#7b57a8", "width": 8}, marker={"size": 8}, showlegend=False, name=lane,
-                        row=3, col=1,
-                        hovertemplate=(f"{row['quality']} {row['method']}<br>{row['flags'] or ''}"
-                                       "<br>%{x|%d %b %Y}<extra></extra>"))
-        lanes.append(lane)
+        data.append(_scatter(x=_wall([row["period_start"], row["period_end"]]), y=[lane, lane], mode="lines+markers",
+                             line={"color": "#7b57a8", "width": 8}, marker={"size": 8}, showlegend=False, name=lane,
+                             xaxis="x", yaxis="y3",
+                             hovertemplate=(f"{row['quality']} {row['method']}<br>{row['flags'] or ''}"
+                                            "<br>%{x|%d %b %Y}<extra></extra>")))
+        lanes += 1
     if not lanes:
-        fig.add_scatter(x=[days[0], days[-1]] if days else [], y=["none", "none"] if days else [], mode="lines",
-                        line={"color": "rgba(0,0,0,0)"}, showlegend=False, hoverinfo="skip", row=3, col=1)
-    fig.update_yaxes(title_text="m³", row=1, col=1)
-    fig.update_yaxes(title_text="m³/day", rangemode="tozero", row=2, col=1)
-    fig.update_yaxes(automargin=True, row=3, col=1)
-    _layout(fig, f"Meter {meter_id}: index, daily consumption and events", height=660, bargap=0.15)
-    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.06, "xanchor": "left", "x": 0.0},
-                      margin={"b": 70})
-    return fig
+        data.append(_scatter(x=[days[0], days[-1]] if days else [], y=["none", "none"] if days else [], mode="lines",
+                             line={"color": "rgba(0,0,0,0)"}, showlegend=False, hoverinfo="skip", xaxis="x",
+                             yaxis="y3"))
+    layout = _dict_layout(f"Meter {meter_id}: index, daily consumption and events", 660, bargap=0.15)
+    # three panels on one x axis, top to bottom: index 34 %, consumption 46 %, events 20 % (5 % gaps)
+    layout.update({
+        "xaxis": {"anchor": "y3", "domain": [0.0, 1.0]},
+        "yaxis": {"domain": [0.6733, 1.0], "title": {"text": "m³"}},
+        "yaxis2": {"domain": [0.2367, 0.6233], "title": {"text": "m³/day"}, "rangemode": "tozero"},
+        "yaxis3": {"domain": [0.0, 0.1867], "automargin": True},
+        "annotations": [
+            {"text": t, "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5, "y": y, "xanchor": "center",
+             "yanchor": "bottom", "font": {"size": 14}}
+            for t, y in (("Index (m³)", 1.0), ("Daily consumption (m³/day)", 0.6233),
+                         ("Alarms and VEE flags", 0.1867))],
+        "shapes": _gap_shapes(_runs(daily["day"].to_list(), daily["missing"].to_list()), timedelta(days=1)),
+        "legend": {"orientation": "h", "yanchor": "top", "y": -0.06, "xanchor": "left", "x": 0.0},
+        "margin": {"l": 60, "r": 24, "t": 56, "b": 70},
+    })
+    return {"data": data, "layout": layout}
 
 
-def meter_hourly_figure(hourly: pl.DataFrame, meter_id: str) -> go.Figure:
+def meter_hourly_figure(hourly: pl.DataFrame, meter_id: str) -> dict[str, Any]:
     """Hourly consumption (L) with missing hours shaded."""
-    fig = go.Figure()
+    title = f"Meter {meter_id}: hourly consumption (L), gaps shaded"
     hours = hourly["hour"].to_list()
-    fig.add_bar(x=hours, y=hourly["consumption_l"].to_list(), marker_color=BLUE, name="consumption",
-                hovertemplate="%{x|%a %d %b %H:00}: %{y:.0f} L<extra></extra>")
-    _shade_gaps(fig, _runs(hours, hourly["missing"].to_list()), timedelta(hours=1))
-    fig.update_yaxes(title_text="L per hour", rangemode="tozero")
+    data = [_bar(x=_wall(hours), y=hourly["consumption_l"].to_list(), marker={"color": BLUE}, name="consumption",
+                 hovertemplate="%{x|%a %d %b %H:00}: %{y:.0f} L<extra></extra>")]
+    layout = _dict_layout(title, 320, showlegend=False, bargap=0.05)
+    layout["yaxis"] = {"title": {"text": "L per hour"}, "rangemode": "tozero"}
+    layout["shapes"] = _gap_shapes(_runs(hours, hourly["missing"].to_list()), timedelta(hours=1))
     if hourly["missing"].all():
-        _empty(fig, "no hourly data in this period")
-    return _layout(fig, f"Meter {meter_id}: hourly consumption (L), gaps shaded", height=320, showlegend=False,
-                   bargap=0.05)
+        layout["annotations"] = [{"text": "no hourly data in this period", "showarrow": False, "xref": "paper",
+                                  "yref": "paper", "x": 0.5, "y": 0.5, "font": {"size": 14, "color": "#6b7785"}}]
+    return {"data": data, "layout": layout}
 
 
 # --------------------------------------------------------------------------------------------- customer
@@ -310,3 +361,74 @@ def customer_monthly_figure(current: pl.DataFrame, previous_year: pl.DataFrame) 
                         hovertemplate="%{x} a year earlier: %{y:.2f} m³<extra></extra>")
     fig.update_yaxes(title_text="m³ per month", rangemode="tozero")
     return _layout(fig, "Your monthly water use (m³)", height=360, bargap=0.25)
+
+
+# --------------------------------------------------------------------------------------------- water balance
+
+
+def balance_ranking_figure(ranking: pl.DataFrame) -> dict[str, Any]:
+    """Districts by non-revenue water (% of input), worst first; the m3/day as text."""
+    title = "Non-revenue water by district (% of input)"
+    if ranking.is_empty():
+        return _dict_empty(title, "no district has an inlet meter")
+    pct = [round(v, 1) if v is not None else None for v in ranking["nrw_pct"].to_list()]
+    colors = [RED if (v or 0) >= 25 else ORANGE if (v or 0) >= 12 else GREEN for v in pct]
+    data = [{"type": "bar", "orientation": "h", "y": ranking["district"].to_list(), "x": pct,
+             "marker": {"color": colors}, "name": "non-revenue water",
+             "text": [f"{p:.1f} % · {d:.1f} m³/day" for p, d in zip(pct, ranking["nrw_m3_day"].to_list(), strict=True)],
+             "textposition": "auto", "hovertemplate": "%{y}: %{x:.1f} % of input not billed<extra></extra>"}]
+    layout = _dict_layout(title, max(240, 80 + 34 * ranking.height), showlegend=False)
+    layout["xaxis"] = {"title": {"text": "non-revenue water (% of input)"}, "rangemode": "tozero"}
+    layout["yaxis"] = {"autorange": "reversed", "automargin": True}
+    return {"data": data, "layout": layout}
+
+
+def balance_figure(df: pl.DataFrame, district: str) -> dict[str, Any]:
+    """One district: daily input and billed volumes (m3/day) and the input's minimum night flow (L/h)."""
+    title = f"{district}: input, billed and night flow"
+    if df.is_empty():
+        return _dict_empty(title)
+    days = [d.isoformat() for d in df["day"].to_list()]
+    data = [
+        {"type": "bar", "x": days, "y": df["billed_m3"].to_list(), "name": "billed (customer meters)",
+         "marker": {"color": LIGHT_BLUE}, "hovertemplate": "%{x|%d %b}: %{y:.1f} m³ billed<extra></extra>"},
+        {"type": "bar", "x": days, "y": [None if v is None else max(v, 0.0) for v in df["nrw_m3"].to_list()],
+         "name": "non-revenue", "marker": {"color": RED},
+         "hovertemplate": "%{x|%d %b}: %{y:.1f} m³ not billed<extra></extra>"},
+        {"type": "scatter", "mode": "lines+markers", "x": days, "y": df["input_m3"].to_list(), "name": "input",
+         "line": {"color": BLUE, "width": 2}, "marker": {"size": 4},
+         "hovertemplate": "%{x|%d %b}: %{y:.1f} m³ input<extra></extra>"},
+        {"type": "scatter", "mode": "lines", "x": days, "y": df["mnf_l_h"].to_list(), "yaxis": "y2",
+         "name": "min. night flow (L/h)", "line": {"color": ORANGE, "width": 2, "dash": "dot"},
+         "hovertemplate": "%{x|%d %b}: %{y:.0f} L/h at night<extra></extra>"},
+    ]
+    layout = _dict_layout(title, 380, barmode="stack", bargap=0.15)
+    layout["yaxis"] = {"title": {"text": "m³/day"}, "rangemode": "tozero"}
+    layout["yaxis2"] = {"title": {"text": "L/h"}, "overlaying": "y", "side": "right", "rangemode": "tozero",
+                        "showgrid": False}
+    layout["margin"] = {"l": 60, "r": 60, "t": 48, "b": 84}
+    layout["legend"] = {"orientation": "h", "yanchor": "top", "y": -0.14, "xanchor": "left", "x": 0.0}
+    return {"data": data, "layout": layout}
+
+
+def _dict_layout(title: str, height: int = 360, **kwargs: Any) -> dict[str, Any]:
+    """The layout of _layout as a plain dict: figures built as dicts skip plotly's validation (fast pages)."""
+    return {
+        "title": {"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 16}},
+        "template": TEMPLATE,
+        "font": {"family": FONT, "size": 12, "color": "#1d2733"},
+        "height": height,
+        "margin": {"l": 60, "r": 24, "t": 56, "b": 44},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
+        "hoverlabel": {"font": {"family": FONT}},
+        **kwargs,
+    }
+
+
+def _dict_empty(title: str, message: str = "no data for this period", height: int = 320) -> dict[str, Any]:
+    layout = _dict_layout(title, height)
+    layout["annotations"] = [{"text": message, "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5,
+                              "y": 0.5, "font": {"size": 14, "color": "#6b7785"}}]
+    layout["xaxis"] = {"visible": False}
+    layout["yaxis"] = {"visible": False}
+    return {"data": [], "layout": layout}

@@ -11,9 +11,12 @@ Anything else is described by a Mapping (options or a small TOML file), e.g. the
     unit = "litres"
     timezone = "Europe/Madrid"
 
-Local times are converted to UTC. In the repeated hour when DST ends, a local time that does not move forward
-for its meter (file order) is taken as the second occurrence (standard time); times in the skipped spring hour
-are bad rows. Every bad row is reported with its line number and reason; every good row is kept.
+Local times are converted to UTC. In the repeated hour when DST ends, a meter's readings come in time order:
+the first occurrence of a local time is summer time (the earlier instant); from the first local time that does
+not move forward (file order), the rest of the meter's repeated hour is the second occurrence (standard time).
+Times in the skipped spring hour are bad rows. This is the one reader of such exports: `readings import` and the
+leak evaluation (`analytics/leaks/realhomes.py`) both use it. Every bad row is reported with its line number
+and reason; every good row is kept.
 Fields are split on the delimiter (surrounding double quotes are stripped; quoted delimiters are not supported).
 """
 
@@ -133,9 +136,14 @@ def parse_lines(lines: list[str], mapping: Mapping) -> ParseResult:
     df = df.with_columns(
         early.dt.convert_time_zone("UTC").alias("_early"), late.dt.convert_time_zone("UTC").alias("_late")
     )
-    # the repeated DST hour: a naive local time not after an earlier one of the same meter is the second pass
+    # the repeated DST hour (local times without offset): a meter's readings are in time order, so the first
+    # pass (summer time, the earlier instant) comes first; from the first local time that does not move forward
+    # (a repeat or a step back), the rest of that meter's repeated hour is the second pass (standard time).
+    ambiguous = (pl.col("_early") != pl.col("_late")).fill_null(False)
     prior_max = pl.col("_naive").cum_max().shift(1).over("meter_id")
-    fold = ((pl.col("_early") != pl.col("_late")) & (pl.col("_naive") <= prior_max)).fill_null(False)
+    back = (ambiguous & (pl.col("_naive") <= prior_max)).fill_null(False)
+    fold_day = pl.col("_naive").dt.date()
+    fold = ambiguous & back.cast(pl.Int32).cum_max().over("meter_id", fold_day).cast(pl.Boolean)
     time = pl.when(fold).then(pl.col("_late")).otherwise(pl.col("_early"))
     if not mapping.time_format:
         time = pl.coalesce(pl.col("_aware"), time)

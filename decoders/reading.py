@@ -23,6 +23,20 @@ ERROR_CODES: frozenset[str] = frozenset(
         "fragment_pending",  # an AFL fragment awaiting the rest of the message
         "bad_modbus",  # Modbus registers that do not fit their profile
         "bad_envelope",  # an MQTT message that does not follow the envelope contract
+        "unencrypted_for_keyed_meter",  # a telegram not encrypted with the key the meter has
+        "missing_volume",  # the driver's layout always carries the total volume and this frame has none
+        "malformed_meter_id",  # not 8 BCD digits (wM-Bus) / not 1-64 printable characters (other paths)
+        "bad_manufacturer",  # a manufacturer code that is not three letters
+        "control_characters",  # a decoded text, field name, status or driver with control characters
+        "value_out_of_range",  # a decoded number that is not finite or does not fit 64 bits
+        # index and time refusals of the kernel's plausibility rules (meterflow.plausibility)
+        "not_a_number",
+        "not_finite",
+        "negative_index",
+        "beyond_register",
+        "naive_time",
+        "time_out_of_window",
+        "time_in_future",
     }
 )
 

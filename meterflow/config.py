@@ -23,6 +23,7 @@ from analytics.interruptions.config import InterruptionConfig
 from analytics.leaks.config import LeakConfig
 from analytics.vee.config import VeeConfig
 from meterflow.plausibility import PlausibilitySettings
+from notify.config import NotifyConfig
 
 DEFAULT_TOML = Path("meterflow.toml")
 
@@ -78,6 +79,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     vee: VeeConfig = VeeConfig()
     leaks: LeakConfig = LeakConfig()
+    notify: NotifyConfig = NotifyConfig()
     interruptions: InterruptionConfig = InterruptionConfig()
     plausibility: PlausibilitySettings = PlausibilitySettings()
 

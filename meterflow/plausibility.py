@@ -8,6 +8,7 @@ pages long after it arrived. Pure: no I/O, so the decoder core, storage and the 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,8 @@ from pydantic import BaseModel, Field
 
 #: index columns are numeric(14,3)-safe well beyond any water register (12 digits of m3)
 MAX_INDEX_M3 = 1e12
+#: a meter id from outside: 1-64 characters, no whitespace or control characters (regex, also for polars)
+METER_ID_PATTERN = r"^[^\s\x00-\x1f\x7f]{1,64}$"
 
 
 class PlausibilitySettings(BaseModel):
@@ -45,6 +48,13 @@ def check_index(value_m3: float | int | None, register_digits: int | None = None
     capacity = 10.0 ** register_digits if register_digits else MAX_INDEX_M3
     if value_m3 >= min(capacity, MAX_INDEX_M3):
         return Refusal("beyond_register", f"index {value_m3} m3 is beyond the register's capacity ({capacity:g} m3)")
+    return None
+
+
+def check_meter_id(meter_id: str) -> Refusal | None:
+    """A meter id typed or imported by people: short, printable, without spaces."""
+    if not re.fullmatch(METER_ID_PATTERN, meter_id):
+        return Refusal("malformed_meter_id", "meter id must be 1-64 characters without spaces or control characters")
     return None
 
 

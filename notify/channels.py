@@ -54,7 +54,7 @@ class EmailChannel:
     def send(self, msg: Message) -> str:
         to = msg.email or self.default_to
         if not to:
-            raise ValueError("no e-mail recipient for this meter and no default (leaks.notify.email_to)")
+            raise ValueError("no e-mail recipient for this meter and no default (notify.email_to)")
         mail = EmailMessage()
         mail["From"] = self.sender
         mail["To"] = to
@@ -76,7 +76,7 @@ class SmsChannel:
     def send(self, msg: Message) -> str:
         to = msg.phone or self.default_to
         if not to:
-            raise ValueError("no phone number for this meter and no default (leaks.notify.sms_to)")
+            raise ValueError("no phone number for this meter and no default (notify.sms_to)")
         resp = httpx.post(self.url, data={"to": to, "text": msg.sms_text[:320]}, timeout=self.timeout)
         resp.raise_for_status()
         return to

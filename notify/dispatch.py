@@ -9,10 +9,10 @@ from typing import Any
 
 import psycopg
 
-from analytics.leaks.config import NotifyConfig
 from analytics.leaks.messages import describe
 from meterflow.logs import ctx, get_logger
 from notify.channels import Channel, EmailChannel, Message, SmsChannel, WebhookChannel
+from notify.config import NotifyConfig
 
 log = get_logger(__name__)
 SEVERITY_ORDER = "CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END"
@@ -67,7 +67,7 @@ def notify_open_alerts(conn: psycopg.Connection, channels: list[Channel], cfg: N
         f"""SELECT id, meter_id, kind, severity, first_seen, last_seen, rate_l_h, volume_m3 FROM alerts
             WHERE state = 'open' AND kind = ANY(%s) AND {SEVERITY_ORDER} <= %s
             ORDER BY {SEVERITY_ORDER}, first_seen, id""",
-        (cfg.kinds, SEVERITY_RANK.get(cfg.min_severity, 1))).fetchall()
+        (cfg.kinds, min(SEVERITY_RANK.get(cfg.min_severity, 1), 1))).fetchall()  # info is never told
     cols = ("id", "meter_id", "kind", "severity", "first_seen", "last_seen", "rate_l_h", "volume_m3")
     sent_per_channel: dict[str, int] = {}
     out: list[Outcome] = []

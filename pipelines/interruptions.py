@@ -46,7 +46,7 @@ def run_interruptions(conn: psycopg.Connection, settings: Settings, as_of: datet
 
         store.subscribe_consenting(conn)
         outcomes = notify_interruptions(
-            conn, channels_from_config(settings.leaks.notify), settings.timezone,
+            conn, channels_from_config(settings.notify), settings.timezone,
             store.list_interruptions(conn, kind="supply"), lambda d, s: store.subscribers_of(conn, d, s),
             dry_run=dry_run, now=as_of, max_per_run=settings.interruptions.notify_max_per_run)
         out["notices"] = {st: sum(o.status == st for o in outcomes)

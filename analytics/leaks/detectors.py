@@ -1,38 +1,33 @@
 """Leak and anomaly detectors: pure functions from hourly use (or readings) to detections.
 
-Each detector returns a frame of DETECTION_SCHEMA, one row per episode of one meter and kind:
+Every detection is one row of DETECTION_SCHEMA (analytics/leaks/incidents.py), one per incident of one meter:
+  kind               leak (an incident: continuous flow, night flow and leak alarms as its evidence) | burst |
+                     backflow | stuck | silent | meter_alarm:<word>
   start, end         the evidence: first and last (exclusive) hour of the condition
   detected_at        when the detector could first have known (end of the first qualifying window)
-  valid_until        until when the verdict holds without new evidence (the lifecycle keeps the alert open)
-  rate_l_h           estimated leak or flow rate; volume_m3 estimated volume lost or drawn
+  valid_until        until when the verdict holds without new evidence
+  state              open | closed (as of the end of the data), with close_reason and closed_at
+  rate_l_h           estimated leak or flow rate; volume_m3 estimated volume lost or drawn, counted once
 Thresholds come from LeakConfig (analytics/leaks/config.py), where each is documented.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
 from analytics.leaks.config import LeakConfig
-from analytics.leaks.hourly import UTC_TIME, hourly_use, is_normalised, normalise_readings
+from analytics.leaks.hourly import UTC_TIME, hourly_use, is_normalised, normalise_readings, unwrap_rollovers
+from analytics.leaks.incidents import DETECTION_SCHEMA, evidence, incidents
 
-DETECTION_SCHEMA: dict[str, pl.DataType] = {
-    "meter_id": pl.String(),
-    "kind": pl.String(),
-    "severity": pl.String(),
-    "start": UTC_TIME,
-    "end": UTC_TIME,
-    "detected_at": UTC_TIME,
-    "valid_until": UTC_TIME,
-    "rate_l_h": pl.Float64(),
-    "volume_m3": pl.Float64(),
-    "details": pl.String(),
-}
-LEAK_KINDS = ("continuous_flow", "night_flow", "meter_alarm:leak")
 ALARM_SEVERITY = {"leak": "critical", "burst": "critical", "backflow": "warning", "tamper": "warning",
                   "dry": "warning", "low_battery": "info"}
+# why the detector closes an alert of each kind when its condition has ended (leak: incidents.py)
+CLOSE_REASONS = {"burst": "flow_stopped", "backflow": "flow_stopped", "stuck": "flowing_again",
+                 "silent": "reporting_again"}
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
 def empty() -> pl.DataFrame:
@@ -40,16 +35,14 @@ def empty() -> pl.DataFrame:
 
 
 def _finish(df: pl.DataFrame, kind: str, severity: pl.Expr, details: pl.Expr | None = None) -> pl.DataFrame:
-    """Add kind/severity/details and select DETECTION_SCHEMA columns in order."""
+    """Add kind/severity/details (state is set by `lifecycle`) and select DETECTION_SCHEMA columns in order."""
     if df.is_empty():
         return empty()
     df = df.with_columns(pl.lit(kind).alias("kind"), severity.alias("severity"),
-                         (details if details is not None else pl.lit("{}")).alias("details"))
+                         (details if details is not None else pl.lit("{}")).alias("details"),
+                         pl.lit("open").alias("state"), pl.lit(None, dtype=pl.String()).alias("close_reason"),
+                         pl.lit(None, dtype=UTC_TIME).alias("closed_at"))
     return df.select([pl.col(c).cast(t) for c, t in DETECTION_SCHEMA.items()])
-
-
-def _leak_severity(cfg: LeakConfig) -> pl.Expr:
-    return pl.when(pl.col("rate_l_h") >= cfg.critical_rate_l_h).then(pl.lit("critical")).otherwise(pl.lit("warning"))
 
 
 def _runs(df: pl.DataFrame, flag: str, by: str = "meter_id") -> pl.DataFrame:
@@ -57,107 +50,6 @@ def _runs(df: pl.DataFrame, flag: str, by: str = "meter_id") -> pl.DataFrame:
     return df.with_columns(
         (pl.col(flag) != pl.col(flag).shift(1).over(by)).fill_null(True).cum_sum().over(by).alias("run")
     ).filter(pl.col(flag))
-
-
-def continuous_flow(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
-    """No dry hour for `continuous_hours` hours in a row (with at least `continuous_min_present` known).
-
-    Episode: every hour covered by a qualifying window. Rate: the median use of the episode's local night
-    hours (the night minimum, when the household itself draws nothing; the smallest hour when the episode
-    has no night hour). detected_at: end of the first window."""
-    w = cfg.continuous_hours
-    lh = pl.col("hour").dt.convert_time_zone(tz).dt.hour()
-    df = hourly.sort("meter_id", "hour").with_columns(
-        ((lh >= cfg.night_start_hour) & (lh < cfg.night_end_hour)).alias("is_night"),
-        (pl.col("use_l") < cfg.min_continuous_rate_l_h).fill_null(False).cast(pl.Int32()).alias("dry"),
-        pl.col("use_l").is_not_null().cast(pl.Int32()).alias("known"),
-    ).with_columns(
-        pl.col("dry").rolling_sum(w, min_samples=w).over("meter_id").alias("dry_w"),
-        pl.col("known").rolling_sum(w, min_samples=w).over("meter_id").alias("known_w"),
-    ).with_columns(
-        ((pl.col("dry_w") == 0) & (pl.col("known_w") >= cfg.continuous_min_present)).fill_null(False).alias("q")
-    ).with_columns(
-        # an hour is covered when a qualifying window ends within the next w hours (itself included)
-        pl.col("q").cast(pl.Int32()).reverse().rolling_max(w, min_samples=1).reverse().over("meter_id")
-        .cast(pl.Boolean()).alias("covered")
-    )
-    eps = (
-        _runs(df, "covered")
-        .group_by("meter_id", "run")
-        .agg(
-            pl.col("hour").filter(pl.col("use_l").is_not_null()).min().alias("start"),
-            (pl.col("hour").filter(pl.col("use_l").is_not_null()).max() + timedelta(hours=1)).alias("end"),
-            pl.col("use_l").filter(pl.col("is_night")).median().alias("night_med"),
-            pl.col("use_l").min().alias("min_use"),
-            pl.col("hour").min().alias("first_covered"),
-        )
-        .with_columns(pl.coalesce("night_med", "min_use").alias("rate_l_h"),
-                      ((pl.col("end") - pl.col("start")).dt.total_hours()).alias("hours"))
-        .with_columns(
-            (pl.col("first_covered") + timedelta(hours=w)).alias("detected_at"),
-            pl.col("end").alias("valid_until"),
-            (pl.col("rate_l_h") * pl.col("hours") / 1000.0).alias("volume_m3"),
-        )
-    )
-    return _finish(eps, "continuous_flow", _leak_severity(cfg))
-
-
-def night_flow(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
-    """The minimum hourly use of the local night window above `night_min_l_h` on consecutive nights.
-
-    A night counts only when every hour of its window has a known use (one hour may be missing on the
-    night the clocks change) and the flow is steady (median hour <= night_steady_factor x minimum +
-    night_steady_extra_l), as a leak is and irrigation or a filling pump is not. Rate: the mean of the
-    nights' minima; volume: that rate from the first night to the end of the last. Valid until the next
-    night's verdict (24 h after the last night). Severity 'info' until night_confirm_nights nights in a row."""
-    a, b = cfg.night_start_hour, cfg.night_end_hour
-    local = pl.col("hour").dt.convert_time_zone(tz)
-    nights = (
-        hourly.with_columns(local.dt.hour().alias("lh"), local.dt.date().alias("night"))
-        .filter((pl.col("lh") >= a) & (pl.col("lh") < b))
-        .group_by("meter_id", "night")
-        .agg(
-            pl.col("use_l").min().alias("night_min"),
-            pl.col("use_l").max().alias("night_max"),
-            pl.col("use_l").null_count().alias("unknown"),
-            pl.len().alias("hours"),
-            pl.col("hour").min().alias("n_start"),
-            (pl.col("hour").max() + timedelta(hours=1)).alias("n_end"),
-        )
-        .sort("meter_id", "night")
-        .with_columns(
-            ((pl.col("unknown") == 0) & (pl.col("hours") >= b - a - 1)
-             & (pl.col("night_min") >= cfg.night_min_l_h)
-             & (pl.col("night_max") <= cfg.night_steady_factor * pl.col("night_min") + cfg.night_steady_extra_l))
-            .alias("q"),
-            # a gap in the night dates breaks the run
-            ((pl.col("night") - pl.col("night").shift(1).over("meter_id")).dt.total_days() != 1)
-            .fill_null(True).alias("brk"),
-        )
-    )
-    nights = nights.with_columns(
-        ((pl.col("q") != pl.col("q").shift(1).over("meter_id")).fill_null(True) | pl.col("brk"))
-        .cum_sum().over("meter_id").alias("run")
-    ).filter(pl.col("q"))
-    n = cfg.night_consecutive
-    eps = (
-        nights.group_by("meter_id", "run")
-        .agg(
-            pl.col("n_start").min().alias("start"),
-            pl.col("n_end").max().alias("end"),
-            pl.col("n_end").sort().get(n - 1, null_on_oob=True).alias("detected_at"),
-            pl.col("night_min").mean().alias("rate_l_h"),
-            pl.len().alias("nights"),
-        )
-        .filter(pl.col("nights") >= n)
-        .with_columns(
-            (pl.col("end") + timedelta(hours=24)).alias("valid_until"),
-            (pl.col("rate_l_h") * (pl.col("end") - pl.col("start")).dt.total_hours() / 1000.0).alias("volume_m3"),
-        )
-    )
-    details = pl.format('{{"nights": {}}}', pl.col("nights"))
-    severity = pl.when(pl.col("nights") < cfg.night_confirm_nights).then(pl.lit("info")).otherwise(_leak_severity(cfg))
-    return _finish(eps, "night_flow", severity, details)
 
 
 def mark_glitches(hourly: pl.DataFrame, cfg: LeakConfig) -> pl.DataFrame:
@@ -189,7 +81,8 @@ def burst(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
     An hour is a burst when its use is at least burst_rate_l_h for burst_minutes and above
     burst_history_factor times the meter's 99th-percentile hour, or when it exceeds burst_jump_m3.
     A local day is a burst when it is above burst_day_factor times the median of the previous 14 days
-    and at least burst_day_min_l above it. Rate: the largest hour; volume: use of the flagged hours/days."""
+    and at least burst_day_min_l above it. An episode is a burst when it lost at least burst_min_m3 above normal
+    use (or jumped burst_jump_m3 in an hour). Rate: the largest hour; volume: use of the flagged hours/days."""
     hour_min = cfg.burst_rate_l_h * cfg.burst_minutes / 60.0
     h = mark_glitches(hourly, cfg).with_columns(
         pl.col("use_l").filter(pl.col("use_l") > 0).quantile(0.99).over("meter_id").alias("p99"),
@@ -229,13 +122,15 @@ def burst(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
         .agg(pl.col("start").min(), pl.col("end").max(), pl.col("peak").max().alias("rate_l_h"),
              (pl.col("vol").sum() / 1000.0).alias("volume_m3"), pl.col("why").unique().sort().alias("why"))
         .with_columns(pl.col("end").alias("detected_at"), pl.col("end").alias("valid_until"))
+        .filter((pl.col("volume_m3") >= cfg.burst_min_m3) | (pl.col("rate_l_h") >= cfg.burst_jump_m3 * 1000.0))
     )
     details = pl.format('{{"basis": "{}"}}', pl.col("why").list.join("+"))
     return _finish(eps, "burst", pl.lit("critical"), details)
 
 
 def backflow(hourly: pl.DataFrame, cfg: LeakConfig) -> pl.DataFrame:
-    """The index going backwards by more than backflow_min_l (reverse flow, or a reset/exchange when large)."""
+    """The index going backwards by more than backflow_min_l and at most 1 m3: reverse flow. Larger decreases are
+    resets or unregistered exchanges (the VEE's business), rollovers are unwrapped before (hourly.py)."""
     h = mark_glitches(hourly, cfg).with_columns(
         ((pl.col("use_l") < -cfg.backflow_min_l) & ~pl.col("glitch")).fill_null(False).alias("q"))
     eps = (
@@ -244,10 +139,9 @@ def backflow(hourly: pl.DataFrame, cfg: LeakConfig) -> pl.DataFrame:
         .agg(pl.col("hour").min().alias("start"), (pl.col("hour").max() + timedelta(hours=1)).alias("end"),
              (-pl.col("use_l")).max().alias("rate_l_h"), (-pl.col("use_l").sum() / 1000.0).alias("volume_m3"))
         .with_columns(pl.col("end").alias("detected_at"), pl.col("end").alias("valid_until"))
+        .filter(pl.col("volume_m3") <= 1.0)
     )
-    details = pl.format('{{"reset_suspected": {}}}',
-                        pl.when(pl.col("volume_m3") > 1.0).then(pl.lit("true")).otherwise(pl.lit("false")))
-    return _finish(eps, "backflow", pl.lit("warning"), details)
+    return _finish(eps, "backflow", pl.lit("warning"))
 
 
 def stuck(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
@@ -324,6 +218,8 @@ def meter_alarms(readings: pl.DataFrame) -> pl.DataFrame:
                       pl.lit(None, dtype=pl.Float64()).alias("volume_m3"),
                       ("meter_alarm:" + pl.col("word")).alias("kind"),
                       pl.col("word").replace_strict(ALARM_SEVERITY, default="warning").alias("severity"),
+                      pl.lit("open").alias("state"), pl.lit(None, dtype=pl.String()).alias("close_reason"),
+                      pl.lit(None, dtype=UTC_TIME).alias("closed_at"),
                       pl.format('{{"readings": {}, "hours": {}}}', pl.col("readings"),
                                 ((pl.col("end") - pl.col("start")).dt.total_minutes() / 60.0).round(2))
                       .alias("details"))
@@ -345,50 +241,89 @@ def merge(det: pl.DataFrame, gap_hours: int) -> pl.DataFrame:
                       .cum_sum().over("meter_id", "kind").alias("grp"))
         .group_by("meter_id", "kind", "grp")
         .agg(
-            pl.col("severity").sort_by(pl.col("severity").replace_strict(
-                {"info": 0, "warning": 1, "critical": 2}, default=0)).last(),
+            pl.col("severity").sort_by(pl.col("severity").replace_strict(SEVERITY_RANK, default=0)).last(),
             pl.col("start").min(), pl.col("end").max(), pl.col("detected_at").min(),
             pl.col("valid_until").max(), pl.col("rate_l_h").sort_by("start").last(),
             pl.when(pl.col("volume_m3").is_not_null().any()).then(pl.col("volume_m3").sum())
             .otherwise(None).alias("volume_m3"),
-            pl.col("details").sort_by("start").last(),
+            pl.col("details").sort_by("start").last(), pl.col("state").last(), pl.col("close_reason").last(),
+            pl.col("closed_at").last(),
         )
     )
     return out.select([pl.col(c).cast(t) for c, t in DETECTION_SCHEMA.items()]).sort("meter_id", "kind", "start")
 
 
-def detect_hourly(hourly: pl.DataFrame, cfg: LeakConfig, tz: str) -> pl.DataFrame:
-    """The detectors that need only hourly use: continuous_flow, night_flow, burst, backflow, stuck."""
-    parts = [continuous_flow(hourly, cfg, tz), night_flow(hourly, cfg, tz), burst(hourly, cfg, tz),
-             backflow(hourly, cfg), stuck(hourly, cfg, tz)]
-    return merge(pl.concat(parts), cfg.merge_gap_hours)
+def lifecycle(det: pl.DataFrame, as_of: datetime, slack_hours: int) -> pl.DataFrame:
+    """State of the non-leak kinds as of `as_of`: open while valid (with slack), else closed with the kind's reason
+    at valid_until. Leak incidents carry their own state (incidents.py)."""
+    ended = (pl.col("kind") != "leak") & (pl.col("valid_until") < as_of - timedelta(hours=slack_hours))
+    reason = pl.col("kind").replace_strict(CLOSE_REASONS, default="alarm_cleared", return_dtype=pl.String())
+    return det.with_columns(
+        pl.when(ended).then(pl.lit("closed")).otherwise(pl.col("state")).alias("state"),
+        pl.when(ended).then(reason).otherwise(pl.col("close_reason")).alias("close_reason"),
+        pl.when(ended).then(pl.col("valid_until")).otherwise(pl.col("closed_at")).alias("closed_at"),
+    )
+
+
+def detect_hourly(hourly: pl.DataFrame, cfg: LeakConfig, tz: str, as_of: datetime | None = None,
+                  alarms: pl.DataFrame | None = None, breaks: dict[str, list[datetime]] | None = None,
+                  dispatcher_closes: dict[str, list[datetime]] | None = None) -> pl.DataFrame:
+    """Leak incidents (with the meters' leak alarms as evidence) and the burst, backflow and stuck detectors.
+
+    `breaks`: meter exchanges (an incident open at one closes `meter_exchanged`, a new one may follow);
+    `dispatcher_closes`: when a dispatcher closed a meter's leak incident (later evidence is a new incident)."""
+    ev = evidence(hourly, cfg, tz, alarms)
+    splits = {m: sorted([*(breaks or {}).get(m, []), *(dispatcher_closes or {}).get(m, [])])
+              for m in set(breaks or {}) | set(dispatcher_closes or {})}
+    leaks = incidents(ev, cfg, as_of, exchanged=breaks, breaks=splits)
+    others = merge(pl.concat([burst(hourly, cfg, tz), backflow(hourly, cfg), stuck(hourly, cfg, tz)]),
+                   cfg.merge_gap_hours)
+    return pl.concat([leaks, others])
 
 
 def detect_all(readings: pl.DataFrame, cfg: LeakConfig, tz: str, as_of: datetime | None = None,
-               hourly: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Every detector on a frame of readings; `as_of` (default: the last reading) ends the silent check."""
+               hourly: pl.DataFrame | None = None, digits: dict[str, int] | None = None,
+               breaks: dict[str, list[datetime]] | None = None,
+               dispatcher_closes: dict[str, list[datetime]] | None = None) -> pl.DataFrame:
+    """Every detector on a frame of readings; `as_of` (default: the last reading) ends the silent check and
+    decides which alerts are still open. `digits`: register digits per meter (registry) for rollovers."""
     r = readings if is_normalised(readings) else normalise_readings(readings)
     if r.is_empty():
         return empty()
-    h = hourly if hourly is not None else hourly_use(r)
+    r = unwrap_rollovers(r, digits, cfg.rollover_window)
+    h = hourly if hourly is not None else hourly_use(r, breaks=breaks)
     if as_of is None:
         last = r.get_column("time").max()
         assert isinstance(last, datetime)
         as_of = last
-    parts = [detect_hourly(h, cfg, tz), merge(pl.concat([silent(r, cfg, as_of), meter_alarms(r)]),
-                                                   cfg.merge_gap_hours)]
-    return pl.concat(parts).sort("meter_id", "kind", "start")
+    as_of = as_of.astimezone(UTC)
+    alarms = meter_alarms(r)
+    parts = [detect_hourly(h, cfg, tz, as_of, alarms, breaks, dispatcher_closes),
+             merge(pl.concat([silent(r, cfg, as_of), alarms.filter(pl.col("kind") != "meter_alarm:leak")]),
+                   cfg.merge_gap_hours)]
+    return lifecycle(pl.concat(parts), as_of, cfg.active_slack_hours).sort("meter_id", "kind", "start")
 
 
-def to_json_rows(det: pl.DataFrame) -> list[dict[str, object]]:
-    """Detections as plain JSON-able dicts (times ISO 8601 UTC), the `leaks detect --json` lines."""
+def alerts_only(det: pl.DataFrame, min_severity: str = "warning") -> pl.DataFrame:
+    """The detections a dispatcher sees: severity `min_severity` and above (silent meters are 'info')."""
+    rank = SEVERITY_RANK.get(min_severity, 1)
+    return det.filter(pl.col("severity").replace_strict(SEVERITY_RANK, default=0) >= rank)
+
+
+def to_json_rows(det: pl.DataFrame, tz: str = "UTC") -> list[dict[str, object]]:
+    """Detections as plain JSON-able dicts (times ISO 8601 with the offset of `tz`), the `leaks detect --json`
+    lines."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
     rows: list[dict[str, object]] = []
     for row in det.iter_rows(named=True):
         out: dict[str, object] = {}
-        for k in ("meter_id", "kind", "start", "end", "rate_l_h", "volume_m3", "severity", "detected_at"):
+        for k in ("meter_id", "kind", "severity", "state", "start", "end", "detected_at", "rate_l_h", "volume_m3",
+                  "close_reason", "closed_at"):
             v = row[k]
             if isinstance(v, datetime):
-                v = v.isoformat().replace("+00:00", "Z")
+                v = v.astimezone(zone).isoformat()
             elif isinstance(v, float):
                 v = round(v, 3)
             out[k] = v

@@ -1,6 +1,6 @@
-"""Measured quality of the leak detectors against ground truth, and alert rates on unlabelled data.
+"""Measured quality of the leak detectors against the simulated fleet's ground truth (real homes: realhomes.py).
 
-Matching: a leak alert (continuous_flow or night_flow) is a true positive when it is on a meter with a
+Matching: a leak alert (a `leak` incident, warning or above) is a true positive when it is on a meter with a
 true leak (leak or intermittent_leak) and its span overlaps the leak's span (extended by `match_slack`).
 An event is detected when a true-positive alert exists; its delay is the first `detected_at` of those
 alerts at or after the event start, minus the start (0 when an alert was already open).
@@ -9,15 +9,13 @@ False alerts per 100 meter-months: leak alerts that match no true leak, per 100 
 
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from analytics.leaks.detectors import LEAK_KINDS
+LEAK_ALERT_KINDS = ("leak",)
 
 SIZE_BINS: tuple[tuple[str, float, float], ...] = (
     ("2-5 L/h", 0.0, 5.0), ("5-10 L/h", 5.0, 10.0), ("10-30 L/h", 10.0, 30.0), ("30-50+ L/h", 30.0, 1e9))
@@ -57,7 +55,7 @@ def _quantile(values: list[float], q: float) -> float | None:
 def evaluate(alerts: pl.DataFrame, truth: pl.DataFrame, meters: int, days: float,
              match_slack: timedelta = timedelta(hours=24)) -> Report:
     """Precision, recall and delays of leak alerts against the truth events (fixtures.usage schema)."""
-    leak_alerts = alerts.filter(pl.col("kind").is_in(LEAK_KINDS)).with_row_index("aid")
+    leak_alerts = alerts.filter(pl.col("kind").is_in(LEAK_ALERT_KINDS)).with_row_index("aid")
     leaks = truth.filter(pl.col("kind").is_in(TRUE_LEAKS)).with_row_index("eid")
     pairs = leak_alerts.join(leaks.select("meter_id", "eid", pl.col("kind").alias("ev_kind"),
                                           pl.col("start").alias("ev_start"), pl.col("end").alias("ev_end"),
@@ -139,51 +137,3 @@ def format_report(rep: Report) -> str:
 
 def _fmt(v: object) -> str:
     return "-" if v is None else str(v)
-
-
-# ---- the DAIAD trial A export ----------------------------------------------------------------------------------
-
-DAIAD_TZ = "Europe/Madrid"  # the trial's homes are in Alicante; timestamps are local time
-
-
-def read_daiad(path: str | Path, tz: str = DAIAD_TZ) -> pl.DataFrame:
-    """`user key;datetime;meter reading;diff` (litres, dd/mm/YYYY HH:MM:SS local) to readings (m3, UTC).
-
-    Dirty rows are dealt with as a utility import would: values in scientific notation are parsed,
-    unparseable rows and non-increasing timestamps (duplicates, clock steps) are dropped; index decreases
-    and jumps are kept for the detectors to see."""
-    p = Path(path)
-    raw: bytes = gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
-    df = pl.read_csv(raw, separator=";", infer_schema=False)
-    df = df.rename({c: c.strip() for c in df.columns})
-    out = (
-        df.select(
-            pl.col("user key").str.strip_chars().alias("meter_id"),
-            pl.col("datetime").str.strip_chars().str.strptime(pl.Datetime("us"), "%d/%m/%Y %H:%M:%S", strict=False)
-            .dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
-            .dt.convert_time_zone("UTC").alias("time"),
-            (pl.col("meter reading").str.strip_chars().cast(pl.Float64(), strict=False) / 1000.0).alias("total_m3"),
-        )
-        .drop_nulls(["meter_id", "time", "total_m3"])
-        .with_row_index("row")
-        .sort("meter_id", "row")
-        .with_columns(pl.col("time").cum_max().shift(1).over("meter_id").alias("prev_max"))
-        .filter(pl.col("prev_max").is_null() | (pl.col("time") > pl.col("prev_max")))
-        .select("meter_id", pl.col("time").cast(pl.Datetime("us", "UTC")), "total_m3")
-        .sort("meter_id", "time")
-    )
-    return out
-
-
-def unlabelled_summary(alerts: pl.DataFrame, readings: pl.DataFrame) -> dict[str, Any]:
-    """Alert counts per kind and per 100 meter-months of data actually present."""
-    span = readings.group_by("meter_id").agg((pl.col("time").max() - pl.col("time").min()).dt.total_hours()
-                                             .alias("h"))
-    meter_months = float(span.get_column("h").sum()) / 24.0 / DAYS_PER_MONTH
-    kinds: dict[str, Any] = {}
-    for r in alerts.group_by("kind").agg(pl.len().alias("n"), pl.col("meter_id").n_unique().alias("meters"))\
-            .sort("kind").iter_rows(named=True):
-        kinds[str(r["kind"])] = {"alerts": int(r["n"]), "meters": int(r["meters"]),
-                                 "per_100_meter_months": round(100.0 * int(r["n"]) / meter_months, 2)}
-    return {"meters": span.height, "meter_months": round(meter_months, 1), "readings": readings.height,
-            "kinds": kinds}

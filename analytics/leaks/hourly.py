@@ -2,7 +2,9 @@
 
 Readings frame (READINGS_SCHEMA): meter_id, time (UTC), total_m3, and optionally alarms (list of words).
 Hourly frame (HOURLY_SCHEMA): one row per meter and UTC hour from its first to its last reading,
-`use_l` = litres drawn in that hour (null when unknown), `n` = readings in that hour.
+`use_l` = litres drawn in that hour (null when unknown), `n` = readings in that hour, `avg_l` = the mean
+litres per hour of the interval between readings that covers the hour (equal to use_l when that is known;
+for a gap of up to `max_avg_hours` it is a lower bound of any leak running through the gap).
 
 The hourly use follows the rollup rule of storage/flavor.py: the last index of the hour minus the last
 index of the previous hour with a reading. A difference spanning a gap of up to `max_spread_hours` is
@@ -28,6 +30,7 @@ HOURLY_SCHEMA: dict[str, pl.DataType] = {
     "hour": UTC_TIME,
     "use_l": pl.Float64(),
     "n": pl.UInt32(),
+    "avg_l": pl.Float64(),
 }
 HOUR = timedelta(hours=1)
 
@@ -53,8 +56,33 @@ def is_normalised(readings: pl.DataFrame) -> bool:
     return dict(readings.schema) == READINGS_SCHEMA
 
 
-def hourly_use(readings: pl.DataFrame, max_spread_hours: int = 3) -> pl.DataFrame:
-    """Hourly use in litres per meter on a complete hourly grid (see module docstring)."""
+def unwrap_rollovers(readings: pl.DataFrame, digits: dict[str, int] | None = None,
+                     window: float = 0.1) -> pl.DataFrame:
+    """Undo register rollovers: a decrease from the top `window` of the register range (10^digits m3; digits from
+    the registry, else the integer digits of the index before the decrease) to the bottom `window` of it, by
+    which the register turned over no more than 1 m3 per hour elapsed, adds 10^digits to that reading and every
+    later one of the meter. A rollover is use, never backflow or a burst."""
+    df = readings if is_normalised(readings) else normalise_readings(readings)
+    prev = pl.col("total_m3").shift(1).over("meter_id")
+    inferred = (pl.lit(10.0) ** prev.clip(lower_bound=1.0).log10().floor().add(1.0))
+    known = pl.col("meter_id").replace_strict({k: 10.0 ** v for k, v in (digits or {}).items()}, default=None,
+                                              return_dtype=pl.Float64())
+    span = pl.coalesce(known, inferred)
+    hours = (pl.col("time") - pl.col("time").shift(1).over("meter_id")).dt.total_seconds() / 3600.0
+    roll = ((pl.col("total_m3") < prev) & (prev >= (1.0 - window) * span) & (pl.col("total_m3") < window * span)
+            # what the register turned over by must be plausible use (<= 1 m3 per hour elapsed), else a reset
+            & (pl.col("total_m3") + span - prev <= hours.clip(lower_bound=1.0) * 1.0))
+    out = df.with_columns(pl.when(roll.fill_null(False)).then(span).otherwise(0.0).alias("_wrap"))
+    if not out.get_column("_wrap").gt(0).any():
+        return df
+    return out.with_columns((pl.col("total_m3") + pl.col("_wrap").cum_sum().over("meter_id")).alias("total_m3"))\
+        .drop("_wrap")
+
+
+def hourly_use(readings: pl.DataFrame, max_spread_hours: int = 3, max_avg_hours: int = 24,
+               breaks: dict[str, list[datetime]] | None = None) -> pl.DataFrame:
+    """Hourly use in litres per meter on a complete hourly grid (see module docstring). `breaks`: times a meter
+    was exchanged (registry); the index difference across one is not use (unknown, never backflow or a burst)."""
     df = readings if is_normalised(readings) else normalise_readings(readings)
     df = df.filter(pl.col("total_m3").is_not_null())
     if df.is_empty():
@@ -72,16 +100,26 @@ def hourly_use(readings: pl.DataFrame, max_spread_hours: int = 3) -> pl.DataFram
             ((pl.col("last_m3") - pl.col("prev_m3")) * 1000.0).round(6).alias("diff_l"),
         )
     )
+    if breaks:
+        b = pl.DataFrame([(m, t) for m, ts in breaks.items() for t in ts],
+                         schema={"meter_id": pl.String(), "_b": UTC_TIME}, orient="row")
+        across = (buckets.join(b, on="meter_id", how="inner")
+                  .filter((pl.col("_b") > pl.col("prev_hour")) & (pl.col("_b") <= pl.col("hour")))
+                  .select("meter_id", "hour").unique().with_columns(pl.lit(True).alias("_x")))
+        buckets = buckets.join(across, on=["meter_id", "hour"], how="left").with_columns(
+            pl.when(pl.col("_x")).then(None).otherwise(pl.col("diff_l")).alias("diff_l")).drop("_x")
     spread = (
         buckets.filter(pl.col("gap").is_not_null())
         .with_columns(
-            pl.when(pl.col("gap") <= max_spread_hours).then(pl.col("gap")).otherwise(1).alias("k"),
+            pl.when(pl.col("gap") <= max_avg_hours).then(pl.col("gap")).otherwise(1).alias("k"),
         )
         .with_columns(
             pl.when(pl.col("gap") <= max_spread_hours)
             .then(pl.col("diff_l") / pl.col("k"))
             .otherwise(None)
             .alias("use_l"),
+            pl.when(pl.col("gap") <= max_avg_hours).then(pl.col("diff_l") / pl.col("k")).otherwise(None)
+            .alias("avg_l"),
             pl.int_ranges(0, pl.col("k")).alias("offset"),
         )
         .explode("offset")
@@ -89,6 +127,7 @@ def hourly_use(readings: pl.DataFrame, max_spread_hours: int = 3) -> pl.DataFram
             "meter_id",
             (pl.col("hour") - pl.duration(hours=pl.col("offset"))).alias("hour"),
             "use_l",
+            "avg_l",
         )
     )
     counts = buckets.select("meter_id", "hour", "n")

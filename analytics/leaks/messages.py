@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+LEAK_KINDS = ("leak", "burst", "meter_alarm:leak", "meter_alarm:burst")
 TITLES = {
-    "continuous_flow": "water has been running without a break",
+    "leak": "water has been running without a break, day and night",
     "night_flow": "water is running at night",
     "burst": "an unusually large flow",
     "backflow": "the meter ran backwards",
@@ -24,12 +25,12 @@ def describe(meter_id: str, kind: str, first_seen: datetime, rate_l_h: float | N
     else:
         what = TITLES.get(kind, kind)
     size = ""
-    if rate_l_h is not None and kind in ("continuous_flow", "night_flow", "burst"):
+    if rate_l_h is not None and kind in ("leak", "burst"):
         size = f" at about {rate_l_h:.0f} L/h ({rate_l_h * 24:.0f} litres per day)"
     if sms:
         return f"Meter {meter_id}: {what}{size} since {since}. Please check taps, toilets and pipes."
     advice = ("A flow that never stops usually means a leak: a dripping tap, a running toilet or a leaking pipe. "
               "Please check them; close the main valve if you cannot find the cause and call a plumber.")
-    if kind not in ("continuous_flow", "night_flow", "burst", "meter_alarm:leak", "meter_alarm:burst"):
+    if kind not in LEAK_KINDS:
         advice = "Our team will look into it; you need not do anything unless we contact you."
     return f"Water meter {meter_id}: {what}{size} since {since} (local time).\n\n{advice}"

@@ -5,5 +5,7 @@ ROUTERS: list[str] = [
     "api.routes.billing:router",
     "api.routes.readings:router",
     "api.routes.dashboards:router",
+    "api.routes.console:router",
+    "api.routes.alerts:router",
     "api.routes.interruptions:router",
 ]

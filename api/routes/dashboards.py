@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+import orjson
 import plotly
 import plotly.graph_objects as go
 import polars as pl
@@ -20,9 +21,13 @@ from fastapi.templating import Jinja2Templates
 from api.deps import get_db, get_settings
 from api.pages.auth import COOKIE, require_analyst, require_customer, token_accepted
 from dashboards import figures
+from dashboards.labels import ACTION_LABELS, kind_label
 from meterflow.config import Settings
 from meterflow.periods import next_month
+from storage import alert_workflow as wf
+from storage import alerts as incidents_store
 from storage import chart_queries as q
+from storage.worklists import LISTS
 
 router = APIRouter(tags=["dashboards"])
 
@@ -48,9 +53,12 @@ def parse_now(value: str | None, tz: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def fig_json(fig: go.Figure) -> str:
-    """Figure JSON safe to embed in a <script type="application/json"> element."""
-    text: str = fig.to_json(validate=False)
+def fig_json(fig: go.Figure | dict[str, Any]) -> str:
+    """Figure JSON safe to embed in a <script type="application/json"> element (a dict figure: plain JSON)."""
+    if isinstance(fig, dict):
+        text = orjson.dumps(fig, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    else:
+        text = fig.to_json(validate=False)
     return text.replace("</", "<\\/")
 
 
@@ -88,6 +96,13 @@ def render(request: Request, name: str, context: dict[str, Any]) -> HTMLResponse
 
 def _now_param(now: datetime, raw: str | None) -> str:
     return urlencode({"now": raw}) if raw else ""
+
+
+def analyst_context(at: datetime, now_raw: str | None, user: str, data_as_of: dict[str, Any]) -> dict[str, Any]:
+    """What every analyst page's header shows: the as-of time, data as of, who is signed in, the search box,
+    the console's lists; and the labels its tables use."""
+    return {"at": at, "now_raw": now_raw, "now_q": _now_param(at, now_raw), "data_as_of": data_as_of,
+            "analyst": True, "user": user, "lists": LISTS, "kind_label": kind_label, "action_labels": ACTION_LABELS}
 
 
 # --------------------------------------------------------------------------------------------- static
@@ -155,60 +170,72 @@ def fleet_page(
     now: str | None = Query(None, description="as-of time (ISO); default the current time"),
     district: list[str] = Query(default_factory=list, description="districts to chart (default: the largest)"),
     days: int = Query(60, ge=7, le=730, description="days of district history"),
-    _: str = Depends(require_analyst),
+    user: str = Depends(require_analyst),
     conn: psycopg.Connection = Depends(get_db),
 ) -> HTMLResponse:
     settings: Settings = request.app.state.settings
     at = parse_now(now, settings.timezone)
-    today = at.astimezone(ZoneInfo(settings.timezone)).date()
-    start, end = today - timedelta(days=days), today  # the current day is still incomplete
-    by_district = q.coverage_by_district(conn, at)
-    by_gateway = q.coverage_by_gateway(conn, at)
-    ages, fresh = q.freshness(conn, at)
-    kinds = q.open_alerts_by_kind(conn, at)
-    alerts = q.open_alerts(conn, at, limit=50)
-    all_districts = q.districts(conn)
-    chosen = [d for d in district if d in all_districts] or q.top_districts(conn, start, end, 6)
-    dd = q.district_daily(conn, chosen, start, end)
-    due, due_total = q.verification_due(conn, at, 90, limit=100)
-    due_weeks = q.verification_by_week(conn, at, 90)
-    dead = q.dead_letters_by_reason(conn, at)
+    data = fleet_data(conn, at, district, days, settings.timezone)
+    by_district, by_gateway, kinds, dead = data["by_district"], data["by_gateway"], data["kinds"], data["dead"]
+    dd, fresh, due_total = data["district_daily"], data["fresh"], data["due_total"]
+    incident_totals = incidents_store.incident_totals(data["incidents"])
     meters = int(by_district["meters"].sum() or 0)
     heard = int(by_district["heard"].sum() or 0)
     charts = {
         "coverage-district": figures.coverage_figure(by_district, "district"),
         "coverage-gateway": figures.coverage_figure(by_gateway, "gateway"),
-        "freshness": figures.freshness_figure(ages),
-        "alerts-kind": figures.alerts_by_kind_figure(kinds),
+        "freshness": figures.freshness_figure(data["ages"]),
+        "alerts-kind": figures.alerts_by_kind_figure(kinds, kind_label),
         "district-consumption": figures.district_consumption_figure(dd),
         "night-flow": figures.night_flow_figure(dd),
-        "verification": figures.verification_figure(due_weeks),
+        "verification": figures.verification_figure(data["due_weeks"]),
         "dead-letters": figures.dead_letters_figure(dead),
     }
     return render(request, "fleet.html", {
+        **analyst_context(at, now, user, fresh),
         "title": "Fleet overview",
-        "at": at,
-        "now_raw": now,
         "now_q": _now_param(at, now),
         "charts": {k: fig_json(v) for k, v in charts.items()},
         "kpi": {
             "meters": meters,
             "heard_pct": (100.0 * heard / meters) if meters else 0.0,
             "open_alerts": int(kinds["alerts"].sum() or 0) if not kinds.is_empty() else 0,
-            "volume_lost": float(kinds["volume_lost_m3"].sum() or 0) if not kinds.is_empty() else 0.0,
+            "volume_lost": incident_totals["volume_lost_m3"],  # each incident once (open or closed, 30 days)
             "dead_letters": int(dead["frames"].sum() or 0) if not dead.is_empty() else 0,
             "due": due_total,
         },
         "fresh": fresh,
         "kinds": kinds.to_dicts(),
-        "alerts": alerts.to_dicts(),
+        "alerts": data["alerts"].to_dicts(),
+        "incidents": data["incidents"],
+        "incident_totals": incident_totals,
         "gateways": by_gateway.sort("share").to_dicts(),
-        "due": due.to_dicts(),
+        "due": data["due"].to_dicts(),
         "due_total": due_total,
-        "all_districts": all_districts,
-        "chosen": chosen,
+        "all_districts": data["all_districts"],
+        "chosen": data["chosen"],
         "days": days,
+        "balance": data["balance"].head(5).to_dicts(),
     })
+
+
+def fleet_data(conn: psycopg.Connection, at: datetime, district: list[str], days: int, tz: str) -> dict[str, Any]:
+    """Every query behind the fleet page (what `meterflow bench pages` takes as its baseline)."""
+    today = at.astimezone(ZoneInfo(tz)).date()
+    start, end = today - timedelta(days=days), today  # the current day is still incomplete
+    ages, fresh = q.freshness(conn, at)
+    all_districts = q.districts(conn)
+    chosen = [d for d in district if d in all_districts] or q.top_districts(conn, start, end, 6)
+    due, due_total = q.verification_due(conn, at, 90, limit=100)
+    return {
+        "by_district": q.coverage_by_district(conn, at), "by_gateway": q.coverage_by_gateway(conn, at),
+        "ages": ages, "fresh": fresh, "kinds": q.open_alerts_by_kind(conn, at),
+        "alerts": q.open_alerts(conn, at, limit=50), "incidents": incidents_store.fleet_incidents(conn, at),
+        "all_districts": all_districts, "chosen": chosen,
+        "district_daily": q.district_daily(conn, chosen, start, end), "due": due, "due_total": due_total,
+        "due_weeks": q.verification_by_week(conn, at, 90), "dead": q.dead_letters_by_reason(conn, at),
+        "balance": q.balance_ranking(q.water_balance(conn, today - timedelta(days=30), today)),
+    }
 
 
 @router.get("/dashboards/meters/{meter_id}", response_class=HTMLResponse, summary="Analyst meter page")
@@ -218,39 +245,35 @@ def meter_page(
     now: str | None = Query(None, description="as-of time (ISO); default the current time"),
     days: int = Query(90, ge=7, le=1100, description="days of daily history"),
     hours: int = Query(168, ge=24, le=24 * 62, description="hours of hourly history"),
-    _: str = Depends(require_analyst),
+    user: str = Depends(require_analyst),
     conn: psycopg.Connection = Depends(get_db),
 ) -> HTMLResponse:
     settings: Settings = request.app.state.settings
     info = q.meter_info(conn, meter_id)
     if info is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"meter {meter_id} not found")
-    return _meter_response(request, conn, info, now, days, hours, settings, customer=None)
+    return _meter_response(request, conn, info, now, days, hours, settings, customer=None, user=user)
 
 
 def _meter_response(request: Request, conn: psycopg.Connection, info: dict[str, Any], now: str | None, days: int,
-                    hours: int, settings: Settings, customer: str | None) -> HTMLResponse:
+                    hours: int, settings: Settings, customer: str | None, user: str = "") -> HTMLResponse:
     meter_id = info["meter_id"]
     at = parse_now(now, settings.timezone)
-    tz = q.rollup_timezone(conn)
-    today = at.astimezone(ZoneInfo(tz)).date()
-    start, end = today - timedelta(days=days - 1), today + timedelta(days=1)
-    daily = q.meter_daily(conn, meter_id, start, end, tz)
-    last_year = q.meter_daily(conn, meter_id, start - timedelta(days=364), end - timedelta(days=364), tz)
-    lo = datetime(start.year, start.month, start.day, tzinfo=ZoneInfo(tz))
-    alerts = q.meter_alerts(conn, meter_id, lo, at)
-    vee = q.meter_vee_flags(conn, meter_id, start, end)
-    hour_end = at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    hourly = q.meter_hourly(conn, meter_id, hour_end - timedelta(hours=hours), hour_end)
+    data = meter_data(conn, meter_id, at, days, hours, customer is None)
+    daily, last_year, alerts, vee, hourly = (data[k] for k in ("daily", "last_year", "alerts", "vee", "hourly"))
+    incidents = data["incidents"]
     # plotly.js shows wall-clock time: convert instants to the utility's time zone
     hourly = hourly.with_columns(pl.col("hour").dt.convert_time_zone(settings.timezone))
     alerts = alerts.with_columns(pl.col("first_seen", "last_seen").dt.convert_time_zone(settings.timezone))
     charts = {
-        "meter": figures.meter_figure(daily, last_year, alerts, vee, meter_id),
+        "meter": figures.meter_figure(daily, last_year, alerts, vee, meter_id, kind_label),
         "hourly": figures.meter_hourly_figure(hourly, meter_id),
     }
     known = daily.filter(~pl.col("missing"))
+    extra = {} if customer else {**analyst_context(at, now, user, data["data_as_of"]),
+                                 "events": [e.as_dict() for e in data["events"]]}
     return render(request, "meter.html", {
+        **extra,
         "title": f"Meter {meter_id}",
         "at": at,
         "now_q": _now_param(at, now),
@@ -262,10 +285,33 @@ def _meter_response(request: Request, conn: psycopg.Connection, info: dict[str, 
         "missing_hours": int(hourly["missing"].sum()),
         "last_index": known["index_m3"][-1] if not known.is_empty() else None,
         "alerts": alerts.to_dicts(),
+        "incidents": incidents,
+        "incident_totals": incidents_store.incident_totals(incidents),
         "vee": vee.to_dicts(),
         "days": days,
         "customer": customer,
     })
+
+
+def meter_data(conn: psycopg.Connection, meter_id: str, at: datetime, days: int, hours: int,
+               analyst: bool = True) -> dict[str, Any]:
+    """Every query behind the meter page (the baseline of `meterflow bench pages`)."""
+    tz = q.rollup_timezone(conn)
+    today = at.astimezone(ZoneInfo(tz)).date()
+    start, end = today - timedelta(days=days - 1), today + timedelta(days=1)
+    lo = datetime(start.year, start.month, start.day, tzinfo=ZoneInfo(tz))
+    hour_end = at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    data: dict[str, Any] = {
+        "daily": q.meter_daily(conn, meter_id, start, end, tz),
+        "last_year": q.meter_daily(conn, meter_id, start - timedelta(days=364), end - timedelta(days=364), tz),
+        "alerts": q.meter_alerts(conn, meter_id, lo, at), "vee": q.meter_vee_flags(conn, meter_id, start, end),
+        "hourly": q.meter_hourly(conn, meter_id, hour_end - timedelta(hours=hours), hour_end),
+        "incidents": incidents_store.meter_incidents(conn, meter_id, at),
+    }
+    if analyst:
+        data["data_as_of"] = q.data_as_of(conn, at)
+        data["events"] = wf.events(conn, meter_id=meter_id, limit=100)
+    return data
 
 
 # --------------------------------------------------------------------------------------------- customer
@@ -291,7 +337,7 @@ def _customer_page(request: Request, conn: psycopg.Connection, customer_ref: str
     monthly = q.customer_monthly(conn, shown, first_month, end)
     prev_year = q.customer_monthly(conn, shown, date(first_month.year - 1, first_month.month, 1),
                                    next_month(date(this_month.year - 1, this_month.month, 1)))
-    leaks = q.leak_status(conn, shown, at)
+    leaks = incidents_store.customer_incidents(conn, shown, at)
     charts = {
         "daily": figures.customer_daily_figure(current, previous),
         "monthly": figures.customer_monthly_figure(monthly, prev_year),
@@ -316,7 +362,7 @@ def _customer_page(request: Request, conn: psycopg.Connection, customer_ref: str
         "avg_now": avg_l(current),
         "avg_prev": avg_l(previous),
         "missing_days": int(current["missing"].sum()),
-        "leaks": leaks.to_dicts(),
+        "leaks": leaks,
     })
 
 

@@ -14,6 +14,7 @@ BENCHES: dict[str, str] = {
     "billing": "bench.billing:bench_billing",
     "charts": "bench.charts:bench_charts",
     "gateway": "bench.gateway:bench_gateway",
+    "pages": "bench.pages:bench_pages",
 }
 
 

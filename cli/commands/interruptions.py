@@ -196,13 +196,13 @@ def subscribe(ctx: click.Context, street: str, phone: str | None, email: str | N
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def notify(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
-    """Send each subscriber of an interrupted street one notice per change (channels: leaks.notify.*)."""
+    """Send each subscriber of an interrupted street one notice per change (channels: settings [notify])."""
     from notify.dispatch import channels_from_config
     from notify.interruption_notices import notify_interruptions
     from storage.interruptions import list_interruptions, subscribe_consenting, subscribers_of
 
     s = _settings(ctx)
-    channels = channels_from_config(s.leaks.notify)
+    channels = channels_from_config(s.notify)
     with _conn(s) as conn:
         subscribe_consenting(conn)
         out = notify_interruptions(conn, channels, s.timezone, list_interruptions(conn, kind="supply"),
@@ -235,7 +235,7 @@ def eval_interruptions(ctx: click.Context, daiad: str, street_size: int, seed: i
     per district-year of the detector and of the plain rule (baseline), in the same run."""
     from analytics.interruptions import evaluate as ev
     from analytics.interruptions.detect import detect_interruptions
-    from analytics.leaks.evaluate import DAIAD_TZ, read_daiad
+    from analytics.leaks.realhomes import DAIAD_TZ, read_daiad
 
     s = _settings(ctx)
     _progress(f"reading {daiad}")

@@ -12,8 +12,11 @@ from meterflow.config import Settings
              epilog="Example: METERFLOW_API__TOKENS='[\"s3cret\"]' meterflow serve --port 8000")
 @click.option("--host", default=None, help="Interface to listen on (default: settings api.host).")
 @click.option("--port", type=int, default=None, help="TCP port (default: settings api.port).")
+@click.option("--refresh-minutes", type=float, default=5.0, show_default=True,
+              help="Refresh the rollups and dashboard tables this often (the last 6 h of readings), so pages "
+                   "show what was committed since; 0 = off (the hourly flow still refreshes).")
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None, refresh_minutes: float) -> None:
     """Serve the web app: analyst dashboards (/dashboards/fleet), customer charts (/c/...), billing API."""
     if ctx.invoked_subcommand is not None:
         return
@@ -26,11 +29,39 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     if not settings.api.tokens:
         click.echo("warning: no api.tokens set (METERFLOW_API__TOKENS); analyst pages will refuse everyone",
                    err=True)
-    app = create_app(settings, database_dsn(settings))
+    dsn = database_dsn(settings)
+    app = create_app(settings, dsn)
+    if refresh_minutes > 0:
+        import threading
+
+        threading.Thread(target=_refresh_loop, args=(dsn, refresh_minutes * 60.0), name="refresh-derived",
+                         daemon=True).start()
     h, p = host or settings.api.host, port or settings.api.port
     click.echo(f"meterflow web app on http://{h}:{p}/dashboards/fleet (customer links: meterflow serve link)")
     # log_config=None: uvicorn logs through our structured handler instead of its own format
     uvicorn.run(app, host=h, port=p, log_level=settings.log_level.lower(), access_log=False, log_config=None)
+
+
+def _refresh_loop(dsn: str, every_s: float) -> None:
+    """serve's background refresh: at start, then every `every_s` seconds; a failed run is logged and retried."""
+    import time
+
+    import psycopg
+
+    from meterflow.logs import ctx, get_logger
+    from storage.refresh import refresh_recent
+
+    log = get_logger("meterflow.serve")
+    while True:
+        started = time.monotonic()
+        try:
+            with psycopg.connect(dsn) as conn:
+                start, end = refresh_recent(conn)
+            log.info("dashboards refreshed", extra=ctx(start=start.isoformat(), end=end.isoformat(),
+                                                       seconds=round(time.monotonic() - started, 2)))
+        except Exception as exc:  # the database may be restarting: try again next round
+            log.warning("dashboard refresh failed", extra=ctx(reason=str(exc).splitlines()[0] if str(exc) else ""))
+        time.sleep(max(every_s - (time.monotonic() - started), 1.0))
 
 
 @serve.command("link", epilog="Example: meterflow serve link --customer C-000123 --now 2026-03-01")

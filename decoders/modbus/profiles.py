@@ -6,7 +6,8 @@ encoded (type, word order, scale, unit) and which registers make the billing tot
 published in the makers' manuals; check the firmware of your unit, and the totalizer unit and multiplier
 noted per profile, before billing from it.
 
-Adding a meter = adding a Profile with two vectors; tests/ingest/test_modbus_profiles.py walks them all.
+Adding a meter = adding a Profile with two vectors (tests/ingest/test_ingest_modbus.py walks them) and the
+register contents it must refuse (tests/decoders/test_plausible.py walks those).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Literal
 RegType = Literal["u16", "i16", "u32", "i32", "f32"]
 WordOrder = Literal["big", "little"]  # big: high word first (ABCD); little: low word first (CDAB)
 WIDTH: dict[str, int] = {"u16": 1, "i16": 1, "u32": 2, "i32": 2, "f32": 2}
+# an integer billing register at its maximum is saturated or unset (all ones), never a meter index
+SATURATED: dict[str, int] = {"u16": 0xFFFF, "i16": 0x7FFF, "u32": 0xFFFF_FFFF, "i32": 0x7FFF_FFFF}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,15 @@ class Vector:
 
 
 @dataclass(frozen=True, slots=True)
+class Refused:
+    """Register words that must not become a reading, and the refusal code they give."""
+
+    address: int
+    words: tuple[int, ...]
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     name: str
     manufacturer: str  # three letters, as Reading.manufacturer
@@ -69,7 +81,9 @@ class Profile:
     flow: str | None
     alarm_bits: tuple[AlarmBit, ...] = ()
     notes: str = ""
+    register_digits: int | None = None  # whole m3 digits the billing register holds, when the model says
     vectors: tuple[Vector, ...] = ()
+    refused: tuple[Refused, ...] = ()
 
     def register(self, name: str) -> Register:
         return next(r for r in self.registers if r.name == name)
@@ -103,6 +117,12 @@ TUF2000M = Profile(
         Vector(0, (0x0000, 0x0000, 0x0000, 0x0000, 0x0000, 0x0000, 0x0000, 0x0000,
                    0x0000, 0x0000, 0x0000, 0x0000, 0x0000, 0x0000, 0x0000, 0x0000),
                total_m3=0.0, flow_m3h=0.0),
+    ),
+    refused=(
+        Refused(0, (0,) * 8 + (0xFFFB, 0xFFFF) + (0,) * 6, "negative_index"),  # -5 m3
+        Refused(0, (0,) * 8 + (0xFFFF, 0x7FFF) + (0,) * 6, "beyond_register"),  # i32 at its maximum
+        Refused(0, (0,) * 10 + (0x0000, 0x7F80) + (0,) * 4, "not_finite"),  # fraction +Infinity
+        Refused(0, (0,) * 10 + (0xFFFF, 0x7F7F) + (0,) * 4, "beyond_register"),  # fraction 3.4e38
     ),
 )
 
@@ -146,6 +166,7 @@ LDG_MAG = Profile(
         Vector(0x1010, (0x0000,) * 8 + (0x0000, 0x0010, 0x0000, 0x0000) + (0x0000,) * 4 + (1, 1, 0, 0, 0, 0),
                total_m3=16.0, flow_m3h=0.0),
     ),
+    refused=(Refused(0x1010, (0,) * 8 + (0xFFFF, 0xFFFF) + (0,) * 12, "beyond_register"),),
 )
 
 PULSE_U32_LITRES = Profile(
@@ -160,8 +181,9 @@ PULSE_U32_LITRES = Profile(
     notes="For a pulse-input module counting a water meter's reed contact in litres.",
     vectors=(
         Vector(0, (0x0012, 0xD687), total_m3=1234.567),
-        Vector(0, (0xFFFF, 0xFFFF), total_m3=4294967.295),
+        Vector(0, (0x0001, 0x0000), total_m3=65.536),
     ),
+    refused=(Refused(0, (0xFFFF, 0xFFFF), "beyond_register"),),
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (TUF2000M, LDG_MAG, PULSE_U32_LITRES)}

@@ -2,8 +2,10 @@
 
 Pipeline: normalise (link CRCs; format B only as a fallback) -> link header (Diehl address fixes) ->
 ELL (AES-CTR) -> AFL (MAC, fragments) -> TPL (mode 0/5/7, DES) or manufacturer CI -> records (full or
-compact) -> driver rules.
+compact) -> driver rules -> plausibility (decoders.plausible).
 State across frames: learned compact formats, pending AFL fragments; keys are read on every frame.
+A meter with a key accepts only telegrams opened with that key (ELL, TPL or the maker's own cipher):
+anything else is `unencrypted_for_keyed_meter`, refused before its records are parsed or learned.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from decoders.plausible import WMBUS_HEX_ID, WMBUS_ID, Rules, vet
 from decoders.reading import DecodeError, DecodeResult, Reading
 from decoders.wmbus import diehl_support
 from decoders.wmbus.afl import AflError, AflHeader, parse_afl
@@ -42,6 +45,7 @@ from decoders.wmbus.security import (
 )
 from decoders.wmbus.tpl import TPL_CIS, TplHeader, parse_tpl, status_words
 from decoders.wmbus.units import field_value
+from meterflow.plausibility import PlausibilitySettings
 
 _FILL = b"\x2f\x2f"
 _MAX_PENDING_FRAGMENTS = 10_000
@@ -64,8 +68,12 @@ def _open_mode5(key: bytes, iv: bytes, data: bytes, n: int) -> bytes | None:
 class WmbusDecoder:
     """Decodes wireless (and wired long-frame) M-Bus telegrams of water meters and others."""
 
-    def __init__(self, keys: Mapping[str, bytes] | None = None, signature_cache: Path | None = None) -> None:
+    def __init__(self, keys: Mapping[str, bytes] | None = None, signature_cache: Path | None = None,
+                 plausibility: PlausibilitySettings | None = None) -> None:
         self.keys: Mapping[str, bytes] = keys if keys is not None else {}
+        settings = plausibility or PlausibilitySettings()
+        self._rules = Rules(settings, WMBUS_ID, labels_from_input=False)
+        self._rules_hex = Rules(settings, WMBUS_HEX_ID, labels_from_input=False)
         self.signatures = SignatureCache(signature_cache)
         self._fragments: dict[str, list[bytes]] = {}
         # while a frame is decoded as it is and may be decoded again as format B: the fragment lists as
@@ -173,6 +181,7 @@ class WmbusDecoder:
                          diehl: str) -> DecodeResult:
         pos = 10
         ci = frame[pos]
+        opened = False  # whether some layer was opened with the meter's key
         # ELL
         if ci in ELL_LENGTHS:
             parsed_ell = parse_ell(frame, pos)
@@ -182,7 +191,8 @@ class WmbusDecoder:
             if ell.encryption not in (0, 1):
                 raise _Fail(DecodeError("unsupported_security", f"ELL encryption {ell.encryption}"))
             if ell.sn is not None:
-                frame, pos = self._open_ell(frame, pos, ell.cc, ell.sn, ell.encryption, ident, m_raw, address)
+                frame, pos, opened = self._open_ell(frame, pos, ell.cc, ell.sn, ell.encryption, ident, m_raw,
+                                                    address)
             if pos >= len(frame):
                 raise _Fail(DecodeError("truncated", "no application data after the ELL"))
             ci = frame[pos]
@@ -211,6 +221,8 @@ class WmbusDecoder:
             if isinstance(result, DecodeError):
                 raise _Fail(result)
             if result is not None:
+                if key is not None and not (opened or result.keyed):
+                    raise _Fail(_unencrypted(ident))
                 return self._reading_from_special(ident, spec, result)
         if ci not in TPL_CIS and ci != 0x71:
             if 0xA0 <= ci <= 0xB7:
@@ -229,18 +241,22 @@ class WmbusDecoder:
             iv_m, iv_a = tpl.m_field, tpl.id_bytes + bytes([ident.version, ident.device_type])
         else:
             iv_m, iv_a = m_raw, address
-        payload = self._open_tpl(frame, tpl, key, iv_m, iv_a, afl, diehl, ident)
+        payload, tpl_opened = self._open_tpl(frame, tpl, key, iv_m, iv_a, afl, diehl, ident)
+        if key is not None and not (opened or tpl_opened):
+            raise _Fail(_unencrypted(ident))
+        if payload[:2] == _FILL:  # the decryption check (or fill): records start after it, as in plaintext
+            payload = payload[2:]
         parsed = self._records(payload, tpl.compact)
         return self._reading(ident, spec, parsed, tpl.sts)
 
     def _open_ell(self, frame: bytes, pos: int, cc: int, sn: bytes, enc: int, ident: _Ident,
-                  m_raw: bytes, address: bytes) -> tuple[bytes, int]:
-        """Check (and decrypt) the ELL payload whose first two bytes are the payload CRC."""
+                  m_raw: bytes, address: bytes) -> tuple[bytes, int, bool]:
+        """Check (and decrypt) the ELL payload whose first two bytes are the payload CRC; True: decrypted."""
         body = frame[pos:]
         if len(body) < 2:
             raise _Fail(DecodeError("truncated", "ELL payload without its CRC"))
         if crc16_en13757(body[2:]) == int.from_bytes(body[:2], "little"):
-            return frame[:pos] + body[2:], pos  # plaintext (never encrypted or stored decrypted)
+            return frame[:pos] + body[2:], pos, False  # plaintext (never encrypted or stored decrypted)
         if enc == 0:
             raise _Fail(DecodeError("bad_crc", "ELL payload CRC mismatch"))
         key = self._key_for(ident.meter_id)
@@ -251,7 +267,7 @@ class WmbusDecoder:
         plain = key_material(key).ctr_crypt(ell_counter_block(m_raw, address, cc, sn), body)
         if crc16_en13757(plain[2:]) != int.from_bytes(plain[:2], "little"):
             raise _Fail(DecodeError("wrong_key", "ELL payload CRC mismatch after decryption"))
-        return frame[:pos] + plain[2:], pos
+        return frame[:pos] + plain[2:], pos, True
 
     def _remember_fragments(self, meter_id: str) -> None:
         if self._journal is not None:
@@ -274,17 +290,17 @@ class WmbusDecoder:
         return b"".join(parts)
 
     def _open_tpl(self, frame: bytes, tpl: TplHeader, key: bytes | None, iv_m: bytes, iv_a: bytes,
-                  afl: AflHeader | None, diehl: str, ident: _Ident) -> bytes:
-        """The plaintext application data after the TPL header."""
+                  afl: AflHeader | None, diehl: str, ident: _Ident) -> tuple[bytes, bool]:
+        """The plaintext application data after the TPL header; True when it was opened with `key`."""
         data = frame[tpl.end :]
         if tpl.ci in (0x78, 0x79):
-            return data
+            return data, False
         mode = tpl.mode
         if diehl == "real_data":
             decoded = diehl_support.real_data_decode(frame, key)
-            return decoded if decoded is not None else data
+            return (decoded, key is not None) if decoded is not None else (data, False)
         if mode == 0:
-            return data
+            return data, False
         n = tpl.n_blocks * 16
         if data[:2] == _FILL:
             # flagged encrypted but stored already decrypted; a ciphertext that merely starts with
@@ -292,8 +308,8 @@ class WmbusDecoder:
             if mode == 5 and key is not None and len(key) == 16 and 0 < n <= len(data):
                 opened = _open_mode5(key, mode5_iv(iv_m, iv_a, tpl.acc), data, n)
                 if opened is not None:
-                    return opened
-            return data
+                    return opened, True
+            return data, False
         if mode == 5:
             if key is None and diehl == "oms":
                 key = diehl_support.DIEHL_DEFAULT_AES_KEY
@@ -308,9 +324,9 @@ class WmbusDecoder:
             opened = _open_mode5(key, mode5_iv(iv_m, iv_a, tpl.acc), data, n)
             if opened is None:
                 raise _Fail(DecodeError("wrong_key", "decrypted data does not start with 2F2F"))
-            return opened
+            return opened, True
         if mode == 7:
-            return self._open_mode7(frame, tpl, key, data, n, afl, ident)
+            return self._open_mode7(frame, tpl, key, data, n, afl, ident), True
         if mode in (2, 3):
             if key is None:
                 raise _Fail(DecodeError("no_key", "DES frame and no key for the meter"))
@@ -324,7 +340,7 @@ class WmbusDecoder:
                 raise _Fail(DecodeError("unsupported_security", "DES not available"))
             if des_plain[:2] != _FILL:
                 raise _Fail(DecodeError("wrong_key", "DES decrypted data does not start with 2F2F"))
-            return des_plain + data[n:]
+            return des_plain + data[n:], True
         raise _Fail(DecodeError("unsupported_security", f"security mode {mode}"))
 
     def _open_mode7(self, frame: bytes, tpl: TplHeader, key: bytes | None, data: bytes, n: int,
@@ -392,6 +408,8 @@ class WmbusDecoder:
             sts = frame[8] if ci == 0x7A else 0
             body = frame[7 + (4 if ci == 0x7A else 0) : end]
         spec = find_driver(ident.manufacturer, ident.version, ident.device_type)
+        if self._key_for(ident.meter_id) is not None:  # wired frames carry no encryption this decoder opens
+            return _unencrypted(ident)
         try:
             parsed = self._records(body, False)
         except _Fail as fail:
@@ -401,7 +419,7 @@ class WmbusDecoder:
 
     # -- readings ----------------------------------------------------------------------------------
 
-    def _reading(self, ident: _Ident, spec: DriverSpec, parsed: Parsed, sts: int) -> Reading:
+    def _reading(self, ident: _Ident, spec: DriverSpec, parsed: Parsed, sts: int) -> DecodeResult:
         fields: dict[str, Any] = {}
         total = target = flow = None
         target_date: date | None = None
@@ -475,8 +493,8 @@ class WmbusDecoder:
         status, alarms = status_words(sts)
         if spec.alarms_from_fields is not None:
             extra_alarms += spec.alarms_from_fields(fields)
-        all_alarms = tuple(dict.fromkeys(alarms + extra_alarms))
-        return Reading(
+        all_alarms = tuple(dict.fromkeys(alarms + extra_alarms)) if extra_alarms else alarms
+        return self._vet(spec, Reading(
             meter_id=ident.meter_id,
             manufacturer=ident.manufacturer,
             version=ident.version,
@@ -490,10 +508,10 @@ class WmbusDecoder:
             status=status,
             alarms=all_alarms,
             fields=fields,
-        )
+        ))
 
-    def _reading_from_special(self, ident: _Ident, spec: DriverSpec, result: SpecialResult) -> Reading:
-        return Reading(
+    def _reading_from_special(self, ident: _Ident, spec: DriverSpec, result: SpecialResult) -> DecodeResult:
+        return self._vet(spec, Reading(
             meter_id=ident.meter_id,
             manufacturer=ident.manufacturer,
             version=ident.version,
@@ -505,7 +523,20 @@ class WmbusDecoder:
             status=result.status or "OK",
             alarms=result.alarms,
             fields=dict(result.fields),
-        )
+        ))
+
+    def _vet(self, spec: DriverSpec, reading: Reading) -> DecodeResult:
+        """Driver sense (a layout that always has a total) and the plausibility rules of every path."""
+        if spec.requires_total and reading.total_m3 is None:
+            return DecodeError("missing_volume", f"a {spec.name} frame always carries its total volume; this one "
+                               "has none (not the driver's layout: wrong key, or a forged frame)",
+                               meter_id=reading.meter_id, manufacturer=reading.manufacturer)
+        return vet(reading, self._rules_hex if spec.hex_ids else self._rules)
+
+
+def _unencrypted(ident: _Ident) -> DecodeError:
+    return DecodeError("unencrypted_for_keyed_meter", "the meter has a key but this telegram was not encrypted "
+                       "with it", meter_id=ident.meter_id, manufacturer=ident.manufacturer)
 
 
 def _wired(frame: bytes) -> bool:

@@ -56,6 +56,17 @@ class Parsed:
     trailing_error: str | None = None  # records after the last good one could not be parsed
 
 
+def _text(raw: bytes) -> str:
+    """An LVAR or plain-text unit as text when it is printable, else its bytes as hex (binary, not text)."""
+    text = raw.decode("latin-1")
+    return text if text.isprintable() else raw.hex()
+
+
+def _opaque_int(number: int) -> int | str:
+    """A number that is a code, not a quantity: as text when it does not fit 64 bits (JSON, jsonb)."""
+    return number if -(1 << 63) <= number < (1 << 63) else str(number)
+
+
 def decode_bcd(raw: bytes) -> int | None:
     """Little-endian packed BCD; a top nibble F means negative. None when a digit is not decimal."""
     value = 0
@@ -138,7 +149,7 @@ def _read_vif(data: bytes, pos: int, end: int) -> tuple[VifInfo, tuple[int, ...]
         pos += 1
         if pos + n > end:
             raise RecordError("plain-text VIF longer than the record")
-        text_unit = bytes(reversed(data[pos : pos + n])).decode("latin-1")
+        text_unit = _text(bytes(reversed(data[pos : pos + n])))
         pos += n
         return info, text_vifes, pos, factor, text_unit
     elif code == 0x7F:
@@ -205,6 +216,8 @@ def _value(info: VifInfo, data_field: int, raw: bytes, vifes: tuple[int, ...], f
     if info.quantity in ("fabrication_no", "enhanced_id", "customer", "customer_location", "model_version",
                          "bus_address", "access_number", "parameter_set_id"):
         return str(number) if data_field >= 0x09 else number
+    if info.quantity == "manufacturer_specific" and isinstance(number, int):
+        return _opaque_int(number)
     if info.unit in TIME_SECONDS_UNITS:
         return number
     exp = info.exponent
@@ -220,9 +233,10 @@ def _value(info: VifInfo, data_field: int, raw: bytes, vifes: tuple[int, ...], f
 
 
 _POW10 = tuple(10**i for i in range(40))
-# primary VIFs without extension bit and without special handling -> (info, factor)
-_FAST_VIF: dict[int, tuple[VifInfo, float]] = {
-    code: (info, 60.0 if 0x40 <= code <= 0x47 else 3600.0 if 0x48 <= code <= 0x4F else 1.0)
+# primary VIFs without extension bit and without special handling -> (info, factor, is a date)
+_FAST_VIF: dict[int, tuple[VifInfo, float, bool]] = {
+    code: (info, 60.0 if 0x40 <= code <= 0x47 else 3600.0 if 0x48 <= code <= 0x4F else 1.0,
+           info.unit.startswith("date"))
     for code, info in PRIMARY.items()
     if code < 0x7C and info.unit not in ("s", "min", "h", "d")
 }
@@ -297,13 +311,13 @@ def _parse(data: bytes, start: int, end: int, result: Parsed) -> None:
         fast = _FAST_VIF.get(vif) if not ext else None
         if fast is not None:
             # hot path: a primary VIF without extensions (most water records)
-            info, factor = fast
+            info, factor, dated = fast
             vifes: tuple[int, ...] = ()
             text_unit = ""
             pos += 1
             data_field = dif & 0x0F
             length = DATA_LENGTHS[data_field]
-            if 1 <= data_field <= 4 and not info.unit.startswith("date"):
+            if 1 <= data_field <= 4 and not dated:
                 if pos + length > end:
                     raise RecordError(f"record at {dif_pos} needs {length} bytes, payload ends")
                 raw = bytes(data[pos : pos + length])
@@ -342,12 +356,12 @@ def _parse(data: bytes, start: int, end: int, result: Parsed) -> None:
             pos += length
             value: Any
             if lvar < 0xC0:
-                value = bytes(reversed(raw)).decode("latin-1").strip("\x00")
+                value = _text(bytes(reversed(raw)).strip(b"\x00"))
             elif lvar < 0xE0:
                 bcd = decode_bcd(raw)
-                value = None if bcd is None else (-bcd if lvar >= 0xD0 else bcd)
+                value = None if bcd is None else _opaque_int(-bcd if lvar >= 0xD0 else bcd)
             elif lvar < 0xF0:
-                value = int.from_bytes(raw, "little", signed=False)
+                value = _opaque_int(int.from_bytes(raw, "little", signed=False))
             else:
                 value = raw.hex()
         else:

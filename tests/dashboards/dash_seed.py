@@ -26,7 +26,7 @@ GAP = (NOW - timedelta(days=21), NOW - timedelta(days=18))
 TOKEN = "analyst-token-123"
 SECRET = "link-secret-xyz"
 TABLES = ("readings", "raw_frames", "dead_letters", "alerts", "billing_audit", "billing_results", "billing_runs",
-          "meters", "consumption_hourly", "consumption_daily", "district_daily", "meter_last_heard")
+          "meters", "consumption_hourly", "consumption_daily", "district_daily", "meter_last_heard", "alert_events")
 
 
 @dataclass(frozen=True)

@@ -3,24 +3,14 @@ chart renders with data points, and a screenshot lands in artifacts/screenshots/
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
+from browser_support import CHROMIUM, SCREENSHOTS, running_app
 from dash_seed import NOW_PARAM, TOKEN, Seeded, web_settings_for
 
-from api.app import create_app
 from api.pages.auth import customer_signature
-
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = [
     pytest.mark.browser,
@@ -36,38 +26,10 @@ CHART_STATS_JS = """() => Array.from(document.querySelectorAll('div.chart')).map
 }))"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def base_url(seeded: Seeded) -> Iterator[str]:
-    settings = web_settings_for(seeded.dsn)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, seeded.dsn), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
+    with running_app(seeded.dsn) as url:
+        yield url
 
 
 def _visit(browser: Any, url: str, name: str, context: Any | None = None) -> list[dict[str, Any]]:

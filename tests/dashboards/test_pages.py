@@ -49,7 +49,7 @@ def test_bearer_pages_render(client: TestClient) -> None:
     auth = {"authorization": f"Bearer {TOKEN}"}
     fleet = client.get(f"/dashboards/fleet?now={NOW_PARAM}", headers=auth)
     assert fleet.status_code == 200
-    assert "Fleet overview" in fleet.text and "continuous_flow" in fleet.text
+    assert "Fleet overview" in fleet.text and "Continuous flow (leak)" in fleet.text
     assert client.get("/dashboards/meters/NOPE", headers=auth).status_code == 404
     js = client.get("/static/plotly.min.js")
     assert js.status_code == 200 and len(js.content) > 1_000_000

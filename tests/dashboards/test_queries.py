@@ -82,8 +82,8 @@ def test_figure_builders_handle_empty_frames(conn: psycopg.Connection) -> None:
                 figures.alerts_by_kind_figure(q.open_alerts_by_kind(conn, NOW - timedelta(days=400))),
                 figures.dead_letters_figure(q.dead_letters_by_reason(conn, NOW - timedelta(days=400))),
                 figures.district_consumption_figure(q.district_daily(conn, [], TODAY, TODAY))):
-        assert fig.layout.annotations and "no" in fig.layout.annotations[0].text
+        assert fig["layout"]["annotations"] and "no" in fig["layout"]["annotations"][0]["text"]
     daily = q.meter_daily(conn, "M2", TODAY - timedelta(days=30), TODAY)
     fig = figures.meter_figure(daily, daily, q.meter_alerts(conn, "M2", NOW - timedelta(days=30), NOW),
                                q.meter_vee_flags(conn, "M2", TODAY - timedelta(days=30), TODAY), "M2")
-    assert {t.name for t in fig.data} >= {"index", "consumption", "same period last year"}
+    assert {t["name"] for t in fig["data"]} >= {"index", "consumption", "same period last year"}

@@ -1,13 +1,22 @@
-"""Random and mutated frames never raise; results are Readings or documented DecodeErrors."""
+"""Whatever bytes come in: a documented error code, or readings that all pass plausibility; never an exception."""
 
 from __future__ import annotations
 
+import math
+import re
+from datetime import date, datetime
+from typing import Any
+
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from decoders.modbus import PROFILES, decode_registers
 from decoders.reading import ERROR_CODES, DecodeError, Reading
 from decoders.wmbus import WmbusDecoder, normalise_frame, peek_header
 from decoders.wmbus.testing import mode5_frame, plain_frame, to_format_a, to_format_b, water_records
+from decoders.wmbusmeters import to_reading
+from meterflow.plausibility import check_index, check_meter_id, check_time
 
 KEY = bytes(16)
 SEEDS = [
@@ -21,13 +30,41 @@ SEEDS = [
 DECODER = WmbusDecoder(keys={"11223344": KEY})
 
 
-def _check(frame: bytes) -> None:
-    result = DECODER.decode(frame)
+def _plausible_value(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    if isinstance(value, str):
+        return value.isprintable()
+    return value is None or isinstance(value, (date, datetime))
+
+
+def assert_outcome(result: Reading | DecodeError, wmbus: bool = True) -> None:
+    """An error with a documented code, or a reading every column and field of which is plausible."""
     assert isinstance(result, (Reading, DecodeError))
     if isinstance(result, DecodeError):
-        assert result.code in ERROR_CODES
+        assert result.code in ERROR_CODES, result
+        return
+    if wmbus:
+        assert re.fullmatch(r"[0-9a-f]{8}", result.meter_id), result.meter_id
+        assert re.fullmatch(r"(?:[A-Z]{3})?", result.manufacturer), result.manufacturer
     else:
-        result.to_json()
+        assert check_meter_id(result.meter_id) is None
+    assert check_index(result.total_m3) is None and check_index(result.target_m3) is None
+    assert result.flow_m3h is None or math.isfinite(result.flow_m3h)
+    if result.meter_time is not None:
+        assert check_time(result.meter_time) is None
+    for name, value in result.fields.items():
+        assert name.isprintable() and _plausible_value(value), (name, value)
+    for text in (result.driver, result.status, *result.alarms):
+        assert text.isprintable()
+    orjson.dumps(result.to_json())  # what the writer does: no 64-bit overflow, no NaN
+
+
+def _check(frame: bytes) -> None:
+    result = DECODER.decode(frame)
+    assert_outcome(result)
     norm = normalise_frame(frame)
     assert isinstance(norm, (bytes, DecodeError))
     peek_header(frame)
@@ -49,6 +86,54 @@ def test_mutated_frames(seed: bytes, flips: list[tuple[int, int]], cut: int) -> 
             frame[pos % len(frame)] = value
     _check(bytes(frame[: max(cut, 1)]))
     _check(bytes(frame))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=120), st.sampled_from(["KAM", "APA", "DME", "ZRI", "QDS", "TCH"]),
+       st.integers(0, 255), st.integers(0, 255), st.booleans())
+def test_random_records_behind_a_valid_header(records: bytes, manufacturer: str, version: int, dtype: int,
+                                              encrypted: bool) -> None:
+    """Random application data that reaches the record parser and the drivers, plain and in mode 5."""
+    from decoders.wmbus.testing import link_header
+
+    frame = mode5_frame("11223344", KEY, records, manufacturer) if encrypted else plain_frame(
+        "55667788", records, manufacturer)
+    head = link_header("55667788", manufacturer, version, dtype)
+    _check(frame)
+    _check(bytes([len(frame) - 1]) + head + frame[10:] if not encrypted else frame)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(PROFILES)), st.integers(0, 0x1100),
+       st.lists(st.integers(-5, 0x1FFFF), max_size=30), st.text(max_size=80))
+def test_modbus_words_never_give_an_implausible_reading(profile: str, address: int, words: list[int],
+                                                        meter_id: str) -> None:
+    assert_outcome(decode_registers(profile, address, words, meter_id=meter_id), wmbus=False)
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                max_size=3), max_leaves=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({"id": st.text(max_size=70) | st.integers(), "timestamp": st.text(max_size=30)
+                              | st.sampled_from(["2026-11-30T09:07:22Z", "1999-01-01 00:00", "2126-01-01"]),
+                              "total_m3": JSON, "target_m3": JSON, "meter_datetime": JSON, "target_date": JSON},
+                             optional={"meter": JSON, "media": JSON, "current_status": JSON, "extra": JSON,
+                                       "flow_m3h": JSON, "version": JSON, "manufacturer": JSON}))
+def test_wmbusmeters_json_never_gives_an_implausible_reading(body: dict[str, Any]) -> None:
+    assert_outcome(to_reading(body), wmbus=False)
+    assert_outcome(to_reading(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS) if _jsonable(body) else b"{"),
+                   wmbus=False)
+
+
+def _jsonable(body: Any) -> bool:
+    try:
+        orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return False
+    return True
 
 
 def test_format_a_normalises_to_the_stripped_frame_short_format_b_stays() -> None:

@@ -61,8 +61,8 @@ def app_settings(clean_db: psycopg.Connection, database_url: str, http_server, s
     return Settings.model_validate({
         "database_url": database_url, "timezone": "Europe/Warsaw",
         "api": {"tokens": [TOKEN], "customer_link_secret": SECRET},
-        "leaks": {"notify": {"sms_url": f"http://127.0.0.1:{port}/sms", "smtp_host": "127.0.0.1",
-                             "smtp_port": smtp_server.server_address[1]}},
+        "notify": {"sms_url": f"http://127.0.0.1:{port}/sms", "smtp_host": "127.0.0.1",
+                   "smtp_port": smtp_server.server_address[1]},
         "interruptions": {"sms_inbound_secret": "gw-secret"}})
 
 

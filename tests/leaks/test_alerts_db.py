@@ -1,4 +1,5 @@
-"""The alerts lifecycle on the real database, and detection from the database (rollup + alarm readings)."""
+"""Incidents in the real database: every incident of a window stored, open or closed; re-runs update instead of
+duplicating; a dispatcher's close is respected; detection from the database (rollup + alarm readings)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import polars as pl
 import psycopg
 from leak_helpers import T0, household_day, readings
 
-from analytics.leaks.detectors import DETECTION_SCHEMA
 from meterflow.config import Settings
 from pipelines.leaks import leak_detection_flow, run_detection
 from storage import alerts
 from storage.flavor import ensure_partitions
 
 H = timedelta(hours=1)
+DAY = 24 * H
 
 
 def insert(conn: psycopg.Connection, df: pl.DataFrame) -> None:
@@ -25,50 +26,67 @@ def insert(conn: psycopg.Connection, df: pl.DataFrame) -> None:
     conn.commit()
 
 
-def det(meter: str, kind: str, start_h: int, end_h: int, rate: float = 5.0) -> dict[str, object]:
-    return {"meter_id": meter, "kind": kind, "severity": "warning", "start": T0 + start_h * H,
-            "end": T0 + end_h * H, "detected_at": T0 + (start_h + 24) * H, "valid_until": T0 + end_h * H,
-            "rate_l_h": rate, "volume_m3": rate * (end_h - start_h) / 1000, "details": "{}"}
+def leaky(days: int, on: list[tuple[int, int]], rate: float = 6.0, burst_day: int | None = None) -> list[float]:
+    use = household_day() * days
+    for a, b in on:
+        for k in range(a * 24, b * 24):
+            use[k] += rate
+    if burst_day is not None:
+        for k in range(burst_day * 24 + 10, burst_day * 24 + 18):
+            use[k] += 900.0  # 7.2 m3 in 8 hours
+    return use
 
 
-def frame(*rows: dict[str, object]) -> pl.DataFrame:
-    return pl.DataFrame(list(rows), schema=DETECTION_SCHEMA)
+def test_window_history_open_and_closed_and_reruns(clean_db: psycopg.Connection, settings: Settings) -> None:
+    # a leak on days 1-5 (closed by the end: flow stopped), a burst on day 12 and a leak from day 20 (open)
+    insert(clean_db, readings("m1", leaky(24, [(1, 5), (20, 24)], burst_day=12)))
+    insert(clean_db, readings("m2", household_day() * 24))
+    end = T0 + 24 * DAY
+    run = run_detection(clean_db, settings, end, T0)
+    assert run.stored == {"opened": 1, "updated": 0, "closed": 2, "stored": 3}
+    got = [(a["kind"], a["state"], a["close_reason"], a["closed_by"]) for a in
+           sorted(alerts.list_incidents(clean_db), key=lambda a: a["first_seen"])]
+    assert got == [("leak", "closed", "flow_stopped", "detector"), ("burst", "closed", "flow_stopped", "detector"),
+                   ("leak", "open", None, None)]
+    burst = alerts.list_incidents(clean_db, kinds=["burst"])[0]
+    assert abs(burst["volume_m3"] - 7.2) < 0.01
+    # the same window again, and the hourly flow an hour later: the same rows updated, none new
+    again = run_detection(clean_db, settings, end, T0)
+    assert again.stored["opened"] == 0 and again.stored["stored"] == 3
+    out = leak_detection_flow.fn(as_of=end + H, settings=settings)
+    assert out["opened"] == 0
+    assert clean_db.execute("SELECT count(*) FROM alerts").fetchone() == (3,)
+    # filters of the list
+    assert [a["kind"] for a in alerts.list_incidents(clean_db, state="open")] == ["leak"]
+    assert len(alerts.list_incidents(clean_db, state="closed")) == 2
+    assert len(alerts.list_incidents(clean_db, since=T0 + 10 * DAY)) == 2
 
 
-def test_lifecycle_open_update_resolve_reopen(clean_db: psycopg.Connection) -> None:
-    r1 = alerts.sync(clean_db, frame(det("m1", "continuous_flow", 0, 30)), T0 + 30 * H, ["m1", "m2"])
-    assert r1.as_dict() == {"opened": 1, "updated": 0, "resolved": 0}
-    r2 = alerts.sync(clean_db, frame(det("m1", "continuous_flow", 0, 31, rate=6.0)), T0 + 31 * H, ["m1", "m2"])
-    assert r2.as_dict() == {"opened": 0, "updated": 1, "resolved": 0}
-    rows = alerts.list_alerts(clean_db)
-    assert len(rows) == 1
-    a = rows[0]
-    assert (a["state"], a["first_seen"], a["last_seen"], a["rate_l_h"]) == ("open", T0, T0 + 31 * H, 6.0)
-    assert "6 L/h (144 litres per day)" in a["message"]
-    # the condition stopped 10 h before the next run: resolved
-    r3 = alerts.sync(clean_db, frame(det("m1", "continuous_flow", 0, 31)), T0 + 41 * H, ["m1", "m2"])
-    assert r3.as_dict() == {"opened": 0, "updated": 0, "resolved": 1}
-    # a new episode later is a new alert; the resolved one stays as history
-    r4 = alerts.sync(clean_db, frame(det("m1", "continuous_flow", 60, 90)), T0 + 90 * H, ["m1"])
-    assert r4.opened == 1
-    states = sorted(r["state"] for r in alerts.list_alerts(clean_db))
-    assert states == ["open", "resolved"]
-    assert len(alerts.list_alerts(clean_db, state="open", kinds=["continuous_flow"])) == 1
+def test_a_dispatchers_close_is_kept_and_later_flow_is_a_new_incident(clean_db: psycopg.Connection,
+                                                                      settings: Settings) -> None:
+    insert(clean_db, readings("m1", leaky(12, [(1, 12)])))
+    run_detection(clean_db, settings, T0 + 5 * DAY, T0)
+    (a,) = alerts.list_incidents(clean_db, state="open")
+    # engineer i19's workflow closes it (the same columns: state, resolved_at, close_reason, closed_by)
+    clean_db.execute("UPDATE alerts SET state = 'resolved', resolved_at = %s, close_reason = 'customer_informed',"
+                     " closed_by = 'anna' WHERE id = %s", (T0 + 5 * DAY, a["id"]))
+    clean_db.commit()
+    run_detection(clean_db, settings, T0 + 12 * DAY, T0)
+    rows = sorted(alerts.list_incidents(clean_db), key=lambda r: r["first_seen"])
+    assert [(r["state"], r["close_reason"], r["closed_by"]) for r in rows] == [
+        ("closed", "customer_informed", "anna"), ("open", None, None)]
+    assert rows[1]["first_seen"] >= T0 + 5 * DAY
 
 
 def test_detection_from_database_with_meter_alarms(clean_db: psycopg.Connection, settings: Settings) -> None:
     use = [v + 8.0 for v in household_day() * 3]
-    insert(clean_db, readings("leaky", use, alarms={70: ["leak"], 71: ["leak"]}))
+    insert(clean_db, readings("leaky", use, alarms={70: ["leak"], 71: ["leak"], 40: ["tamper"]}))
     insert(clean_db, readings("fine", household_day() * 3))
     as_of = T0 + 72 * H
-    out = run_detection(clean_db, settings, as_of)
-    assert out["meters"] == 2 and out["opened"] == 3 and out["resolved"] == 0
-    got = sorted((a["meter_id"], a["kind"], a["severity"]) for a in alerts.list_alerts(clean_db))
-    assert got == [("leaky", "continuous_flow", "warning"), ("leaky", "meter_alarm:leak", "critical"),
-                   ("leaky", "night_flow", "warning")]
-    cont = next(a for a in alerts.list_alerts(clean_db) if a["kind"] == "continuous_flow")
-    assert cont["rate_l_h"] == 8.0
-    # the hourly flow an hour later: same alerts updated, none new
-    out2 = leak_detection_flow.fn(as_of=as_of + timedelta(minutes=59), settings=settings)
-    assert (out2["opened"], out2["updated"]) == (0, 3)
-    assert len(alerts.list_alerts(clean_db)) == 3
+    run = run_detection(clean_db, settings, as_of)
+    assert run.meters == 2
+    got = sorted((a["meter_id"], a["kind"], a["severity"], a["state"]) for a in alerts.list_incidents(clean_db))
+    # the leak alarm is evidence of the leak incident, not an alert of its own; the tamper alarm is its own kind
+    assert got == [("leaky", "leak", "warning", "open"), ("leaky", "meter_alarm:tamper", "warning", "closed")]
+    leak = alerts.list_incidents(clean_db, kinds=["leak"])[0]
+    assert leak["rate_l_h"] == 8.0 and "8 L/h (192 litres per day)" in leak["message"]

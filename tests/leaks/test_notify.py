@@ -17,10 +17,11 @@ import psycopg
 import pytest
 from leak_helpers import T0
 
-from analytics.leaks.config import NotifyConfig
 from analytics.leaks.detectors import DETECTION_SCHEMA
 from notify.channels import EmailChannel, SmsChannel, WebhookChannel
+from notify.config import NotifyConfig
 from notify.dispatch import notify_open_alerts
+from pipelines.leaks import with_messages
 from storage import alerts
 
 H = timedelta(hours=1)
@@ -90,15 +91,16 @@ def smtp_server() -> Iterator[socketserver.ThreadingTCPServer]:
 
 
 def _open_alerts(conn: psycopg.Connection) -> None:
+    common = {"state": "open", "close_reason": None, "closed_at": None, "details": "{}"}
     rows = [
-        {"meter_id": "m1", "kind": "continuous_flow", "severity": "warning", "start": T0, "end": T0 + 30 * H,
-         "detected_at": T0 + 24 * H, "valid_until": T0 + 30 * H, "rate_l_h": 12.0, "volume_m3": 0.36,
-         "details": "{}"},
-        {"meter_id": "m2", "kind": "night_flow", "severity": "info", "start": T0, "end": T0 + 3 * H,
-         "detected_at": T0 + 3 * H, "valid_until": T0 + 30 * H, "rate_l_h": 3.0, "volume_m3": 0.01,
-         "details": "{}"},
+        {"meter_id": "m1", "kind": "leak", "severity": "warning", "start": T0, "end": T0 + 30 * H,
+         "detected_at": T0 + 24 * H, "valid_until": T0 + 30 * H, "rate_l_h": 12.0, "volume_m3": 0.36, **common},
+        {"meter_id": "m2", "kind": "burst", "severity": "critical", "start": T0, "end": T0 + 3 * H,
+         "detected_at": T0 + 3 * H, "valid_until": T0 + 30 * H, "rate_l_h": 900.0, "volume_m3": 2.7, **common},
+        {"meter_id": "m3", "kind": "silent", "severity": "info", "start": T0, "end": T0 + 30 * H,
+         "detected_at": T0 + 24 * H, "valid_until": T0 + 30 * H, "rate_l_h": None, "volume_m3": None, **common},
     ]
-    alerts.sync(conn, pl.DataFrame(rows, schema=DETECTION_SCHEMA), T0 + 30 * H, tz="Europe/Warsaw")
+    alerts.sync(conn, with_messages(pl.DataFrame(rows, schema=DETECTION_SCHEMA), "Europe/Warsaw"), T0 + 30 * H)
 
 
 def test_channels_deliver_to_real_servers_and_rate_limit(clean_db: psycopg.Connection,
@@ -111,35 +113,36 @@ def test_channels_deliver_to_real_servers_and_rate_limit(clean_db: psycopg.Conne
                 EmailChannel("127.0.0.1", smtp_server.server_address[1], cfg.smtp_from, cfg.email_to),
                 SmsChannel(f"http://127.0.0.1:{port}/sms", cfg.sms_to)]
     out = notify_open_alerts(clean_db, channels, cfg, "Europe/Warsaw", now=T0 + 30 * H)
-    # only the warning: the one-night 'info' alert is for operators, not customers
+    # critical first; the 'info' silent meter is for operators' data quality, never told
     assert [(o.meter_id, o.channel, o.status) for o in out] == [
+        ("m2", "webhook", "sent"), ("m2", "email", "sent"), ("m2", "sms", "sent"),
         ("m1", "webhook", "sent"), ("m1", "email", "sent"), ("m1", "sms", "sent")]
-    hook = next(r for r in http_server.received if r[0] == "/hook")  # type: ignore[attr-defined]
+    hook = [r for r in http_server.received if r[0] == "/hook"][1]  # type: ignore[attr-defined]
     payload = json.loads(hook[2])
-    assert (payload["meter_id"], payload["kind"], payload["rate_l_h"]) == ("m1", "continuous_flow", 12.0)
-    sms = parse_qs(next(r for r in http_server.received if r[0] == "/sms")[2].decode())  # type: ignore[attr-defined]
+    assert (payload["meter_id"], payload["kind"], payload["rate_l_h"]) == ("m1", "leak", 12.0)
+    sms = parse_qs([r for r in http_server.received if r[0] == "/sms"][1][2].decode())  # type: ignore[attr-defined]
     assert sms["to"] == ["+48123456789"]
     assert "12 L/h (288 litres per day) since 01.06.2026 02:00" in sms["text"][0]
-    mail = email.message_from_bytes(smtp_server.messages[0])  # type: ignore[attr-defined]
-    assert mail["To"] == "owner@example.org" and "continuous flow" in mail["Subject"]
+    mail = email.message_from_bytes(smtp_server.messages[1])  # type: ignore[attr-defined]
+    assert mail["To"] == "owner@example.org" and "leak" in mail["Subject"]
     assert "288 litres per day" in mail.get_payload(decode=True).decode()
     # within repeat_hours nothing is sent again
     again = notify_open_alerts(clean_db, channels, cfg, "Europe/Warsaw", now=T0 + 40 * H)
     assert {o.status for o in again} == {"rate_limited"}
     later = notify_open_alerts(clean_db, channels, cfg, "Europe/Warsaw", now=T0 + 55 * H)
     assert {o.status for o in later} == {"sent"}
-    assert len(smtp_server.messages) == 2  # type: ignore[attr-defined]
+    assert len(smtp_server.messages) == 4  # type: ignore[attr-defined]
 
 
 def test_dry_run_sends_nothing_and_failures_are_recorded(clean_db: psycopg.Connection,
                                                         http_server: ThreadingHTTPServer) -> None:
     _open_alerts(clean_db)
     port = http_server.server_address[1]
-    cfg = NotifyConfig(min_severity="info", max_per_run=1)
+    cfg = NotifyConfig(max_per_run=1)
     dry = notify_open_alerts(clean_db, [WebhookChannel(f"http://127.0.0.1:{port}/hook")], cfg, "UTC",
                              dry_run=True, now=T0 + 30 * H)
     # max_per_run=1: the second alert waits for the next run
-    assert [(o.meter_id, o.status) for o in dry] == [("m1", "dry_run"), ("m2", "rate_limited")]
+    assert [(o.meter_id, o.status) for o in dry] == [("m2", "dry_run"), ("m1", "rate_limited")]
     assert http_server.received == []  # type: ignore[attr-defined]
     failed = notify_open_alerts(clean_db, [WebhookChannel(f"http://127.0.0.1:{port}/broken")], cfg, "UTC",
                                 now=T0 + 30 * H)

@@ -30,7 +30,7 @@ def _apatorna1(view: FrameView) -> SpecialResult | DecodeError:
     block = key_material(key).cbc_decrypt(mode5_iv(view.m_field, view.address, p[0]), p[2:18])
     multiplier = 10 ** ((block[1] & 0x30) >> 4)
     reading = (block[4] << 20) | (block[3] << 12) | (block[2] << 4) | (block[1] & 0x0F)
-    return SpecialResult(total_m3=round(reading * multiplier / 1000.0, 6))
+    return SpecialResult(total_m3=round(reading * multiplier / 1000.0, 6), keyed=view.key is not None)
 
 
 # register id -> size in bytes, for the register list that follows the 0F marker
@@ -70,6 +70,8 @@ DRIVERS = (
         detect=(("APT", 0x0F, 0x0F), ("APT", 0x03, 0x03), ("APT", None, None)),
         special=_thirds(3000.0),
         special_cis=frozenset({0xA0}),
+        requires_total=True,
+        hex_ids=True,
         vectors=(
             Vector("1C441486069C14000F0FA042F214000040030000000005FF0472BF1400", {"total_m3": 457.579333}),
         ),
@@ -79,6 +81,8 @@ DRIVERS = (
         detect=(("APT", 0x04, 0x11),),
         special=_thirds(3.0),
         special_cis=frozenset({0xA0}),
+        requires_total=True,
+        hex_ids=True,
         vectors=(
             Vector("1C44148607A814000411A01D5400000840030000000005FF05D83D0000", {"total_m3": 7177.666667}),
         ),
@@ -88,6 +92,7 @@ DRIVERS = (
         detect=(("APA", 0x14, 0x07),),
         special=_apatorna1,
         special_cis=frozenset({0xA0, 0xA1}),
+        requires_total=True,
         vectors=(
             Vector("1C440106813591041407A0B000266A705474DDB80D9A0EB9AE2EF29D96", {"total_m3": 345.312},
                    key_hex="00000000000000000000000000000000"),
@@ -98,6 +103,7 @@ DRIVERS = (
         name="apator162",
         detect=(("APA", 0x05, 0x07),),
         mfct_data=_apator162,
+        requires_total=True,  # register 0x10: a decrypted payload without it was not Apator's layout
         vectors=(
             Vector("3E4401061405410305077A190030852F2F0F86B4B89529020040C6C1B4F0F3F341555942FA701000F0010100"
                    "0010BC780000FFFFFFFFFFFFFFFFFFFFFF2483", {"id": "03410514", "total_m3": 30.908}),

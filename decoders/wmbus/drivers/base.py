@@ -51,6 +51,7 @@ class SpecialResult:
     fields: dict[str, Any] = field(default_factory=dict)
     alarms: tuple[str, ...] = ()
     status: str | None = None
+    keyed: bool = False  # the payload was opened with the meter's configured key (view.key)
 
 
 SpecialFn = Callable[[FrameView], SpecialResult | DecodeError | None]  # None: decode as standard
@@ -70,4 +71,6 @@ class DriverSpec:
     mfct_data: Callable[[bytes], SpecialResult] | None = None  # parse data after DIF 0F
     known_formats: tuple[str, ...] = ()  # compact-frame formats (hex DIF/VIF bytes) known in advance
     record_hook: Callable[[list[Any]], SpecialResult | None] | None = None  # values hidden in records
+    requires_total: bool = False  # the layout always carries the total: a frame without one is garbage
+    hex_ids: bool = False  # the maker numbers meters in binary: ids are 8 hex digits, not BCD
     vectors: tuple[Vector, ...] = ()

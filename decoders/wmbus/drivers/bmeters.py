@@ -18,14 +18,14 @@ _VECTORS: tuple[bytes, ...] = tuple(bytes(v) for v in (
 
 
 def _rfmtx1(view: FrameView) -> SpecialResult | DecodeError | None:
-    frame = view.frame
     if view.tpl_cfg != 0x1006:
         return None  # newer firmware: standard OMS records
-    if len(frame) < 21:
+    p = view.payload  # ACC STS CFG(2) then the obfuscated bytes (positions relative to the CI: ELL-safe)
+    if len(p) < 10:
         return DecodeError("truncated", "RFM-TX1 frame shorter than its obfuscated total")
-    acc = frame[11]
+    acc = p[0]
     vec = _VECTORS[acc & 0x0F]
-    plain = bytes(frame[15 + i] ^ acc ^ vec[i] for i in range(6))
+    plain = bytes(p[4 + i] ^ acc ^ vec[i] for i in range(6))
     total = decode_bcd(plain[2:6])
     if total is None:
         return DecodeError("wrong_key", "RFM-TX1 total is not BCD after de-obfuscation")

@@ -76,7 +76,7 @@ def _prios(view: FrameView) -> SpecialResult | DecodeError:
             break
     if not decoded:
         return DecodeError("wrong_key", "PRIOS check byte 4B not found with the known keys")
-    out = SpecialResult(total_m3=int.from_bytes(decoded[1:5], "little") / 1000.0)
+    out = SpecialResult(total_m3=int.from_bytes(decoded[1:5], "little") / 1000.0, keyed=view.key is not None)
     if len(decoded) > 8:
         out.target_m3 = int.from_bytes(decoded[5:9], "little") / 1000.0
     if len(decoded) > 10:
@@ -114,6 +114,8 @@ DRIVERS = (
         detect=tuple((m, None, None) for m in sorted(DIEHL_MANUFACTURERS)),
         special=_prios,
         special_cis=PRIOS_CIS,
+        requires_total=True,
+        hex_ids=True,
         vectors=(
             Vector("1944304C72242421D401A2013D4013DD8B46A4999C1293E582CC",
                    {"id": "21242472", "total_m3": 3.488, "target_m3": 3.486, "target_date": "2019-09-30"}),

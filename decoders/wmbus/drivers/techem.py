@@ -42,6 +42,7 @@ DRIVERS = (
                 ("TCH", 0x70, 0x62), ("TCH", 0x70, 0x72)),
         special=_mkradio,
         special_cis=frozenset({0xA2}),
+        requires_total=True,
         vectors=(
             Vector("2F446850313233347462A2067F245900B029310000000306060906030609070606050509050505050407040605070500",
                    {"id": "34333231", "total_m3": 13.8, "target_m3": 8.9}),
@@ -54,6 +55,7 @@ DRIVERS = (
         detect=(("TCH", 0x50, 0x72), ("TCH", 0x50, 0x62)),
         special=_mkradio3a,
         special_cis=frozenset({0xA2}),
+        requires_total=True,
         vectors=(
             Vector("36446850420656625072A20C007C3110250000293400373A002E38000E15002F37003A39003835002F24003930"
                    "001D2500312500162900", {"id": "62560642", "total_m3": 948.8, "target_m3": 9.3}),

@@ -1,4 +1,5 @@
-"""Alert timeline figures (plotly): hourly use of a few meters with the alerts (and the truth, if known)."""
+"""Leak alert timeline figures (plotly, written as HTML and PNG): hourly use of a few meters with the incidents
+(and the truth, if known) — the figures of `meterflow eval leaks --plot`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
-COLOURS = {"continuous_flow": "rgba(214,39,40,0.25)", "night_flow": "rgba(255,127,14,0.25)",
+COLOURS = {"leak": "rgba(214,39,40,0.25)",
            "burst": "rgba(148,103,189,0.3)", "backflow": "rgba(140,86,75,0.3)", "stuck": "rgba(127,127,127,0.3)",
            "silent": "rgba(188,189,34,0.3)"}
 

@@ -1,0 +1,122 @@
+"""`meterflow bench pages`: the fleet and meter pages rendered end to end (routing, auth, queries, figures,
+template) on a scratch fleet, next to the time of the chart queries behind each page measured in the same
+run: the ratio says how much the page adds on top of its queries (figures and HTML).
+
+The fleet is the one `meterflow bench charts` builds (meters, a year of daily rollups, a week of hourly,
+district_daily, alerts, dead letters, billing results). Requests go through the real ASGI app in-process
+(httpx's ASGI transport), signed in as "bench"."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import click
+import psycopg
+
+from meterflow.config import Settings
+
+TARGETS_MS = {"fleet": 150.0, "meter": 100.0}
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def _timed(fn: Callable[[], Any], runs: int) -> tuple[float, float]:
+    fn()  # warm: plan cache, connection pool, template compilation
+    samples = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t) * 1000.0)
+    return _percentiles(samples)
+
+
+def measure(settings: Settings, dsn: str, now: datetime, meters: int, runs: int, seed: int = 8,
+            ) -> dict[str, tuple[float, float, float, float]]:
+    """Per page: (queries p50, queries p95, page p50, page p95) in ms."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.pages.auth import require_analyst
+    from api.routes.dashboards import fleet_data, meter_data
+
+    rnd = random.Random(seed)
+    app = create_app(settings, dsn)
+    app.dependency_overrides[require_analyst] = lambda: "bench"  # who is signed in is not what is measured
+    params = {"now": now.isoformat()}
+
+    def meter() -> str:
+        return f"{rnd.randrange(meters):08d}"
+
+    out: dict[str, tuple[float, float, float, float]] = {}
+    with psycopg.connect(dsn) as conn, TestClient(app) as client:
+
+        def page(path: str) -> None:
+            response = client.get(path, params=params)
+            if response.status_code != 200:
+                raise click.ClickException(f"{path}: HTTP {response.status_code} {response.text[:200]}")
+
+        def fleet_queries() -> None:
+            fleet_data(conn, now, [], 60, settings.timezone)
+            conn.rollback()
+
+        def meter_queries() -> None:
+            meter_data(conn, meter(), now, 90, 168)
+            conn.rollback()
+
+        out["fleet"] = (*_timed(fleet_queries, runs), *_timed(lambda: page("/dashboards/fleet"), runs))
+        out["meter"] = (*_timed(meter_queries, runs),
+                        *_timed(lambda: page(f"/dashboards/meters/{meter()}"), runs))
+    return out
+
+
+@click.command("pages", epilog="Example: meterflow bench pages --meters 10000 --runs 40")
+@click.option("--meters", type=int, default=10_000, show_default=True, help="Fleet size.")
+@click.option("--days", type=int, default=400, show_default=True, help="Days of daily rollups per meter.")
+@click.option("--districts", type=int, default=20, show_default=True)
+@click.option("--gateways", type=int, default=40, show_default=True)
+@click.option("--runs", type=int, default=40, show_default=True, help="Requests per page.")
+@click.option("--keep", is_flag=True, help="Keep the scratch database (default: drop it at the end).")
+@click.pass_obj
+def bench_pages(settings: Settings, meters: int, days: int, districts: int, gateways: int, runs: int,
+                keep: bool) -> None:
+    """Fleet and meter page p50/p95 through the app, against the chart queries behind each page."""
+    from bench import charts
+    from cli.embedded import database_dsn
+    from storage.db import with_database
+    from storage.migrate import upgrade
+
+    server = database_dsn(settings)
+    name = charts.scratch_name().replace("_charts_", "_pages_")
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    click.echo(f"scratch database {name}: {meters:,} meters x {days} days of daily rollups")
+    dsn = with_database(server, name)
+    try:
+        with psycopg.connect(dsn) as conn:
+            conn.execute("CREATE TABLE meterflow_meta (key text PRIMARY KEY, value text NOT NULL)")
+            conn.execute("INSERT INTO meterflow_meta VALUES ('flavor', 'postgres')")  # plain rollups: COPY
+            conn.commit()
+            upgrade(conn, settings.timezone)
+            now = charts.build(conn, meters, days, 7, districts, gateways, settings.timezone, click.echo)
+        results = measure(settings, dsn, now, meters, runs)
+    finally:
+        if not keep:
+            with psycopg.connect(server, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            click.echo(f"dropped {name}")
+    click.echo(f"\n{'page':<8} {'queries p50':>12} {'queries p95':>12} {'page p50':>10} {'page p95':>10} "
+               f"{'page/queries p95':>17} {'target p95':>11}")
+    for page, (qp50, qp95, pp50, pp95) in results.items():
+        click.echo(f"{page:<8} {qp50:>12.1f} {qp95:>12.1f} {pp50:>10.1f} {pp95:>10.1f} {pp95 / max(qp95, 1e-9):>17.2f} "
+                   f"{TARGETS_MS[page]:>11.0f}")
+    click.echo(f"({runs} requests per page; baseline: the chart queries behind the page, same run, same database)")
+    click.echo(f"pages: fleet p95 {results['fleet'][3]:.0f} ms, meter p95 {results['meter'][3]:.0f} ms "
+               f"({meters} meters)")
