@@ -75,8 +75,8 @@ class Rules:
 
 def _fail(reading: Reading, refusal: Refusal | tuple[str, str]) -> DecodeError:
     code, reason = (refusal.code, refusal.reason) if isinstance(refusal, Refusal) else refusal
-    meter_id = reading.meter_id if len(reading.meter_id) <= 64 and reading.meter_id.isprintable() else None
-    manufacturer = reading.manufacturer if reading.manufacturer.isprintable() else None
+    meter_id = reading.meter_id if check_meter_id(reading.meter_id) is None else None  # never repeat a bad id
+    manufacturer = reading.manufacturer if reading.manufacturer in _MANUFACTURERS else None
     return DecodeError(code, reason, meter_id=meter_id, manufacturer=manufacturer)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from decoders.plausible import Rules, vet
 from decoders.reading import DecodeError, Reading
-from meterflow.plausibility import PlausibilitySettings, check_time
+from meterflow.plausibility import PlausibilitySettings, check_meter_id, check_time
 
 SOURCE = "wmbusmeters"
 MEDIA: dict[str, str] = {
@@ -109,6 +109,7 @@ def to_reading(message: bytes | str | Mapping[str, Any], tz: tzinfo = UTC,
     if not isinstance(meter_id, str) or not meter_id.strip():
         return DecodeError("bad_envelope", "wmbusmeters message has no 'id'")
     meter_id = meter_id.strip()
+    known_id = meter_id if check_meter_id(meter_id) is None else None  # what an error may repeat
     fields = {k: v for k, v in body.items() if k not in _KNOWN and isinstance(v, (str, int, float, bool))}
     received = parse_time(body.get("timestamp"), tz)
     meter_time = parse_time(body.get("meter_datetime"), tz)
@@ -120,11 +121,11 @@ def to_reading(message: bytes | str | Mapping[str, Any], tz: tzinfo = UTC,
     meter_time = meter_time or received
     if meter_time is None:
         return DecodeError("bad_envelope", "wmbusmeters message has no 'timestamp'",
-                           meter_id=meter_id if len(meter_id) <= 64 else None)
+                           meter_id=known_id)
     total = body.get("total_m3")
     if total is not None and _float(total) is None:
         return DecodeError("not_a_number", f"total_m3 {str(total)[:40]!r} is not a number",
-                           meter_id=meter_id if len(meter_id) <= 64 else None)
+                           meter_id=known_id)
     status, alarms = status_alarms(body.get("current_status", body.get("status")))
     media = str(body.get("media") or "water").lower()
     flow = _float(body.get("flow_m3h"))

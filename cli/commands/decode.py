@@ -37,7 +37,8 @@ def decode(keys_file: str | None, input_file: TextIO | None) -> None:
     from decoders.wmbus import WmbusDecoder
     from ingest.frame_lines import BadLine, parse_frame_line
 
-    dec = WmbusDecoder(keys=_load_keys(keys_file))
+    settings = click.get_current_context().find_root().obj  # the group's Settings (None when called alone)
+    dec = WmbusDecoder(keys=_load_keys(keys_file), plausibility=getattr(settings, "plausibility", None))
     out = sys.stdout
     for line in input_file or sys.stdin:
         if not line.strip():

@@ -45,7 +45,7 @@ def demo(settings: Settings, meters: int, days: int, seed: int, gateways: int, o
     if as_json:
         click.echo(json.dumps({"counts": result.counts, "truth": result.truth, "timings_s": result.timings,
                                "elapsed_s": elapsed, "report": str(result.report),
-                               "matches_truth": result.matches_truth,
+                               "customer_link": result.customer_link, "matches_truth": result.matches_truth,
                                "interruptions": result.interruptions}, indent=2, default=str))
     else:
         c, t = result.counts, result.truth
@@ -55,6 +55,8 @@ def demo(settings: Settings, meters: int, days: int, seed: int, gateways: int, o
                    f"distinct readings)")
         click.echo(f"duplicates dropped  {c['duplicates_dropped'] + c['suppressed_by_gateways']:>10}")
         click.echo(f"dead letters        {c['dead_letters']:>10}")
+        click.echo(f"inlet readings      {c.get('inlet_readings', 0):>10}  (district inlet meters over Modbus; "
+                   "/dashboards/balance shows DMA-02's network leak)")
         click.echo("every telegram not deliberately dropped stored exactly once: "
                    + ("yes" if result.matches_truth else "NO"))
         for i in result.interruptions:
@@ -65,5 +67,7 @@ def demo(settings: Settings, meters: int, days: int, seed: int, gateways: int, o
         click.echo(f"chart page          {result.report.resolve() if result.report else '-'}")
         click.echo(f"database            {mask_url(result.dsn)}")
         click.echo(f"took                {elapsed} s")
+        if result.customer_link:
+            click.echo(f"customer page       {result.customer_link}")  # last: `meterflow serve` opens it
     if not result.matches_truth:
         sys.exit(1)

@@ -235,11 +235,13 @@ def eval_interruptions(ctx: click.Context, daiad: str, street_size: int, seed: i
     per district-year of the detector and of the plain rule (baseline), in the same run."""
     from analytics.interruptions import evaluate as ev
     from analytics.interruptions.detect import detect_interruptions
-    from analytics.leaks.realhomes import DAIAD_TZ, read_daiad
+    from analytics.leaks.hourly import normalise_readings
+    from analytics.leaks.realhomes import DAIAD_TZ
+    from decoders.csv_readings import read_frame
 
     s = _settings(ctx)
     _progress(f"reading {daiad}")
-    readings = read_daiad(daiad)
+    readings = normalise_readings(read_frame(daiad, "daiad")).select("meter_id", "time", "total_m3")
     cfg = s.interruptions.model_copy(update={"holiday_country": holiday_country, "holiday_subdiv": holiday_subdiv})
     mine, plain, runs = [], [], []
     for k in range(repeat):

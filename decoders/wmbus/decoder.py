@@ -246,7 +246,7 @@ class WmbusDecoder:
             raise _Fail(_unencrypted(ident))
         if payload[:2] == _FILL:  # the decryption check (or fill): records start after it, as in plaintext
             payload = payload[2:]
-        parsed = self._records(payload, tpl.compact)
+        parsed = self._records(payload, tpl.compact, keyed=key is not None)
         return self._reading(ident, spec, parsed, tpl.sts)
 
     def _open_ell(self, frame: bytes, pos: int, cc: int, sn: bytes, enc: int, ident: _Ident,
@@ -371,7 +371,9 @@ class WmbusDecoder:
             raise _Fail(DecodeError("bad_mac", "AFL MAC verification failed"))
         return plain + data[n:]
 
-    def _records(self, payload: bytes, compact: bool) -> Parsed:
+    def _records(self, payload: bytes, compact: bool, keyed: bool = False) -> Parsed:
+        """keyed: the frame was opened with its meter's key (the caller refuses it otherwise), so a format
+        it teaches is trusted, and a compact frame is read only with a trusted format."""
         try:
             if compact:
                 if payload[:2] == _FILL:  # decrypted compact frames keep the 2F2F check bytes
@@ -379,7 +381,7 @@ class WmbusDecoder:
                 if len(payload) < 4:
                     raise _Fail(DecodeError("truncated", "compact frame without its signature"))
                 sig = int.from_bytes(payload[0:2], "little")
-                fmt = self.signatures.get(sig)
+                fmt = self.signatures.get(sig, trusted_only=keyed)
                 if fmt is None:
                     raise _Fail(DecodeError("unknown_format_signature", f"format signature {sig:04x} never seen"))
                 return parse_with_format(fmt, payload, 4, len(payload))
@@ -387,7 +389,7 @@ class WmbusDecoder:
         except RecordError as exc:
             raise _Fail(DecodeError("bad_record", str(exc))) from None
         if parsed.trailing_error is None:
-            self.signatures.learn(parsed.format_bytes)
+            self.signatures.learn(parsed.format_bytes, trusted=keyed)
         return parsed
 
     def _decode_wired(self, frame: bytes) -> DecodeResult:
@@ -480,6 +482,8 @@ class WmbusDecoder:
                 fields.update(hooked.fields)
         if parsed.trailing_error is not None:
             fields["trailing_data_error"] = parsed.trailing_error
+        if spec.mfct_data is not None and spec.requires_total:
+            total = None  # the total of a manufacturer layout comes from that layout, never from OMS records
         if parsed.manufacturer_data is not None and spec.mfct_data is not None:
             special = spec.mfct_data(parsed.manufacturer_data)
             if special.total_m3 is not None:

@@ -20,12 +20,13 @@ _MAX_CACHED_KEYS = 1 << 18  # ~1 KB each: bounded memory even for very large fle
 class KeyMaterial:
     """Cached AES-ECB primitives for one 16-byte key."""
 
-    __slots__ = ("_dec", "_enc_ctx", "key")
+    __slots__ = ("_cmac_k1", "_dec", "_enc_ctx", "key")
 
     def __init__(self, key: bytes) -> None:
         self.key = key
         self._dec: Any = Cipher(algorithms.AES(key), modes.ECB()).decryptor()
         self._enc_ctx: Any = None  # built on first use: most meters only ever need decryption
+        self._cmac_k1: int | None = None  # CMAC subkey K1, for one-block CMACs (mode-7 key derivation)
 
     @property
     def _enc(self) -> Any:
@@ -56,6 +57,17 @@ class KeyMaterial:
             prev = self._enc.update(block)
             out += prev
         return bytes(out)
+
+    def cmac_block(self, block: bytes) -> bytes:
+        """AES-CMAC of exactly one whole 16-byte block: E(M xor K1), K1 from E(0) (RFC 4493), on the
+        cached encryptor, so a mode-7 telegram derives its keys without building a CMAC object."""
+        k1 = self._cmac_k1
+        if k1 is None:
+            ell = int.from_bytes(self._enc.update(ZERO_BLOCK), "big")
+            k1 = ((ell << 1) & ((1 << 128) - 1)) ^ (0x87 if ell >> 127 else 0)
+            self._cmac_k1 = k1
+        out: bytes = self._enc.update((int.from_bytes(block, "big") ^ k1).to_bytes(16, "big"))
+        return out
 
     def ctr_crypt(self, counter_block: bytes, data: bytes) -> bytes:
         """CTR with the last byte of the 16-byte counter block incremented per block (OMS ELL)."""
@@ -101,16 +113,30 @@ def ell_counter_block(m_field: bytes, address: bytes, cc: int, sn: bytes, fn: in
 
 
 def mode7_derive(master: bytes, constant: int, counter: bytes, meter_id: bytes) -> bytes:
-    """OMS key derivation: CMAC(K, D || C(4) || ID(4) || 0x07 * 7). D=0x00 Kenc, 0x01 Kmac (from meter)."""
-    return aes_cmac(master, bytes([constant]) + counter + meter_id + b"\x07" * 7)
+    """OMS key derivation: CMAC(K, D || C(4) || ID(4) || 0x07 * 7). D=0x00 Kenc, 0x01 Kmac (from meter).
+
+    The input is one whole block, so the master key's cached primitives do it (no per-telegram CMAC)."""
+    return key_material(master).cmac_block(bytes([constant]) + counter + meter_id + b"\x07" * 7)
+
+
+_des_cache: dict[bytes, Any] = {}
 
 
 def des_cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes | None:
-    """Single DES (as TripleDES with K1=K2=K3) for the legacy modes 2/3; None if unavailable."""
-    try:
-        from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-    except ImportError:  # pragma: no cover - older cryptography
-        return None
-    dec = Cipher(TripleDES(key * 3), modes.CBC(iv)).decryptor()
-    out: bytes = dec.update(data) + dec.finalize()
-    return out
+    """Single DES (as TripleDES with K1=K2=K3) for the legacy modes 2/3, CBC on one cached ECB decryptor
+    per key as for AES; len(data) must be a multiple of 8. None if DES is unavailable."""
+    dec = _des_cache.get(key)
+    if dec is None:
+        try:
+            from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+        except ImportError:  # pragma: no cover - older cryptography
+            return None
+        if len(_des_cache) >= _MAX_CACHED_KEYS:
+            _des_cache.clear()
+        dec = Cipher(TripleDES(key * 3), modes.ECB()).decryptor()
+        _des_cache[key] = dec
+    if not data:
+        return b""
+    plain = dec.update(data)
+    prev = iv + data[:-8]
+    return (int.from_bytes(plain, "big") ^ int.from_bytes(prev, "big")).to_bytes(len(data), "big")

@@ -226,3 +226,73 @@ def test_every_error_code_is_in_the_readme_table() -> None:
     documented = {code.strip() for line in table.splitlines() if line.startswith("| ") and "---" not in line
                   for code in line.split("|")[1].split(",")} - {"code"}
     assert documented == set(ERROR_CODES)
+
+
+def test_apator162_total_comes_from_its_own_layout_not_from_oms_records() -> None:
+    # a standard 0C13 volume where Apator 16-2 has its register list after 0F: not the driver's layout
+    body = link_header("03410514", "APA", 0x05, 0x07) + bytes.fromhex("7A19000000" "0C1378563412")
+    assert _error(WmbusDecoder().decode(_frame(body))) == "missing_volume"
+    generic = link_header("03410514", "APA", 0x06, 0x07) + bytes.fromhex("7A19000000" "0C1378563412")
+    result = WmbusDecoder().decode(_frame(generic))  # another APA version: standard records are fine
+    assert isinstance(result, Reading) and result.total_m3 == 12345.678
+
+
+def test_apator_registers_of_all_ones_are_not_readings() -> None:
+    apt = "1C441486069C14000F0FA0" "FFFFFFFF" "0040030000000005FF0472BF1400"
+    assert _error(WmbusDecoder().decode(bytes.fromhex(apt))) == "beyond_register"
+    a162 = bytes.fromhex("3E4401061405410305077A190030852F2F0F86B4B89529020040C6C1B4F0F3F341555942FA701000F0010100"
+                         "00" "10" "FFFFFFFF" "FFFFFFFFFFFFFFFFFFFFFF2483")  # register 0x10 (the total) all ones
+    assert _error(WmbusDecoder().decode(a162)) == "missing_volume"
+
+
+def test_meterflow_decode_uses_the_configured_time_window(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli.main import cli
+
+    old = datetime(2005, 3, 1, 8, 0, tzinfo=UTC)
+    frame = plain_frame("11223344", water_records(1) + b"\x04\x6d" + datetime_type_f(old).to_bytes(4, "little"))
+    config = tmp_path / "meterflow.toml"
+    config.write_text('[plausibility]\nearliest = "2010-01-01T00:00:00Z"\n')
+    monkeypatch.setenv("METERFLOW_CONFIG_FILE", str(config))  # as --config-file does
+    strict = CliRunner().invoke(cli, ["decode"], input=frame.hex() + "\n")
+    monkeypatch.delenv("METERFLOW_CONFIG_FILE")
+    default = CliRunner().invoke(cli, ["decode"], input=frame.hex() + "\n")
+    assert strict.exit_code == 0 and default.exit_code == 0, (strict.output, default.output)
+    assert json.loads(strict.output)["refused_meter_time"] == "2005-03-01T08:00:00+00:00 time_out_of_window"
+    assert json.loads(default.output)["meter_time"] == "2005-03-01T08:00:00+00:00"
+
+
+FORMAT = bytes.fromhex("0C13" "0B3B" "02FD17")  # a keyed meter's full-frame format
+COLLIDING = bytes.fromhex("0413" "0439" "0318")  # other records, crafted to the same CRC-16 signature
+
+
+def _compact(meter_id: str, key: bytes, data: bytes) -> bytes:
+    frame = bytearray(mode5_frame(meter_id, key, signature_of(FORMAT).to_bytes(2, "little") + bytes(2) + data))
+    frame[10] = 0x7B  # compact short TPL (the IV does not cover the CI)
+    return bytes(frame)
+
+
+@pytest.mark.parametrize("forged_first", [False, True])
+def test_a_forged_plaintext_frame_cannot_replace_a_keyed_meters_compact_format(forged_first: bool) -> None:
+    assert signature_of(COLLIDING) == signature_of(FORMAT)
+    dec = WmbusDecoder({"11223344": KEY})
+    full = mode5_frame("11223344", KEY, bytes.fromhex("0C13" "78563412" "0B3B" "000000" "02FD17" "0000"))
+    forged = plain_frame("99999999", bytes.fromhex("0413" "01000000" "0439" "01000000" "0318" "010000"))
+    compact = _compact("11223344", KEY, bytes.fromhex("79563412" "000000" "0000"))
+    if forged_first:
+        assert isinstance(dec.decode(forged), Reading)  # an unkeyed meter: its plaintext is a reading
+        assert _error(dec.decode(compact)) == "unknown_format_signature"  # not read with the forged format
+    assert isinstance(dec.decode(full), Reading)
+    assert isinstance(dec.decode(forged), Reading)
+    result = dec.decode(compact)
+    assert isinstance(result, Reading) and result.total_m3 == 12345.679
+
+
+def test_untrusted_formats_survive_a_save_as_untrusted(tmp_path: Path) -> None:
+    path = tmp_path / "sigs.json"
+    dec = WmbusDecoder(signature_cache=path)
+    assert isinstance(dec.decode(plain_frame("99999999", bytes.fromhex("0413" "01000000" "0439" "01000000" "0318"
+                                                                         "010000"))), Reading)
+    dec.save()
+    again = WmbusDecoder({"11223344": KEY}, signature_cache=path)
+    assert again.signatures.get(signature_of(COLLIDING)) == COLLIDING
+    assert again.signatures.get(signature_of(COLLIDING), trusted_only=True) is None

@@ -34,6 +34,17 @@ def test_mode7_key_derivation_matches_cmac_primitive() -> None:
     assert mode7_derive(KEY, 0x01, counter, id_le) != expected
 
 
+def test_mode7_derivation_on_cached_keys_equals_cmac_for_many_keys() -> None:
+    import hashlib
+
+    for i in range(64):  # both branches of the K1 doubling (top bit of E(0) set or not) occur
+        key = hashlib.sha256(bytes([i])).digest()[:16]
+        block = bytes([i & 1]) + i.to_bytes(4, "little") + bytes.fromhex(METER)[::-1] + b"\x07" * 7
+        mac = CMAC(algorithms.AES(key))
+        mac.update(block)
+        assert mode7_derive(key, i & 1, i.to_bytes(4, "little"), bytes.fromhex(METER)[::-1]) == mac.finalize()
+
+
 def test_mode7_roundtrip_with_mac() -> None:
     frame = mode7_frame(METER, KEY, water_records(12345, 11000), counter=77)
     result = WmbusDecoder(keys={METER: KEY}).decode(frame)
@@ -100,3 +111,19 @@ def test_afl_fragments_reassemble() -> None:
     second = dec.decode(frag(1, False, part2))
     assert isinstance(second, Reading), second
     assert second.total_m3 == 5.555 and second.target_m3 == 5.0
+
+
+def test_des_cbc_on_a_cached_ecb_decryptor_equals_cbc() -> None:
+    import hashlib
+
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+
+    from decoders.wmbus.security import des_cbc_decrypt
+
+    for i in range(20):  # the cached decryptor serves every IV and frame of its key
+        digest = hashlib.sha256(bytes([i])).digest()
+        key, iv, data = digest[:8], digest[8:16], digest * (i % 3 + 1)
+        ref = Cipher(TripleDES(key * 3), modes.CBC(iv)).decryptor()
+        want = ref.update(data) + ref.finalize()
+        assert des_cbc_decrypt(key, iv, data) == want
+        assert des_cbc_decrypt(key, iv, data) == want  # the cached decryptor keeps no state between frames

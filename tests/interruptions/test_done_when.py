@@ -132,11 +132,14 @@ def test_a_street_loses_water_and_gets_it_back(clean_db: psycopg.Connection, app
     assert "No water now in" in client.get("/outages").text
     customer = lipowa.get_column("customer_ref")[0]
     sig = customer_signature(app_settings, customer)
-    cpage = client.get(f"/c/{customer}?sig={sig}").text
-    page_start = cut.start.astimezone(ZoneInfo("Europe/Warsaw")).strftime("%Y-%m-%d %H:%M")
-    assert f"No water in Lipowa since {page_start}" in cpage
+    cpage = client.get(f"/c/{customer}?sig={sig}&lang=en").text
+    banner = cpage.split('id="interruption-status">', 1)[1].split("</div>", 1)[0]
+    page_start = cut.start.astimezone(ZoneInfo("Europe/Warsaw")).strftime("%-d %b %Y, %H:%M")
+    assert "No water in your street" in banner and f"(Lipowa) since {page_start}" in " ".join(banner.split())
+    assert "Brak wody na Twojej ulicy" in client.get(f"/c/{customer}?sig={sig}&lang=pl").text
     other = area.registry.filter(pl.col("street") != "Lipowa").get_column("customer_ref")[0]
-    assert "No water in" not in client.get(f"/c/{other}?sig={customer_signature(app_settings, other)}").text
+    assert "interruption-status" not in client.get(
+        f"/c/{other}?sig={customer_signature(app_settings, other)}&lang=en").text
 
     # restoration closes it, with one more message each
     after = cut.end + 2 * H
@@ -148,7 +151,7 @@ def test_a_street_loses_water_and_gets_it_back(clean_db: psycopg.Connection, app
     assert all(t["text"][0].startswith("Water is back in Lipowa") for t in second)
     row = clean_db.execute("SELECT state, start_at, end_at FROM interruptions WHERE street = 'Lipowa'").fetchone()
     assert row == ("closed", cut.start, cut.end)
-    assert "No water in" not in client.get(f"/c/{customer}?sig={sig}").text
+    assert "interruption-status" not in client.get(f"/c/{customer}?sig={sig}&lang=en").text
     assert run_interruptions(clean_db, app_settings, after + H, notify=True, dry_run=False)["notices"]["sent"] == 0
 
 

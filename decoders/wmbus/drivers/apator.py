@@ -6,6 +6,8 @@ from decoders.reading import DecodeError
 from decoders.wmbus.drivers.base import DriverSpec, FrameView, SpecialFn, SpecialResult, Vector
 from decoders.wmbus.security import key_material, mode5_iv
 
+ALL_ONES = b"\xff" * 4  # a 32-bit register at its maximum is saturated or unset, never an index
+
 
 def _thirds(divisor: float) -> SpecialFn:
     """The first four payload bytes count thirds of a unit (litres on the 08, m3 on the 17)."""
@@ -14,6 +16,8 @@ def _thirds(divisor: float) -> SpecialFn:
         p = view.payload
         if len(p) < 4:
             return DecodeError("truncated", "apator payload shorter than its register")
+        if p[0:4] == ALL_ONES:
+            return DecodeError("beyond_register", "apator register is all ones (saturated or unset)")
         return SpecialResult(total_m3=round(int.from_bytes(p[0:4], "little") / divisor, 6))
 
     return parse
@@ -58,7 +62,7 @@ def _apator162(mfct: bytes) -> SpecialResult:
         i += 1
         if size is None or i + size > len(mfct):
             break
-        if reg == 0x10 and size == 4:
+        if reg == 0x10 and size == 4 and mfct[i : i + 4] != ALL_ONES:  # all ones: unset, no total
             out.total_m3 = int.from_bytes(mfct[i : i + 4], "little") / 1000.0
         i += size
     return out

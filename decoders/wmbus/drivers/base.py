@@ -71,6 +71,8 @@ class DriverSpec:
     mfct_data: Callable[[bytes], SpecialResult] | None = None  # parse data after DIF 0F
     known_formats: tuple[str, ...] = ()  # compact-frame formats (hex DIF/VIF bytes) known in advance
     record_hook: Callable[[list[Any]], SpecialResult | None] | None = None  # values hidden in records
-    requires_total: bool = False  # the layout always carries the total: a frame without one is garbage
+    # the layout always carries the total (with mfct_data: in the manufacturer data, not in OMS records);
+    # a frame without it is not this layout (garbage after a wrong key, or forged): missing_volume
+    requires_total: bool = False
     hex_ids: bool = False  # the maker numbers meters in binary: ids are 8 hex digits, not BCD
     vectors: tuple[Vector, ...] = ()

@@ -20,6 +20,7 @@ DRIVERS = (
         name="zenner0b",
         detect=(("ZRI", 0x0B, 0x16),),
         mfct_data=_bone,
+        requires_total=True,  # the total is in the manufacturer data: OMS records instead are not this layout
         vectors=(
             Vector("1E44496A677308500B167AD80010252F2F0F0000000080BF1B0000A6420000",
                    {"id": "50087367", "total_m3": 17.062, "target_m3": 7.1035}),
