@@ -56,9 +56,9 @@ def empty() -> pl.DataFrame:
 
 
 def groups_of(premises: pl.DataFrame) -> pl.DataFrame:
-    """Membership (gid, district, street, meter_id): one group per street and one per district."""
+    """Membership (gid, district, street, meter_id, home_street): one group per street and one per district."""
     p = premises.select([pl.col(c).cast(t) for c, t in PREMISES_SCHEMA.items()]).filter(
-        pl.col("district").is_not_null()).unique("meter_id")
+        pl.col("district").is_not_null()).unique("meter_id").with_columns(pl.col("street").alias("home_street"))
     streets = p.filter(pl.col("street").is_not_null())
     districts = p.with_columns(pl.lit(None, dtype=pl.String()).alias("street"))
     both = pl.concat([streets, districts])
@@ -164,14 +164,18 @@ def meter_costs(mh: pl.DataFrame, cfg: InterruptionConfig, district_of: pl.DataF
 
 
 def _group_hours(mh: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
-    return (members.select("gid", "meter_id").join(mh.select("meter_id", "hour", "rep", "moved", "dry", "heard",
-                                                             "heard_recent"), on="meter_id")
+    streets = members.group_by("gid").agg(pl.col("home_street").drop_nulls().n_unique().clip(1, 2)
+                                          .alias("dry_streets_needed"))
+    return (members.select("gid", "meter_id", "home_street")
+            .join(mh.select("meter_id", "hour", "rep", "moved", "dry", "heard", "heard_recent"), on="meter_id")
             .group_by("gid", "hour")
             .agg(pl.col("rep").sum().alias("n_rep"), pl.col("moved").sum().alias("n_moved"),
                  pl.col("dry").sum().alias("n_dry"),
+                 pl.col("home_street").filter(pl.col("dry")).drop_nulls().n_unique().alias("dry_streets"),
                  (pl.col("heard_recent") > 0).sum().alias("n_live"),
                  ((pl.col("heard_recent") > 0) & ~pl.col("heard")).sum().alias("n_silent"),
                  pl.col("meter_id").filter((pl.col("heard_recent") > 0) & ~pl.col("heard")).alias("silent"))
+            .join(streets, on="gid", how="left")
             .sort("gid", "hour"))
 
 
@@ -202,9 +206,10 @@ def detect_supply(mh: pl.DataFrame, members: pl.DataFrame, cfg: InterruptionConf
             .sort("gid", "hour")
             .with_columns(pl.col("h1").cum_sum().over("gid", "run").alias("score"),
                           pl.col("k_h").cum_max().over("gid", "run").alias("k"))
+            .with_columns(((pl.col("n_dry") >= cfg.dry_min_meters)  # a district needs dry alarms in 2 streets
+                           & (pl.col("dry_streets") >= pl.col("dry_streets_needed"))).alias("by_dry"))
             .with_columns((((pl.col("score") >= cfg.threshold_nats) & (pl.col("k") >= cfg.min_meters))
-                           | (pl.col("n_dry") >= cfg.dry_min_meters)).alias("trig"),
-                          (pl.col("n_dry") >= cfg.dry_min_meters).alias("by_dry")))
+                           | pl.col("by_dry")).alias("trig")))
     per_run = (runs.group_by("gid", "run").agg(
         pl.col("hour").min().alias("run_start"),
         pl.col("hour").max().alias("run_last"),
@@ -251,7 +256,8 @@ def detect_communication(gh: pl.DataFrame, members: pl.DataFrame, cfg: Interrupt
 
 
 def absorb(supply: pl.DataFrame) -> pl.DataFrame:
-    """Drop street interruptions that a district interruption of the same district covers in time."""
+    """Drop street interruptions that a district interruption of the same district covers in time (it
+    overlaps them and lasts at least as long)."""
     dist = supply.filter(pl.col("street").is_null())
     streets = supply.filter(pl.col("street").is_not_null())
     if dist.is_empty() or streets.is_empty():
@@ -261,7 +267,8 @@ def absorb(supply: pl.DataFrame) -> pl.DataFrame:
              .join(dist.select("district", pl.col("start").alias("d_start"), pl.col("end").alias("d_end")),
                    on="district")
              .filter((pl.col("start") < pl.col("d_end").fill_null(far))
-                     & (pl.col("end").fill_null(far) > pl.col("d_start")))
+                     & (pl.col("end").fill_null(far) > pl.col("d_start"))
+                     & (pl.col("d_end").fill_null(far) >= pl.col("end").fill_null(far)))
              .get_column("sid").unique().to_list())
     kept = streets.with_row_index("sid").filter(~pl.col("sid").is_in(cover)).drop("sid")
     return pl.concat([dist, kept])
