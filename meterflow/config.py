@@ -19,6 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from analytics.interruptions.config import InterruptionConfig
 from analytics.leaks.config import LeakConfig
 from analytics.vee.config import VeeConfig
 from meterflow.mqtt import MqttSettings
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
     vee: VeeConfig = VeeConfig()
     leaks: LeakConfig = LeakConfig()
     notify: NotifyConfig = NotifyConfig()
+    interruptions: InterruptionConfig = InterruptionConfig()
     plausibility: PlausibilitySettings = PlausibilitySettings()
 
     @classmethod
