@@ -68,7 +68,7 @@ def test_first_month_exchange_and_burst_pages(client: TestClient, customers: Cus
     assert f'id="avg-now">{average} <small>' in new
     assert re.search(r'id="avg-last-year"><span class="nodata">brak danych', new)
     exc = client.get(link(customers.settings, "K-EXC")).text
-    assert 'id="missing-days">0<' in exc and "wymiana wodomierza" in exc
+    assert 'id="missing-days">0<' in exc and "wymiana wodomierza: zużycie starego i nowego zsumowane" in exc
     assert 'data-status="removed"' in exc and "Wodomierz nr E1" in exc and "Wodomierz nr E2" in exc
     burst = client.get(link(customers.settings, "K-BRS")).text
     assert "Możliwy wyciek." in burst and "Nie wykryto wycieku" not in burst
