@@ -87,6 +87,7 @@ def test_read_types_in_the_garden_meter_table(client: TestClient, customers: Cus
     assert {"remote", "self_read", "imported", "estimated"} <= set(types)
     assert types[0] == "estimated"  # February ended on an estimate (01.03.2026 00:00), the newest row
     assert ">samoodczyt<" in html and ">szacowany<" in html and ">zaimportowany<" in html
+    assert "<dt>Za wodomierzem głównym</dt><dd>K1</dd>" in html and "podlicznik ogrodowy" in html
 
 
 def test_error_pages_in_the_customers_language(client: TestClient, customers: Customers) -> None:
