@@ -81,6 +81,15 @@ def test_first_month_exchange_and_burst_pages(client: TestClient, customers: Cus
         link(customers.settings, "K-ORD", lang="en")).text
 
 
+def test_a_meter_read_only_lately_does_not_count_its_whole_life_in_one_day(client: TestClient,
+                                                                          customers: Customers) -> None:
+    html = client.get(link(customers.settings, "K-MIG")).text
+    days = dict(re.findall(r'<tr><th scope="row">(\d\d\.\d\d\.\d{4})</th><td class="num">([^<]+)</td>', html))
+    assert days["19.02.2026"] == "brak odczytu"  # installed long ago, but no reading that day
+    first = float(days["20.02.2026"].replace("\u00a0", "").replace(",", "."))
+    assert 0 < first < 400  # from 10:00 on: the day's own use, not 350 m3 since the installation
+
+
 def test_read_types_in_the_garden_meter_table(client: TestClient, customers: Customers) -> None:
     html = client.get(link(customers.settings, "K-ORD", "/meters/K1G")).text
     types = re.findall(r'<tr data-type="([a-z_]+)">', html)
