@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 
 from storage import flavor
 from storage.migrate import discover, upgrade
@@ -17,7 +18,8 @@ def test_upgrade_twice_applies_nothing_the_second_time(db: psycopg.Connection) -
 
 
 def test_plain_postgres_flavour_partitions_readings_by_month(clean_db: psycopg.Connection) -> None:
-    assert flavor.current(clean_db) == "postgres"
+    if flavor.current(clean_db) != "postgres":
+        pytest.skip("partitions are the plain flavour's (TimescaleDB: chunks)")
     t0 = datetime(2026, 3, 31, 23, 0, tzinfo=UTC)
     # lands in DEFAULT first, then moves when the partitions are created
     clean_db.execute("INSERT INTO readings (meter_id, time, total_m3) VALUES ('m1', %s, 1.0)", (t0,))
