@@ -58,6 +58,13 @@ class ApiSettings(BaseModel):
     customer_link_secret: SecretStr = SecretStr("change-me")
 
 
+class StorageSettings(BaseModel):
+    """How long raw frames stay in the database before `db maintain` moves them to compressed archive files."""
+
+    raw_hot_days: int = Field(35, ge=1, description="days a raw frame stays in raw_frames (dedup of resends)")
+    raw_archive_dir: Path | None = Field(None, description="archived raw frames; unset = <data_dir>/raw-archive")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="METERFLOW_",
@@ -80,6 +87,7 @@ class Settings(BaseSettings):
     leaks: LeakConfig = LeakConfig()
     notify: NotifyConfig = NotifyConfig()
     plausibility: PlausibilitySettings = PlausibilitySettings()
+    storage: StorageSettings = StorageSettings()
 
     @classmethod
     def settings_customise_sources(

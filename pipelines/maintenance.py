@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import psycopg
 
+from meterflow.config import Settings
 from meterflow.logs import ctx, get_logger
-from storage.maintenance import maintain
+from storage.maintenance import maintain, raw_archive_of
 
 log = get_logger(__name__)
 
 
-def maintenance_step(conn: psycopg.Connection) -> str:
+def maintenance_step(conn: psycopg.Connection, settings: Settings) -> str:
     """Run `maintain` on this connection; returns its one-line summary (or the error, prefixed 'failed:')."""
     try:
-        report = maintain(conn)
-    except psycopg.Error as exc:
+        report = maintain(conn, raw=raw_archive_of(settings))
+    except (psycopg.Error, OSError) as exc:
         conn.rollback()
         log.error("storage maintenance failed", extra=ctx(error=str(exc).strip()))
         return f"failed: {str(exc).strip()}"

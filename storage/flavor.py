@@ -255,6 +255,7 @@ def drop_partition(conn: psycopg.Connection, name: str) -> None:
     """Detach and drop one monthly partition of readings (retention, PostgreSQL flavour), in one transaction."""
     m = datetime.strptime(name, "readings_y%Ym%m").date()
     with conn.transaction():
+        conn.execute("SET LOCAL lock_timeout = '60s'")  # a long reader makes maintenance fail, not hang
         conn.execute(sql.SQL("ALTER TABLE readings DETACH PARTITION {}").format(sql.Identifier(name)))
         conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
     _known_partitions.discard((conn.info.dbname, m))

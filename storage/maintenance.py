@@ -6,7 +6,8 @@ while it is being set up`), and then nothing is ever compressed or expired. `mai
 from an ordinary connection, idempotently, so running it hourly next to healthy jobs costs little:
   TimescaleDB  compress the chunks older than COMPRESS_AFTER, drop chunks past RETAIN_FOR, refresh the
                continuous aggregates over the last REFRESH_WINDOW (only invalidated ranges are recomputed);
-  PostgreSQL   detach and drop the monthly partitions wholly past RETAIN_FOR, refresh the rollup tables.
+  PostgreSQL   detach and drop the monthly partitions wholly past RETAIN_FOR, refresh the rollup tables;
+  both         move raw frames older than Settings.storage.raw_hot_days into archive files (storage/raw_archive).
 `status` reports failing jobs and what is still due, on both flavours; the last run is kept in meterflow_meta.
 """
 
@@ -16,11 +17,14 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
+from meterflow.config import Settings
 from storage import flavor as flavors
+from storage import raw_archive
 from storage.refresh import refresh_derived
 
 REFRESH_WINDOW = timedelta(days=7)  # as the continuous-aggregate policies' start_offset
@@ -81,6 +85,8 @@ class Report:
     dropped_partitions: list[str] = field(default_factory=list)
     refreshed_from: str = ""
     refreshed_to: str = ""
+    archived_frames: int = 0
+    archive_files: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         if self.flavor == "timescale":
@@ -88,7 +94,8 @@ class Report:
         else:
             done = f"dropped {len(self.dropped_partitions)} partition(s)" + (
                 f" ({', '.join(self.dropped_partitions)})" if self.dropped_partitions else "")
-        return f"{done}, refreshed rollups {self.refreshed_from} .. {self.refreshed_to}"
+        return (f"{done}, archived {self.archived_frames} raw frame(s) in {len(self.archive_files)} file(s),"
+                f" refreshed rollups {self.refreshed_from} .. {self.refreshed_to}")
 
 
 def _expired_partitions(conn: psycopg.Connection, cutoff: datetime) -> list[str]:
@@ -136,7 +143,15 @@ def jobs(conn: psycopg.Connection) -> list[Job]:
     return [Job(*r, error=errors.get(r[0])) for r in rows]
 
 
-def status(conn: psycopg.Connection, now: datetime | None = None) -> Status:
+@dataclass(frozen=True)
+class RawArchive:
+    """Where raw frames older than `after` go (Settings.storage)."""
+
+    directory: Path
+    after: timedelta
+
+
+def status(conn: psycopg.Connection, now: datetime | None = None, raw: RawArchive | None = None) -> Status:
     """Failing jobs (TimescaleDB) and the work still due on this database, with the last maintenance run."""
     now = now or datetime.now(UTC)
     kind = flavors.current(conn)
@@ -148,12 +163,16 @@ def status(conn: psycopg.Connection, now: datetime | None = None) -> Status:
     else:
         due = {"partitions past retention": len(_expired_partitions(conn, now - RETAIN_FOR))}
         found = []
+    if raw is not None:
+        old = conn.execute("SELECT count(*) FROM raw_frames WHERE received_at < %s", (now - raw.after,)).fetchone()
+        due["raw frames to archive"] = int(old[0]) if old else 0
     row = conn.execute("SELECT value FROM meterflow_meta WHERE key = %s", (LAST_RUN_KEY,)).fetchone()
     return Status(kind, due, found, json.loads(row[0]) if row else None)
 
 
-def maintain(conn: psycopg.Connection, now: datetime | None = None) -> Report:
-    """Compress, expire and refresh now, whatever the server's jobs did; commits, and records the run."""
+def maintain(conn: psycopg.Connection, now: datetime | None = None, raw: RawArchive | None = None) -> Report:
+    """Compress, expire, archive old raw frames (when `raw` is given) and refresh now, whatever the server's
+    jobs did; commits, and records the run."""
     now = now or datetime.now(UTC)
     kind = flavors.current(conn)
     report = Report(kind, now.isoformat(timespec="seconds"))
@@ -176,6 +195,9 @@ def maintain(conn: psycopg.Connection, now: datetime | None = None) -> Report:
             conn.execute("DELETE FROM readings_default WHERE time < %s", (cutoff,))
             for name in flavors.ROLLUPS:
                 conn.execute(sql.SQL("DELETE FROM {} WHERE bucket < %s").format(sql.Identifier(name)), (cutoff,))
+    if raw is not None:
+        moved, written = raw_archive.archive(conn, raw.directory, now - raw.after)
+        report.archived_frames, report.archive_files = moved, [str(p) for p in written]
     lo, hi = now - REFRESH_WINDOW, now + timedelta(hours=1)
     refresh_derived(conn, lo, hi)  # under the refresh lock, dashboards kept in step with the rollups
     report.refreshed_from, report.refreshed_to = lo.isoformat(timespec="minutes"), hi.isoformat(timespec="minutes")
@@ -183,3 +205,8 @@ def maintain(conn: psycopg.Connection, now: datetime | None = None) -> Report:
                  " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (LAST_RUN_KEY, json.dumps(asdict(report))))
     conn.commit()
     return report
+
+
+def raw_archive_of(settings: Settings) -> RawArchive:
+    cfg = settings.storage
+    return RawArchive(cfg.raw_archive_dir or Path(settings.data_dir) / "raw-archive", timedelta(days=cfg.raw_hot_days))

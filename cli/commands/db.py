@@ -61,7 +61,7 @@ def status_cmd(settings: Settings) -> None:
         for table in ("meters", "readings", "raw_frames", "dead_letters", "alerts", "billing_results"):
             n = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
             click.echo(f"{table:<16} {n[0] if n else 0}")
-        state = maintenance.status(conn)
+        state = maintenance.status(conn, raw=maintenance.raw_archive_of(settings))
     for job in state.jobs:
         health = "FAILING" if job.failing else "ok"
         when = f"{job.last_run:%Y-%m-%d %H:%M}" if job.last_run else "never"
@@ -79,11 +79,11 @@ def status_cmd(settings: Settings) -> None:
 @db.command("maintain", epilog="Example: meterflow db maintain")
 @click.pass_obj
 def maintain_cmd(settings: Settings) -> None:
-    """Compress, expire and refresh now (TimescaleDB chunks / PostgreSQL partitions), whatever the jobs did."""
+    """Compress, expire, archive old raw frames and refresh now, whatever the server's jobs did."""
     from cli.embedded import database_dsn
     from storage import maintenance
     from storage.db import connect
 
     with connect(database_dsn(settings)) as conn:
-        report = maintenance.maintain(conn)
+        report = maintenance.maintain(conn, raw=maintenance.raw_archive_of(settings))
     click.echo(f"maintenance ({report.flavor}): {report.summary()}")

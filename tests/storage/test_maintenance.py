@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -13,7 +15,8 @@ from storage import flavor, maintenance
 
 
 def _run(dsn: str, *args: str) -> str:
-    result = CliRunner().invoke(cli, list(args), env={"METERFLOW_DATABASE_URL": dsn})
+    with tempfile.TemporaryDirectory() as tmp:  # raw frames would be archived there
+        result = CliRunner().invoke(cli, list(args), env={"METERFLOW_DATABASE_URL": dsn, "METERFLOW_DATA_DIR": tmp})
     assert result.exit_code == 0, result.output
     return result.stdout
 
@@ -33,10 +36,12 @@ def test_plain_maintain_drops_partitions_past_retention_and_refreshes(clean_db: 
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     _insert(clean_db, "old", datetime(2014, 3, 10, tzinfo=UTC), 48)  # past the 10-year retention
     _insert(clean_db, "new", now - timedelta(days=2), 36)
-    assert "maintenance: due partitions past retention 1; last run never" in _run(database_url, "db", "status")
+    assert "maintenance: due partitions past retention 1, raw frames to archive 0; last run never" in _run(
+        database_url, "db", "status")
 
     out = _run(database_url, "db", "maintain")
-    assert "maintenance (postgres): dropped 1 partition(s) (readings_y2014m03), refreshed rollups" in out
+    assert "maintenance (postgres): dropped 1 partition(s) (readings_y2014m03), archived 0 raw frame(s) in 0 file(s)," \
+           " refreshed rollups" in out
     assert clean_db.execute("SELECT to_regclass('readings_y2014m03')").fetchone() == (None,)
     assert clean_db.execute("SELECT meter_id, count(*) FROM readings GROUP BY 1").fetchall() == [("new", 36)]
     # the rollups were brought up to date by maintenance alone
@@ -44,9 +49,12 @@ def test_plain_maintain_drops_partitions_past_retention_and_refreshes(clean_db: 
                             ).fetchone() == (36,)
     state = maintenance.status(clean_db)
     assert state.due == {"partitions past retention": 0} and state.jobs == []
+    assert maintenance.status(clean_db, raw=maintenance.RawArchive(Path("unused"), timedelta(days=1))).due == {
+        "partitions past retention": 0, "raw frames to archive": 0}
     assert state.last_run is not None and state.last_run["dropped_partitions"] == ["readings_y2014m03"]
     status = _run(database_url, "db", "status")
-    assert f"maintenance: due partitions past retention 0; last run {state.last_run['at']}" in status
+    assert f"maintenance: due partitions past retention 0, raw frames to archive 0; last run {state.last_run['at']}" \
+        in status
     # the month can be written again: its partition is recreated
     _insert(clean_db, "old", datetime(2014, 3, 12, tzinfo=UTC), 2)
     assert clean_db.execute("SELECT count(*) FROM readings_y2014m03").fetchone() == (2,)

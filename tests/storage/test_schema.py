@@ -47,3 +47,9 @@ def test_rollups_hold_first_and_last_index_per_local_day(clean_db: psycopg.Conne
     assert daily[0][0] == datetime(2026, 4, 30, 22, 0, tzinfo=UTC)
     hourly = clean_db.execute("SELECT count(*) FROM consumption_hourly WHERE meter_id = 'm2'").fetchone()
     assert hourly == (3,)
+
+
+def test_raw_frames_keeps_only_the_indexes_it_uses(db: psycopg.Connection) -> None:
+    rows = db.execute("SELECT c.relname, am.amname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                      " JOIN pg_am am ON am.oid = c.relam WHERE i.indrelid = 'raw_frames'::regclass ORDER BY 1")
+    assert rows.fetchall() == [("raw_frames_pkey", "btree"), ("raw_frames_received_brin", "brin")]
