@@ -83,7 +83,7 @@ def load(dsn: str, meters: int, days: int, timezone: str, echo: Callable[[str], 
 
     def flush(gw: str) -> int:
         batch = FrameBatch(gw, "wmbus", pending[gw], f"{gw}:1:{frames}", 0.0)
-        rows, dead = processor.process(topic("meterflow", gw, "wmbus"), encode_batch(batch))
+        rows, dead = processor.process(topic("meterflow", gw, "wmbus"), encode_batch(batch)).split()
         pending[gw] = []
         return writer.write(rows, dead).readings
 
@@ -112,19 +112,14 @@ def load(dsn: str, meters: int, days: int, timezone: str, echo: Callable[[str], 
 def bench_storage(settings: Settings, readings: int, meters: int, keep: bool) -> None:
     """Bytes per reading (readings + indexes, raw_frames) on the server's flavour, before and after
     compression, against the same readings as CSV."""
+    from bench.scratch import scratch_database
     from cli.embedded import database_dsn
     from storage import flavor, raw_archive
-    from storage.db import with_database
     from storage.migrate import upgrade
 
-    server = database_dsn(settings)
     name = f"meterflow_bench_storage_{os.getpid()}"
     days = max(1, math.ceil(readings / (meters * 96)))
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = with_database(server, name)
-    try:
+    with scratch_database(database_dsn(settings), name, keep, click.echo) as dsn:
         with psycopg.connect(dsn) as conn:
             upgrade(conn, settings.timezone)
             kind = flavor.current(conn)
@@ -145,11 +140,6 @@ def bench_storage(settings: Settings, readings: int, meters: int, keep: bool) ->
                 moved, written = raw_archive.archive(conn, Path(tmp), datetime.now(UTC) + timedelta(days=1))
                 archive_bytes = sum(f.stat().st_size for f in written)
             click.echo(f"archived {moved:,} raw frames into {len(written)} day file(s)")
-    finally:
-        if not keep:
-            with psycopg.connect(server, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            click.echo(f"dropped {name}")
     if n == 0:
         raise click.ClickException("no readings were stored")
     click.echo(f"\n{'bytes per reading':<34} {'readings':>9} {'raw_frames':>11} {'total':>8}")
