@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 from psycopg_pool import ConnectionPool
 
 from api.routes import ROUTERS
@@ -34,6 +35,9 @@ def create_app(settings: Settings, dsn: str) -> FastAPI:
     )
     app.state.settings = settings
     app.state.pool = ConnectionPool(dsn, min_size=1, max_size=8, open=False)
+    # pages carry their chart data (a customer page is ~100 kB of HTML): gzip them for phones; static files
+    # arrive gzipped already (api/routes/static.py) and pass through untouched
+    app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=6)
     for spec in ROUTERS:
         module_name, attr = spec.split(":")
         app.include_router(getattr(importlib.import_module(module_name), attr))

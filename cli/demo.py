@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,10 @@ class DemoResult:
     truth: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     report: Path | None = None
+    interruptions: list[dict[str, Any]] = field(default_factory=list)
     dsn: str = ""
     mqtt_url: str = ""
+    customer_link: str = ""  # a customer's page on `meterflow serve`, as of the end of the simulated data
 
     @property
     def matches_truth(self) -> bool:
@@ -319,6 +321,8 @@ def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: in
         with step("district inlet meters over Modbus (a network leak in one district)"):
             result.counts["inlet_readings"] = store_inlets(fleet, result.dsn, settings.timezone)
 
+        # one thread starts Prefect's temporary server: two racing to start it leave one without a server
+        warm.join()
         with step("Prefect flow daily-consumption (starts a temporary Prefect server)"):
             start = bounds[0] if bounds and bounds[0] else fleet.config.start
             end = (bounds[1] if bounds and bounds[1] else start) + timedelta(seconds=1)
@@ -326,7 +330,32 @@ def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: in
         summary: dict[str, object] = {**result.counts, **{f"truth: {k}": v for k, v in result.truth.items()},
                                       **use.summary()}
         result.report = write_fleet_report(out_dir / "consumption.html", use.daily, use.total, summary)
+        with step("interruptions: a simulated supply area, detected at the end of the period"):
+            from cli.demo_interruptions import run_interruptions_demo
+
+            result.interruptions = run_interruptions_demo(settings, result.dsn, fleet.config.start, days)
+        if bounds and bounds[1]:
+            result.customer_link = demo_customer_link(settings, result.dsn, bounds[1])
     finally:
         if broker is not None:
             broker.stop()
     return result
+
+
+def demo_customer_link(settings: Settings, dsn: str, as_of: datetime) -> str:
+    """The signed link of a customer with a full simulated period, preferably one whose meter was exchanged."""
+    from zoneinfo import ZoneInfo
+
+    from api.pages.auth import customer_link
+
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            """SELECT m.customer_ref FROM meters m JOIN consumption_daily c USING (meter_id)
+               WHERE m.customer_ref IS NOT NULL AND m.role = 'main'
+               GROUP BY m.customer_ref ORDER BY count(DISTINCT m.meter_id) > 1 DESC, count(*) DESC, 1 LIMIT 1"""
+        ).fetchone()
+    if row is None:
+        return ""
+    now = as_of.astimezone(ZoneInfo(settings.timezone)).strftime("%Y-%m-%dT%H:%M")
+    return customer_link(settings, row[0], f"http://{settings.api.host}:{settings.api.port}") + f"&now={now}"
+

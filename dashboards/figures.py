@@ -303,66 +303,6 @@ def meter_hourly_figure(hourly: pl.DataFrame, meter_id: str) -> dict[str, Any]:
     return {"data": data, "layout": layout}
 
 
-# --------------------------------------------------------------------------------------------- customer
-
-
-def customer_daily_figure(current: pl.DataFrame, previous: pl.DataFrame) -> go.Figure:
-    """Daily use in litres, the previous period overlaid, the average per day, missing days marked."""
-    fig = go.Figure()
-    days = current["day"].to_list()
-    litres = [None if v is None else round(v * 1000.0) for v in current["consumption_m3"].to_list()]
-    colors = [ORANGE if g else BLUE for g in current["after_gap"].to_list()]
-    fig.add_bar(x=days, y=litres, name="this period", marker_color=colors,
-                hovertemplate="%{x|%a %d %b}: %{y:,.0f} L<extra></extra>")
-    if not previous.is_empty():
-        shift = (days[0] - previous["day"][0]) if days else timedelta(0)
-        prev_l = [None if v is None else round(v * 1000.0) for v in previous["consumption_m3"].to_list()]
-        fig.add_scatter(x=[d + shift for d in previous["day"].to_list()], y=prev_l, mode="lines+markers",
-                        name="previous period", line={"color": "#555", "dash": "dot", "width": 1.5},
-                        marker={"size": 4}, customdata=previous["day"].to_list(),
-                        hovertemplate="%{customdata|%a %d %b}: %{y:,.0f} L<extra>previous period</extra>")
-    known = current.filter(~pl.col("missing") & ~pl.col("after_gap"))
-    if not known.is_empty() and known["consumption_m3"].drop_nulls().len():
-        avg = float(known["consumption_m3"].drop_nulls().mean() or 0) * 1000.0  # type: ignore[arg-type]
-        fig.add_hline(y=avg, line={"color": GREEN, "dash": "dash", "width": 1.5},
-                      annotation_text=f"average {avg:,.0f} L/day", annotation_position="top left")
-    missing = current.filter(pl.col("missing"))
-    if not missing.is_empty():
-        fig.add_scatter(x=missing["day"].to_list(), y=[0] * missing.height, mode="markers", name="no data",
-                        marker={"symbol": "x", "color": "#6b7785", "size": 9},
-                        hovertemplate="%{x|%d %b}: no reading<extra></extra>")
-    _shade_gaps(fig, _runs(days, current["missing"].to_list()), timedelta(days=1))
-    fig.update_yaxes(title_text="litres per day", rangemode="tozero")
-    return _layout(fig, "Your daily water use (L)", height=380, bargap=0.2)
-
-
-def customer_monthly_figure(current: pl.DataFrame, previous_year: pl.DataFrame) -> go.Figure:
-    """Monthly use in m3, the same month a year earlier overlaid."""
-    fig = go.Figure()
-    months = current["month"].to_list()
-    labels = [m.strftime("%b %Y") for m in months]
-    per_day = [None if c is None else c * 1000.0 / max(int(n), 1) for c, n in
-               zip(current["consumption_m3"].to_list(), current["days_elapsed"].to_list(), strict=True)]
-    incomplete = [int(n) < int(d) for n, d in
-                  zip(current["days_with_data"].to_list(), current["days"].to_list(), strict=True)]
-    fig.add_bar(x=labels, y=current["consumption_m3"].to_list(), name="this year",
-                marker_color=[LIGHT_BLUE if i else BLUE for i in incomplete],
-                text=[f"{p:,.0f} L/day" if p is not None else "" for p in per_day], textposition="inside",
-                textfont={"size": 10},
-                customdata=[[round(p or 0), int(n), int(d)] for p, n, d in
-                            zip(per_day, current["days_with_data"], current["days"], strict=True)],
-                hovertemplate=("%{x}: %{y:.2f} m³<br>%{customdata[0]} L/day on average"
-                               "<br>data on %{customdata[1]} of %{customdata[2]} days<extra></extra>"))
-    if not previous_year.is_empty():
-        prev = dict(zip([m.replace(year=m.year + 1) for m in previous_year["month"].to_list()],
-                        previous_year["consumption_m3"].to_list(), strict=True))
-        fig.add_scatter(x=labels, y=[prev.get(m) for m in months], mode="lines+markers", name="a year earlier",
-                        line={"color": "#555", "dash": "dot", "width": 1.5},
-                        hovertemplate="%{x} a year earlier: %{y:.2f} m³<extra></extra>")
-    fig.update_yaxes(title_text="m³ per month", rangemode="tozero")
-    return _layout(fig, "Your monthly water use (m³)", height=360, bargap=0.25)
-
-
 # --------------------------------------------------------------------------------------------- water balance
 
 

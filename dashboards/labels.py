@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 KIND_LABELS: dict[str, str] = {
+    "leak": "Leak",
     "continuous_flow": "Continuous flow (leak)",
     "night_flow": "Night flow (leak)",
     "burst": "Burst",

@@ -190,6 +190,12 @@ def parse_file(path: str | Path, mapping: Mapping | None = None) -> ParseResult:
     return parse_lines(read_lines(path), mapping or Mapping())
 
 
+def read_frame(path: str | Path, preset: str = "daiad") -> pl.DataFrame:
+    """A readings file as detector input (meter_id, time UTC, total_m3; file order): the rows `readings import
+    --preset` would store, with the same daylight-saving rule. The leak evaluation reads DAIAD with it."""
+    return parse_file(path, PRESETS[preset]).good.select("meter_id", "time", "total_m3")
+
+
 def file_checks(good: pl.DataFrame) -> dict[str, int]:
     """Counts of suspicious sequences in file order (informational; the VEE decides what they mean)."""
     g = good.sort("line").with_columns(

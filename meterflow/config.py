@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
@@ -19,6 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from analytics.interruptions.config import InterruptionConfig
 from analytics.leaks.config import LeakConfig
 from analytics.vee.config import VeeConfig
 from meterflow.mqtt import MqttSettings
@@ -47,6 +48,8 @@ class ApiSettings(BaseModel):
     port: int = 8000
     tokens: list[SecretStr] = Field(default_factory=list, description="bearer tokens for analysts and billing")
     customer_link_secret: SecretStr = SecretStr("change-me")
+    locale: Literal["pl", "en"] = Field(default="pl", description="language and number/date formats of the pages; "
+                                                         "?lang=pl|en overrides it per page")
 
 
 class Settings(BaseSettings):
@@ -70,6 +73,7 @@ class Settings(BaseSettings):
     vee: VeeConfig = VeeConfig()
     leaks: LeakConfig = LeakConfig()
     notify: NotifyConfig = NotifyConfig()
+    interruptions: InterruptionConfig = InterruptionConfig()
     plausibility: PlausibilitySettings = PlausibilitySettings()
 
     @classmethod

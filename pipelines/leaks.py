@@ -17,7 +17,7 @@ from analytics.leaks.hourly import normalise_readings
 from analytics.leaks.messages import describe
 from meterflow.config import Settings, load_settings
 from meterflow.logs import ctx, get_logger
-from storage.alerts import dispatcher_closes, load_input, registry_context, sync
+from storage.alerts import dispatcher_closes, load_input, registry_context, removal_times, sync
 from storage.db import connect, resolve_dsn
 from storage.refresh import refresh_derived
 
@@ -60,6 +60,10 @@ def run_detection(conn: psycopg.Connection, settings: Settings, end: datetime, s
     det = detect_all(data, cfg, settings.timezone, as_of=end, digits=digits, breaks=swaps,
                      dispatcher_closes=dispatcher_closes(conn, meters))
     det = with_messages(det.filter((pl.col("end") > start) & (pl.col("start") < end)), settings.timezone)
+    removed = removal_times(conn, meters, settings.timezone)
+    if removed:  # the registry says the meter was taken out: its silence is expected
+        cut = pl.col("meter_id").replace_strict(removed, default=None, return_dtype=pl.Datetime("us", "UTC"))
+        det = det.filter(~((pl.col("kind") == "silent") & cut.is_not_null() & (pl.col("start") >= cut)))
     run = DetectionRun(start, end, len(meters), det)
     if store:
         run.stored = sync(conn, det, end, meters, cfg.active_slack_hours).as_dict()
@@ -77,6 +81,9 @@ def leak_detection_flow(as_of: datetime | None = None, notify: bool = False, dry
     when = (as_of or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     with connect(resolve_dsn(s)) as conn:
         out = run_detection(conn, s, when).summary()
+        from pipelines.interruptions import run_interruptions  # its own step: supply interruptions (issue 15)
+
+        out["interruptions"] = run_interruptions(conn, s, when, notify, dry_run, refresh=False)
         if notify:
             from notify.dispatch import channels_from_config, notify_open_alerts
 

@@ -90,12 +90,14 @@ def sync(conn: psycopg.Connection, detections: pl.DataFrame, as_of: datetime, me
                 out.opened += is_open
                 out.closed += not is_open
             else:
+                # an incident older than the loaded history is seen truncated: keep the larger volume then
                 conn.execute(
                     """UPDATE alerts SET severity = %s, state = %s, first_seen = LEAST(first_seen, %s),
-                              last_seen = GREATEST(last_seen, %s), rate_l_h = %s, volume_m3 = %s, message = %s,
-                              details = %s::jsonb, resolved_at = %s, close_reason = %s, closed_by = %s,
-                              updated_at = now()
-                       WHERE id = %s""", (*values, hit[0]))
+                              last_seen = GREATEST(last_seen, %s), rate_l_h = %s,
+                              volume_m3 = CASE WHEN first_seen < %s THEN GREATEST(volume_m3, %s) ELSE %s END,
+                              message = %s, details = %s::jsonb, resolved_at = %s, close_reason = %s,
+                              closed_by = %s, updated_at = now()
+                       WHERE id = %s""", (*values[:5], r["start"], values[5], *values[5:], hit[0]))
                 seen.add(hit[0])
                 out.updated += is_open or hit[1] != "open"
                 out.closed += (not is_open) and hit[1] == "open"
@@ -117,10 +119,14 @@ def sync(conn: psycopg.Connection, detections: pl.DataFrame, as_of: datetime, me
 
 def load_input(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
     """Detector input for [start, end) from the hourly rollup (one pseudo-reading per meter and hour: the
-    last index and its time) plus every reading that carries alarm words. Refresh the rollup first."""
+    last index and its time) plus every reading that carries alarm words. Refresh the rollup first. A district's
+    inlet (bulk) meters are left out: water always flows through them, and their losses are the water balance's
+    business (chart_queries.water_balance), not a customer leak."""
     rows = conn.execute(
         """SELECT meter_id, last_time, last_m3 FROM consumption_hourly
-           WHERE bucket >= %s AND bucket < %s ORDER BY meter_id, bucket""", (start, end)).fetchall()
+           WHERE bucket >= %s AND bucket < %s
+             AND meter_id NOT IN (SELECT meter_id FROM meters WHERE role = 'inlet')
+           ORDER BY meter_id, bucket""", (start, end)).fetchall()
     alarms = conn.execute(
         """SELECT meter_id, time, total_m3, alarms FROM readings
            WHERE time >= %s AND time < %s AND alarms <> '{}' ORDER BY meter_id, time""", (start, end)).fetchall()
@@ -161,6 +167,14 @@ def registry_context(conn: psycopg.Connection, meters: list[str], tz: str) -> tu
     return digits, swaps
 
 
+def removal_times(conn: psycopg.Connection, meters: list[str], tz: str) -> dict[str, datetime]:
+    """Local midnight of each removed meter's removal date: a removed meter falls silent, it is not a no-read."""
+    rows = conn.execute("SELECT meter_id, removal_date FROM meters WHERE removal_date IS NOT NULL"
+                        " AND meter_id = ANY(%s)", (meters,)).fetchall()
+    zone = ZoneInfo(tz)
+    return {m: datetime.combine(day, time(0), zone).astimezone(UTC) for m, day in rows}
+
+
 def dispatcher_closes(conn: psycopg.Connection, meters: list[str], kind: str = "leak") -> dict[str, list[datetime]]:
     """When a dispatcher closed a meter's incident: evidence after it is a new incident."""
     rows = conn.execute(
@@ -176,7 +190,7 @@ def dispatcher_closes(conn: psycopg.Connection, meters: list[str], kind: str = "
 # ---- reading incidents: the list command and the pages ---------------------------------------------------------
 
 INCIDENT_COLUMNS = ("id", "meter_id", "district", "kind", "severity", "state", "first_seen", "last_seen",
-                    "rate_l_h", "volume_m3", "close_reason", "closed_by", "resolved_at", "message")
+                    "rate_l_h", "volume_m3", "close_reason", "closed_by", "resolved_at", "message", "detected_at")
 
 
 def list_incidents(conn: psycopg.Connection, state: str | None = None, district: str | None = None,
@@ -203,7 +217,8 @@ def list_incidents(conn: psycopg.Connection, state: str | None = None, district:
         args.append(meters)
     sql = (f"SELECT a.id, a.meter_id, m.district, a.kind, a.severity, CASE a.state WHEN 'open' THEN 'open' ELSE"
            f" 'closed' END, a.first_seen, a.last_seen, a.rate_l_h, a.volume_m3, a.close_reason, a.closed_by,"
-           f" a.resolved_at, a.message FROM alerts a LEFT JOIN meters m USING (meter_id)"
+           f" a.resolved_at, a.message, (a.details->>'detected_at')::timestamptz"
+           f" FROM alerts a LEFT JOIN meters m USING (meter_id)"
            f" WHERE {' AND '.join(where)} ORDER BY (a.state = 'open') DESC, a.first_seen DESC, a.id")
     if limit is not None:
         sql += f" LIMIT {int(limit)}"

@@ -173,10 +173,15 @@ def finish_run(conn: psycopg.Connection, run_id: int, status: str = "finished") 
 
 def load_results(
     conn: psycopg.Connection, date_from: date, date_to: date, *, after: tuple[str, date] | None = None,
-    limit: int | None = None,
+    limit: int | None = None, meter_ids: list[str] | None = None,
 ) -> pl.DataFrame:
-    """Results of the latest finished run for each meter and period inside [date_from, date_to], keyset-paged."""
+    """Results of the latest finished run for each meter and period inside [date_from, date_to], keyset-paged;
+    `meter_ids` narrows it to some meters (a customer's page shows exactly what billing exports)."""
     params: list[Any] = [date_from, date_to]
+    only = ""
+    if meter_ids is not None:
+        only = " AND r.meter_id = ANY(%s)"
+        params.append(meter_ids)
     page = ""
     if after is not None:
         page = " WHERE (meter_id, period_start) > (%s, %s)"
@@ -185,7 +190,7 @@ def load_results(
         "SELECT * FROM (SELECT DISTINCT ON (r.meter_id, r.period_start) r.meter_id, r.period_start, r.period_end,"
         " r.start_index_m3, r.end_index_m3, r.consumption_m3, r.quality, r.method, r.exceptions, r.run_id"
         " FROM billing_results r JOIN billing_runs b USING (run_id)"
-        " WHERE b.status = 'finished' AND r.period_start >= %s AND r.period_end <= %s"
+        " WHERE b.status = 'finished' AND r.period_start >= %s AND r.period_end <= %s" + only +
         " ORDER BY r.meter_id, r.period_start, r.run_id DESC) latest" + page + " ORDER BY meter_id, period_start"
     )
     if limit is not None:

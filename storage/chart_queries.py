@@ -189,7 +189,8 @@ def balance_ranking(balance: pl.DataFrame) -> pl.DataFrame:
 def data_as_of(conn: psycopg.Connection, now: datetime) -> dict[str, datetime | None]:
     """What the pages show: the newest reading heard by radio, the newest hourly bucket, when the dashboard
     tables were last refreshed."""
-    newest = conn.execute("SELECT max(last_heard) FROM meter_last_heard WHERE last_heard <= %s", (now,)).fetchone()
+    # meter_last_heard keeps each meter's latest reading only: one later than `now` means data up to `now`
+    newest = conn.execute("SELECT least(max(last_heard), %s) FROM meter_last_heard", (now,)).fetchone()
     hourly = conn.execute("SELECT max(bucket) FROM consumption_hourly WHERE bucket <= %s", (now,)).fetchone()
     refreshed = conn.execute("SELECT value::timestamptz FROM meterflow_meta WHERE key = 'dashboards_refreshed_at'"
                              ).fetchone()

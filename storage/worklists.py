@@ -190,12 +190,15 @@ def fetch(conn: psycopg.Connection, name: str, query: Query, now: datetime, tz: 
         params["limit"] = query.per_page if limit == 0 else limit
         params["offset"] = (max(query.page, 1) - 1) * query.per_page if limit == 0 else 0
         paging = "LIMIT %(limit)s OFFSET %(offset)s"
-    cur = conn.execute(f"SELECT t.* FROM ({spec.sql}) t {where} {order} {paging}", params)
+    # the total rides along (a window count is taken before LIMIT): one pass over the list, not two
+    cur = conn.execute(f"SELECT t.*, count(*) OVER () AS total_rows_ FROM ({spec.sql}) t {where} {order} {paging}",
+                       params)
     names = [d.name for d in cur.description or []]
     rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    if limit is None:
-        total = len(rows)
-    else:
+    total = int(rows[0]["total_rows_"]) if rows else 0
+    for row in rows:
+        del row["total_rows_"]
+    if not rows and limit is not None and query.page > 1:  # a page past the end still says how many there are
         count = conn.execute(f"SELECT count(*) FROM ({spec.sql}) t {where}", params).fetchone()
         total = int(count[0]) if count else 0
     return Page(spec, rows, total, query, sort, descending, params["days"] if spec.days is not None else None)

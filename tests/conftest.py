@@ -28,7 +28,8 @@ DEFAULT_MQTT = "mqtt://127.0.0.1:1883"
 TEST_TIMEZONE = "Europe/Warsaw"
 DATA_TABLES = ("readings", "raw_frames", "dead_letters", "alerts", "billing_audit", "billing_results",
                "billing_runs", "meters", "consumption_hourly", "consumption_daily", "district_daily",
-               "meter_last_heard", "heard_hourly", "reading_conflicts", "tariff_changes", "alert_events")
+               "meter_last_heard", "heard_hourly", "reading_conflicts", "tariff_changes", "alert_events",
+               "interruption_notices", "notice_subscriptions", "interruptions", "planned_works")
 
 
 def _reachable(url: str, default_port: int) -> bool:

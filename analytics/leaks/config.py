@@ -23,9 +23,9 @@ class LeakConfig(BaseModel):
     night_start_hour: int = Field(default=2, description="night window start, local hour (settings.timezone)")
     night_end_hour: int = Field(default=5, description="night window end (exclusive), local hour")
     night_steady_factor: float = Field(
-        default=2.0, description="a flow night is steady: its largest hour stays below this times its floor"
+        default=4.0, description="a flow night is steady: its largest hour stays below this times its floor"
         " (+ night_steady_extra_l); rejects irrigation or a pump that fills only part of the window")
-    night_steady_extra_l: float = Field(default=5.0, description="litres of slack for the steadiness test")
+    night_steady_extra_l: float = Field(default=10.0, description="litres of slack for the steadiness test")
     night_median_factor: float = Field(
         default=1.5, description="and its median hour below this times its floor (+ night_median_extra_l): a leak"
         " holds the floor most of the night, a refilling cistern or an appliance does not")
@@ -37,6 +37,9 @@ class LeakConfig(BaseModel):
         default=12, description="of the continuous_hours, at least this many read exactly (not a gap's mean)")
     continuous_needs_night: bool = Field(
         default=True, description="continuous flow opens an incident only when the run holds a steady flow night")
+    continuous_fallback_hours: int = Field(
+        default=48, description="continuous flow this long opens an incident even without a steady flow night (a home"
+        " that uses water every night at the same hour)")
     early_hours: int = Field(
         default=18, description="a steady flow night inside this many wet hours in a row opens an incident")
     night_consecutive: int = Field(
@@ -48,6 +51,9 @@ class LeakConfig(BaseModel):
     recurrence_days: int = Field(
         default=14, description="flow resuming within this many days of an incident that stopped by itself is the"
         " same leak: the incident reopens (a dispatcher's close starts a new one); 0 = off")
+    recurrence_rate_factor: float = Field(
+        default=1.5, description="resuming flow is the same leak up to this times its rate (+ leak_min_l_h); more"
+        " is another leak: a new incident")
     critical_rate_l_h: float = Field(default=30.0, description="leaks from this rate are critical (else warning)")
     # burst
     burst_rate_l_h: float = Field(default=600.0, description="flow that is a burst when it lasts burst_minutes")
@@ -58,7 +64,8 @@ class LeakConfig(BaseModel):
         default=4.0, description="a day above this many times the meter's median day of the previous 14 days")
     burst_day_min_l: float = Field(default=500.0, description="and at least this many litres above that median")
     burst_min_m3: float = Field(
-        default=2.0, description="a burst loses at least this much above normal use (a bath or a laundry day does not)")
+        default=3.0, description="a burst loses at least this much above normal use (a bath, a laundry day or a garden"
+        " watered for an evening does not)")
     burst_jump_m3: float = Field(
         default=5.0, description="an index jump of this much within one hour is a burst (or a fault)")
     # backflow, rollovers
@@ -72,7 +79,7 @@ class LeakConfig(BaseModel):
     glitch_min_l: float = Field(default=200.0, description="excursions smaller than this are left to the detectors")
     # stuck and silent
     stuck_days: int = Field(
-        default=21, description="days of zero use on an occupied premise (longer than most holidays)")
+        default=30, description="days of zero use on an occupied premise (longer than holidays; the VEE uses 30)")
     occupied_min_l_day: float = Field(
         default=30.0, description="a premise is occupied when its median day before was above this")
     silent_hours: int = Field(default=24, description="hours without any telegram")
@@ -81,4 +88,4 @@ class LeakConfig(BaseModel):
     active_slack_hours: int = Field(
         default=3, description="an episode valid until this close to the end of the window is still active")
     history_days: int = Field(
-        default=30, description="history loaded before the window, for baselines (stuck needs stuck_days + 7)")
+        default=40, description="history loaded before the window, for baselines (stuck needs stuck_days + 7)")

@@ -8,7 +8,8 @@ Evidence (per meter, from hourly use):
 - *continuous flow*: a run of wet hours.
 
 An incident opens (is an alert) on the first of these triggers, `detected_at` being when the rule could know:
-- continuous flow for `continuous_hours` (24 h) with at least `continuous_min_known` hours read exactly;
+- continuous flow for `continuous_hours` (24 h) with at least `continuous_min_known` hours read exactly, holding
+  a flow night (`continuous_needs_night`), or for `continuous_fallback_hours` (48 h) without one;
 - a flow night inside a run of wet hours at least `early_hours` long (the night shows it is not use);
 - flow nights on `night_consecutive` (2) nights in a row;
 - a meter-reported leak alarm.
@@ -107,7 +108,9 @@ def evidence(hourly: pl.DataFrame, cfg: LeakConfig, tz: str, alarms: pl.DataFram
         (pl.col("wet") & (((pl.col("wet_len") >= cfg.continuous_hours)
                            & (pl.col("known_w") >= cfg.continuous_min_known)
                            & (pl.col("night_seen") | pl.lit(not cfg.continuous_needs_night)))
-                          | (pl.col("night_seen") & (pl.col("wet_len") >= cfg.early_hours)))).alias("trig"),
+                          | (pl.col("night_seen") & (pl.col("wet_len") >= cfg.early_hours))
+                          | ((pl.col("wet_len") >= cfg.continuous_fallback_hours)
+                             & (pl.col("known_w") >= cfg.continuous_min_known)))).alias("trig"),
     )
     runs = (
         h.filter(pl.col("wet"))
@@ -158,14 +161,13 @@ def incidents(ev: pl.DataFrame, cfg: LeakConfig, as_of: datetime | None = None,
     gap = timedelta(hours=cfg.incident_gap_hours)
     g = _group(ev, gap, breaks)
     if cfg.recurrence_days > 0:
-        g = _recurrences(g, timedelta(days=cfg.recurrence_days), breaks)
+        g = _recurrences(g, timedelta(days=cfg.recurrence_days), cfg)
     inc = (
         g.group_by("meter_id", "grp")
         .agg(pl.col("start").min(), pl.col("end").max(), pl.col("trigger_at").min().alias("detected_at"),
              pl.col("source").filter(pl.col("trigger_at").is_not_null()).sort_by(
                  pl.col("trigger_at").filter(pl.col("trigger_at").is_not_null())).first().alias("opened_by"),
-             pl.col("floor_l_h").filter(pl.col("source") == "night_flow").median().alias("night_rate"),
-             pl.col("floor_l_h").min().alias("run_rate"),
+             _rate_expr().alias("rate"),
              (pl.col("source") == "night_flow").sum().alias("nights"),
              (pl.col("source") == "continuous_flow").sum().alias("runs"),
              (pl.col("source") == "meter_alarm:leak").sum().alias("alarms"),
@@ -176,7 +178,7 @@ def incidents(ev: pl.DataFrame, cfg: LeakConfig, as_of: datetime | None = None,
         return pl.DataFrame(schema=DETECTION_SCHEMA)
     rows = []
     for r in inc.sort("meter_id", "start").iter_rows(named=True):
-        rate = r["night_rate"] if r["night_rate"] is not None else r["run_rate"]
+        rate = r["rate"]
         hours = _covered_hours([(s["start"], s["end"]) for s in r["spans"]])
         state, reason, closed_at = "open", None, None
         swap = [t for t in (exchanged or {}).get(r["meter_id"], []) if r["start"] < t and (as_of is None or t <= as_of)]
@@ -196,22 +198,25 @@ def incidents(ev: pl.DataFrame, cfg: LeakConfig, as_of: datetime | None = None,
     return pl.DataFrame(rows, schema=DETECTION_SCHEMA)
 
 
-def _split_marks(ev: pl.DataFrame, breaks: dict[str, list[datetime]] | None) -> pl.Expr:
-    """How many of the meter's breaks (a dispatcher's close) lie at or before each evidence start."""
+def _with_era(ev: pl.DataFrame, breaks: dict[str, list[datetime]] | None) -> pl.DataFrame:
+    """Add `era`: how many of the meter's breaks (an exchange, a dispatcher's close) lie at or before each
+    evidence start; evidence of different eras never joins one incident."""
     if not breaks:
-        return pl.lit(0)
-    b = pl.DataFrame([(m, t) for m, ts in breaks.items() for t in ts], schema={"meter_id": pl.String(),
-                                                                                "t": UTC_TIME}, orient="row")
-    return pl.struct("meter_id", "start").map_batches(
-        lambda s: pl.Series([sum(1 for m, t in b.iter_rows() if m == x["meter_id"] and t <= x["start"])
-                             for x in s.to_list()], dtype=pl.Int64()), return_dtype=pl.Int64())
+        return ev.with_columns(pl.lit(0, dtype=pl.UInt32()).alias("era"))
+    b = pl.DataFrame([(m, t) for m, ts in breaks.items() for t in ts],
+                     schema={"meter_id": pl.String(), "_t": UTC_TIME}, orient="row")
+    counts = (
+        ev.with_row_index("_i").select("_i", "meter_id", "start")
+        .join(b, on="meter_id", how="left")
+        .group_by("_i").agg((pl.col("_t") <= pl.col("start")).sum().cast(pl.UInt32()).alias("era"))
+    )
+    return ev.with_row_index("_i").join(counts, on="_i", how="left").drop("_i")
 
 
 def _group(ev: pl.DataFrame, gap: timedelta, breaks: dict[str, list[datetime]] | None) -> pl.DataFrame:
     """Number evidence groups per meter: a new group after a pause longer than `gap` or across a break."""
     return (
-        ev.sort("meter_id", "start")
-        .with_columns(_split_marks(ev, breaks).alias("era"))
+        _with_era(ev, breaks).sort("meter_id", "start")
         .with_columns(pl.col("end").cum_max().shift(1).over("meter_id", "era").alias("prev_end"))
         .with_columns(((pl.col("start") - pl.col("prev_end")) > gap).fill_null(True).cum_sum().over("meter_id")
                       .alias("g0"))
@@ -219,24 +224,38 @@ def _group(ev: pl.DataFrame, gap: timedelta, breaks: dict[str, list[datetime]] |
     )
 
 
-def _recurrences(g: pl.DataFrame, within: timedelta, breaks: dict[str, list[datetime]] | None) -> pl.DataFrame:
+def _rate_expr() -> pl.Expr:
+    """A group's leak rate: the median floor of its flow nights, else the smallest wet-run floor."""
+    night = pl.col("floor_l_h").filter(pl.col("source") == "night_flow").median()
+    return pl.coalesce(night, pl.col("floor_l_h").min())
+
+
+def _same_rate(before: float | None, now: float | None, cfg: LeakConfig) -> bool:
+    """Flow resuming at about the rate it stopped at (not much more: a larger flow is another leak)."""
+    if before is None or now is None:
+        return True
+    return now <= cfg.recurrence_rate_factor * before + cfg.leak_min_l_h
+
+
+def _recurrences(g: pl.DataFrame, within: timedelta, cfg: LeakConfig) -> pl.DataFrame:
     """The same leak resuming: a group that starts within `within` of the end of an earlier incident of the
-    meter (a group with a trigger), with no dispatcher's close between them, joins that incident."""
+    meter (a group with a trigger), in the same era (no exchange or dispatcher's close between them), at not
+    much more than its rate, joins that incident."""
     spans = (
         g.group_by("meter_id", "grp")
         .agg(pl.col("start").min(), pl.col("end").max(), pl.col("trigger_at").is_not_null().any().alias("trig"),
-             pl.col("era").first())
+             pl.col("era").first(), _rate_expr().alias("rate"))
         .sort("meter_id", "start")
     )
     remap: dict[tuple[str, int], int] = {}
-    last: dict[str, tuple[int, datetime, int]] = {}
-    for m, grp, start, end, trig, era in spans.iter_rows():
+    last: dict[str, tuple[int, datetime, int, float | None]] = {}
+    for m, grp, start, end, trig, era, rate in spans.iter_rows():
         prev = last.get(m)
-        if prev is not None and prev[2] == era and start - prev[1] <= within:
+        if prev is not None and prev[2] == era and start - prev[1] <= within and _same_rate(prev[3], rate, cfg):
             remap[(m, grp)] = prev[0]
-            last[m] = (prev[0], max(prev[1], end), era)
+            last[m] = (prev[0], max(prev[1], end), era, prev[3])
         elif trig:
-            last[m] = (grp, end, era)
+            last[m] = (grp, end, era, rate)
         else:
             last.pop(m, None)
     if not remap:

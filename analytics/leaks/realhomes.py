@@ -1,6 +1,8 @@
 """Leak detection measured on real homes: known leaks injected into real indexes, scored against the vendor rule.
 
-Real households have no leak labels, so the evaluation adds leaks of known rate, start and end to their real
+Readings come in as a frame (meter_id, time UTC, total_m3); the DAIAD export is read by the one reader of
+`readings import --preset daiad` (decoders.csv_readings.read_frame), at the edge. Real households have no leak
+labels, so the evaluation adds leaks of known rate, start and end to their real
 cumulative indexes (the volume is added from the start on: during the leak the index grows by rate x elapsed
 time, afterwards it keeps the added volume) and runs the detectors and the vendor rule on the same readings.
 
@@ -19,15 +21,13 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from analytics.leaks.config import LeakConfig
 from analytics.leaks.detectors import alerts_only, detect_all
-from analytics.leaks.hourly import UTC_TIME, hourly_use, normalise_readings
-from decoders.csv_readings import PRESETS, parse_file
+from analytics.leaks.hourly import UTC_TIME, hourly_use
 
 DAYS_PER_MONTH = 30.4375
 DAIAD_TZ = "Europe/Madrid"  # the trial's homes are in Alicante; the export's times are local without offset
@@ -35,13 +35,6 @@ SIZE_BINS: tuple[tuple[str, float, float], ...] = (
     ("3-5 L/h", 0.0, 5.0), ("5-10 L/h", 5.0, 10.0), ("10-20 L/h", 10.0, 20.0), ("20-40 L/h", 20.0, 1e9))
 TRUTH_SCHEMA: dict[str, pl.DataType] = {"meter_id": pl.String(), "start": UTC_TIME, "end": UTC_TIME,
                                         "rate_l_h": pl.Float64()}
-
-
-def read_daiad(path: str | Path) -> pl.DataFrame:
-    """The DAIAD export as detector readings (meter_id, time UTC, total_m3), through the one CSV reader of
-    `readings import --preset daiad` (decoders/csv_readings.py): the same rows, the same daylight-saving rule."""
-    good = parse_file(path, PRESETS["daiad"]).good
-    return normalise_readings(good.select("meter_id", "time", "total_m3"))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""Dashboards: the analyst fleet and meter pages, the customer chart, login, and the static files
-(plotly.js from the installed plotly package: no CDN)."""
+"""Dashboards: the analyst fleet and meter pages and login; `render`, the page renderer every page uses
+(customer pages: api/routes/customer.py; static files: api/routes/static.py)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,19 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import orjson
-import plotly
 import plotly.graph_objects as go
 import polars as pl
 import psycopg
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api.deps import get_db, get_settings
-from api.pages.auth import COOKIE, require_analyst, require_customer, token_accepted
+from api.pages import i18n
+from api.pages.auth import COOKIE, require_analyst, token_accepted
 from dashboards import figures
 from dashboards.labels import ACTION_LABELS, kind_label
 from meterflow.config import Settings
-from meterflow.periods import next_month
 from storage import alert_workflow as wf
 from storage import alerts as incidents_store
 from storage import chart_queries as q
@@ -32,9 +31,8 @@ from storage.worklists import LISTS
 router = APIRouter(tags=["dashboards"])
 
 API_DIR = Path(__file__).resolve().parents[1]
-STATIC_DIR = API_DIR / "static"
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 templates = Jinja2Templates(directory=str(API_DIR / "templates"))
+i18n.install(templates.env)
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -85,12 +83,23 @@ def _local(value: Any, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return str(value)
 
 
-def render(request: Request, name: str, context: dict[str, Any]) -> HTMLResponse:
+#: pages whose every text goes through the catalogue (api/locales); the others are still English-only
+TRANSLATED_PAGES = frozenset({"customer.html", "customer_error.html"})
+
+
+def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    """A page in the request's language (`?lang=`, else settings api.locale) when it is translated, else in
+    English: `<html lang>`, `_()` and the number/date filters follow."""
     settings: Settings = request.app.state.settings
+    if name in TRANSLATED_PAGES:
+        lang = i18n.activate_request(request, settings.api.locale, settings.timezone)
+    else:  # written in English only so far: say so in <html lang>, whatever the locale
+        lang = i18n.activate(i18n.Lang("en", settings.timezone))
+    context.setdefault("lang", lang)
     context.setdefault("tz", settings.timezone)
     context["local"] = lambda v, fmt="%Y-%m-%d %H:%M": _local(v, settings.timezone, fmt)
     context["fmt_age"] = _fmt_age
-    response: HTMLResponse = templates.TemplateResponse(request, name, context)
+    response: HTMLResponse = templates.TemplateResponse(request, name, context, status_code=status_code)
     return response
 
 
@@ -103,28 +112,6 @@ def analyst_context(at: datetime, now_raw: str | None, user: str, data_as_of: di
     the console's lists; and the labels its tables use."""
     return {"at": at, "now_raw": now_raw, "now_q": _now_param(at, now_raw), "data_as_of": data_as_of,
             "analyst": True, "user": user, "lists": LISTS, "kind_label": kind_label, "action_labels": ACTION_LABELS}
-
-
-# --------------------------------------------------------------------------------------------- static
-
-
-@router.get("/static/plotly.min.js", include_in_schema=False)
-def plotly_js() -> FileResponse:
-    return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
-
-
-@router.get("/static/{name}", include_in_schema=False)
-def static_file(name: str) -> FileResponse:
-    path = (STATIC_DIR / name).resolve()
-    if path.parent != STATIC_DIR or not path.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such file")
-    media = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}.get(path.suffix)
-    return FileResponse(path, media_type=media, headers={"Cache-Control": "public, max-age=3600"})
-
-
-@router.get("/favicon.ico", include_in_schema=False)
-def favicon() -> FileResponse:
-    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
 
 # --------------------------------------------------------------------------------------------- login
@@ -312,77 +299,3 @@ def meter_data(conn: psycopg.Connection, meter_id: str, at: datetime, days: int,
         data["data_as_of"] = q.data_as_of(conn, at)
         data["events"] = wf.events(conn, meter_id=meter_id, limit=100)
     return data
-
-
-# --------------------------------------------------------------------------------------------- customer
-
-
-def _customer_page(request: Request, conn: psycopg.Connection, customer_ref: str, sig: str | None,
-                   now: str | None, meter_id: str | None) -> HTMLResponse:
-    settings: Settings = request.app.state.settings
-    require_customer(settings, customer_ref, sig)
-    meters = q.customer_meters(conn, customer_ref)
-    if meter_id is not None and meter_id not in meters:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this meter does not belong to this customer")
-    shown = [meter_id] if meter_id else meters
-    at = parse_now(now, settings.timezone)
-    tz = q.rollup_timezone(conn)
-    today = at.astimezone(ZoneInfo(tz)).date()
-    end = today + timedelta(days=1)
-    start = end - timedelta(days=30)
-    current = q.customer_daily(conn, shown, start, end)
-    previous = q.customer_daily(conn, shown, start - timedelta(days=30), start)
-    this_month = date(today.year, today.month, 1)
-    first_month = next_month(date(today.year - 1, today.month, 1))
-    monthly = q.customer_monthly(conn, shown, first_month, end)
-    prev_year = q.customer_monthly(conn, shown, date(first_month.year - 1, first_month.month, 1),
-                                   next_month(date(this_month.year - 1, this_month.month, 1)))
-    leaks = incidents_store.customer_incidents(conn, shown, at)
-    charts = {
-        "daily": figures.customer_daily_figure(current, previous),
-        "monthly": figures.customer_monthly_figure(monthly, prev_year),
-    }
-
-    def avg_l(df: pl.DataFrame) -> float | None:
-        known = df.filter(~pl.col("missing") & ~pl.col("after_gap"))["consumption_m3"].drop_nulls()
-        return float(known.mean()) * 1000.0 if known.len() else None  # type: ignore[arg-type]
-
-    sig_q = urlencode({"sig": sig or ""}) + (f"&{urlencode({'now': now})}" if now else "")
-    return render(request, "customer.html", {
-        "title": f"Water use · customer {customer_ref}",
-        "customer": customer_ref,
-        "at": at,
-        "meters": meters,
-        "meter": meter_id,
-        "sig_q": sig_q,
-        "charts": {k: fig_json(v) for k, v in charts.items()},
-        "avg_now": avg_l(current),
-        "avg_prev": avg_l(previous),
-        "missing_days": int(current["missing"].sum()),
-        "leaks": leaks,
-    })
-
-
-@router.get("/c/{customer_ref}", response_class=HTMLResponse, summary="Customer chart (signed link)")
-def customer_page(
-    request: Request,
-    customer_ref: str,
-    sig: str | None = Query(None, description="HMAC from `meterflow serve link --customer`"),
-    now: str | None = Query(None),
-    conn: psycopg.Connection = Depends(get_db),
-) -> HTMLResponse:
-    return _customer_page(request, conn, customer_ref, sig, now, None)
-
-
-@router.get("/c/{customer_ref}/meters/{meter_id}", response_class=HTMLResponse,
-            summary="Customer chart of one of the customer's meters")
-def customer_meter_page(
-    request: Request,
-    customer_ref: str,
-    meter_id: str,
-    sig: str | None = Query(None),
-    now: str | None = Query(None),
-    conn: psycopg.Connection = Depends(get_db),
-) -> HTMLResponse:
-    return _customer_page(request, conn, customer_ref, sig, now, meter_id)
-

@@ -5,7 +5,7 @@
   document.querySelectorAll("script[data-chart]").forEach(function (node) {
     var fig = JSON.parse(node.textContent);
     var div = document.getElementById(node.getAttribute("data-chart"));
-    Plotly.newPlot(div, fig.data, fig.layout, config);
+    Plotly.newPlot(div, fig.data, fig.layout, Object.assign({}, config, fig.config || {}));
   });
   document.querySelectorAll("table.sortable").forEach(function (table) {
     table.querySelectorAll("th").forEach(function (th, col) {

@@ -30,14 +30,8 @@ def demo(settings: Settings, meters: int, days: int, seed: int, gateways: int, o
     (data under .meterflow/) and an in-process MQTT broker. The demo works in its own database,
     meterflow_demo, which it recreates on each run.
     """
-    import os
-
-    # Prefect keeps its own state; give the demo a private home so concurrent tools don't lock it
-    os.environ.setdefault("PREFECT_HOME", str((settings.data_dir / "prefect").resolve()))
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    from cli.demo import run_demo
+    _prepare_prefect(settings.data_dir)
+    from cli.demo import run_demo  # imports Prefect: only after its home exists
 
     t0 = time.perf_counter()
     result = run_demo(settings, meters, days, seed, gateways, out_dir or settings.data_dir / "demo")
@@ -45,7 +39,8 @@ def demo(settings: Settings, meters: int, days: int, seed: int, gateways: int, o
     if as_json:
         click.echo(json.dumps({"counts": result.counts, "truth": result.truth, "timings_s": result.timings,
                                "elapsed_s": elapsed, "report": str(result.report),
-                               "matches_truth": result.matches_truth}, indent=2))
+                               "customer_link": result.customer_link, "matches_truth": result.matches_truth,
+                               "interruptions": result.interruptions}, indent=2, default=str))
     else:
         c, t = result.counts, result.truth
         click.echo(f"frames sent         {c['frames_sent']:>10}  (truth: {t['frames_emitted']} emitted, "
@@ -54,10 +49,31 @@ def demo(settings: Settings, meters: int, days: int, seed: int, gateways: int, o
                    f"distinct readings)")
         click.echo(f"duplicates dropped  {c['duplicates_dropped'] + c['suppressed_by_gateways']:>10}")
         click.echo(f"dead letters        {c['dead_letters']:>10}")
+        click.echo(f"inlet readings      {c.get('inlet_readings', 0):>10}  (district inlet meters over Modbus; "
+                   "/dashboards/balance shows DMA-02's network leak)")
         click.echo("every telegram not deliberately dropped stored exactly once: "
                    + ("yes" if result.matches_truth else "NO"))
+        for i in result.interruptions:
+            where = f"{i['district']} {i['street'] or '(whole district)'}"
+            click.echo(f"interruption        {i['kind']:13} {i['cause']:10} {where:24} {i['start_at']:%m-%d %H:%M}-"
+                       f"{i['end_at']:%H:%M} UTC (truth {i['true_start']:%H:%M}-{i['true_end']:%H:%M})"
+                       if i["end_at"] and i["true_start"] else f"interruption        {i['kind']} {where} (no truth)")
         click.echo(f"chart page          {result.report.resolve() if result.report else '-'}")
         click.echo(f"database            {mask_url(result.dsn)}")
         click.echo(f"took                {elapsed} s")
+        if result.customer_link:
+            click.echo(f"customer page       {result.customer_link}")  # last: `meterflow serve` opens it
     if not result.matches_truth:
         sys.exit(1)
+
+
+def _prepare_prefect(data_dir: Path) -> None:
+    """Give the demo a private Prefect home (so concurrent tools don't lock it) and create it before Prefect
+    is imported: Prefect reads its settings once, at import, and a missing home breaks its temporary server."""
+    import os
+
+    home = Path(os.environ.setdefault("PREFECT_HOME", str((data_dir / "prefect").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")

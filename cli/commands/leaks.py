@@ -43,10 +43,10 @@ def _progress(msg: str) -> None:
 
 def read_input_file(path: str) -> pl.DataFrame:
     """A readings file for offline runs: parquet (meter_id, time, total_m3[, alarms]) or a DAIAD-style CSV."""
-    from analytics.leaks.realhomes import read_daiad
+    from decoders.csv_readings import read_frame
 
     if path.endswith((".csv", ".csv.gz")):
-        return read_daiad(path)
+        return read_frame(path, "daiad")
     df = pl.read_parquet(path)
     missing = {"meter_id", "time", "total_m3"} - set(df.columns)
     if missing:
@@ -126,7 +126,7 @@ def detect(ctx: click.Context, start: str | None, end: str | None, input_file: s
         assert isinstance(first, datetime) and isinstance(last, datetime)
         to = to or last + timedelta(seconds=1)
         frm = frm or first
-        data = data.filter((pl.col("time") >= frm - timedelta(days=s.leaks.history_days)) & (pl.col("time") < to))
+        data = data.filter(pl.col("time") < to)  # all the history the file has: incidents keep their true start
         det = detect_all(data, s.leaks, s.timezone, as_of=to)
         det = det.filter((pl.col("end") > frm) & (pl.col("start") < to))
     else:
@@ -184,6 +184,7 @@ def list_cmd(ctx: click.Context, state: str | None, district: str | None, kinds:
                     "end": r["last_seen"].astimezone(zone).isoformat(),
                     "rate_l_h": None if r["rate_l_h"] is None else round(r["rate_l_h"], 3),
                     "volume_m3": None if r["volume_m3"] is None else round(r["volume_m3"], 3),
+                    "detected_at": r["detected_at"].astimezone(zone).isoformat() if r["detected_at"] else None,
                     "close_reason": r["close_reason"], "closed_by": r["closed_by"],
                     "closed_at": r["resolved_at"].astimezone(zone).isoformat() if r["resolved_at"] else None})
     _print_rows(out, fmt)
@@ -316,16 +317,11 @@ def _plot_simulated(hourly: pl.DataFrame, det: pl.DataFrame, truth: pl.DataFrame
 
 
 def _eval_real_homes(path: str, s: Settings, seed: int, plot_dir: str | None, as_json: bool) -> None:
-    from analytics.leaks.realhomes import (
-        DAIAD_TZ,
-        InjectionPlan,
-        evaluate_real_homes,
-        format_real_homes,
-        read_daiad,
-    )
+    from analytics.leaks.hourly import normalise_readings
+    from analytics.leaks.realhomes import DAIAD_TZ, InjectionPlan, evaluate_real_homes, format_real_homes
 
     _progress(f"reading {path}")
-    readings = read_daiad(path)
+    readings = normalise_readings(read_input_file(path))
     _progress(f"injecting leaks (seed {seed}) and detecting on {readings.height} readings")
     rep = evaluate_real_homes(readings, s.leaks, DAIAD_TZ, InjectionPlan(seed=seed))
     click.echo(json.dumps(rep) if as_json else format_real_homes(rep))
@@ -342,3 +338,13 @@ def _eval_real_homes(path: str, s: Settings, seed: int, plot_dir: str | None, as
         for p in write_figure(fig, plot_dir, "leaks_timeline_daiad"):
             _progress(f"wrote {p}")
     sys.stdout.flush()
+
+
+def _add_interruptions_eval() -> None:
+    """`meterflow eval interruptions` lives with the interruptions commands."""
+    from cli.commands.interruptions import eval_interruptions
+
+    eval_group.add_command(eval_interruptions)
+
+
+_add_interruptions_eval()

@@ -1,4 +1,4 @@
-"""The running app and headless Chromium for the browser tests."""
+"""The running app and headless Chromium for the browser tests (Debian's Chromium; no browser downloads)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import uvicorn
 from dash_seed import web_settings_for
 
 from api.app import create_app
+from meterflow.config import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+NEEDS_CHROMIUM = pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium not installed at "
+                                    "/usr/bin/chromium (apt-get install -y chromium chromium-driver)")
+CHART_STATS_JS = """() => Array.from(document.querySelectorAll('div.chart')).map(d => ({
+    id: d.id,
+    rendered: d.classList.contains('js-plotly-plot'),
+    traces: (d.data || []).length,
+    points: (d.data || []).reduce((n, t) => n + ((t.x || t.y || []).filter(v => v !== null).length), 0),
+}))"""
 
 
 def _free_port() -> int:
@@ -28,9 +38,8 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_app(dsn: str) -> Iterator[str]:
-    """The web app on a free local port (uvicorn in a thread); yields its base URL."""
-    settings = web_settings_for(dsn)
+def live_server(settings: Settings, dsn: str) -> Iterator[str]:
+    """The web app with these settings on a free local port (uvicorn in a thread); yields its base URL."""
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings, dsn), host="127.0.0.1", port=port,
                                            log_level="warning", access_log=False))
@@ -44,6 +53,13 @@ def running_app(dsn: str) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@contextmanager
+def running_app(dsn: str) -> Iterator[str]:
+    """The web app with the dashboard tests' settings (dash_seed) on a free local port."""
+    with live_server(web_settings_for(dsn), dsn) as url:
+        yield url
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_support import CHROMIUM, SCREENSHOTS, running_app
+from browser_support import CHART_STATS_JS, CHROMIUM, SCREENSHOTS, running_app
 from dash_seed import NOW_PARAM, TOKEN, Seeded, web_settings_for
 
 from api.pages.auth import customer_signature
@@ -17,14 +17,6 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium not installed at /usr/bin/chromium "
                        "(apt-get install -y chromium chromium-driver)"),
 ]
-
-CHART_STATS_JS = """() => Array.from(document.querySelectorAll('div.chart')).map(d => ({
-    id: d.id,
-    rendered: d.classList.contains('js-plotly-plot'),
-    traces: (d.data || []).length,
-    points: (d.data || []).reduce((n, t) => n + ((t.x || t.y || []).filter(v => v !== null).length), 0),
-}))"""
-
 
 @pytest.fixture(scope="module")
 def base_url(seeded: Seeded) -> Iterator[str]:

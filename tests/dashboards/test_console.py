@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -73,7 +74,9 @@ def test_lists_sort_and_page(conn: psycopg.Connection) -> None:
     assert _ids(asc) == ["M3", "M4"] and asc.total == 3 and asc.pages == 2
     page2 = worklists.fetch(conn, "no-reads", worklists.Query(days=1, sort="meter_id", descending=False,
                                                               per_page=2, page=2), NOW, TZ)
-    assert _ids(page2) == ["M5"]
+    assert _ids(page2) == ["M5"] and page2.total == 3
+    beyond = worklists.fetch(conn, "no-reads", worklists.Query(days=1, per_page=2, page=5), NOW, TZ)
+    assert beyond.rows == [] and beyond.total == 3
     desc = worklists.fetch(conn, "no-reads", worklists.Query(days=1, sort="meter_id", descending=True), NOW, TZ)
     assert _ids(desc) == ["M5", "M4", "M3"]
     # an unknown sort column falls back to the list's default instead of reaching SQL
@@ -182,7 +185,8 @@ def test_list_pages_csv_and_search_redirect(client: TestClient) -> None:
     assert many.status_code == 200 and "/dashboards/meters/M1" in many.text
     balance = client.get(f"/dashboards/balance?now={NOW_PARAM}&days=10", headers=AUTH)
     assert balance.status_code == 200 and "chart-balance-ranking" in balance.text and "West" in balance.text
-    fleet = client.get(f"/dashboards/fleet?now={NOW_PARAM}", headers=AUTH).text
+    fleet = client.get(f"/dashboards/fleet?now={NOW_PARAM}&district=South", headers=AUTH).text
+    assert f'href="/dashboards/lists/no-reads?district=South&amp;now={NOW_PARAM.replace(":", "%3A")}"' in fleet
     ranked = fleet[fleet.index('id="fleet-balance"'):]
     assert ranked.index("West") < ranked.index("North")  # worst non-revenue water first
     for name in worklists.LISTS:
@@ -204,6 +208,11 @@ def test_alerts_and_lists_commands(console_seeded: Seeded, conn: psycopg.Connect
         assert result.exit_code == 0, result.output
     again = runner.invoke(alerts, ["close", str(alert_id), "--reason", "repaired", "--by", "ewa"], obj=settings)
     assert again.exit_code == 1 and "already closed" in again.output
+    listed = runner.invoke(alerts, ["list", "--state", "all", "--kind", "continuous_flow", "--json"], obj=settings)
+    assert listed.exit_code == 0, listed.output
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["id"], r["assigned_to"], r["closed_by"], r["kind_label"]) for r in rows] == [
+        (alert_id, "crew-9", "ewa", "Continuous flow (leak)")]
     shown = runner.invoke(alerts, ["show", str(alert_id)], obj=settings)
     assert "closed_by        ewa" in shown.output and "customer_informed" in shown.output
     audit = runner.invoke(alerts, ["audit", "--by", "ewa"], obj=settings)
@@ -213,3 +222,29 @@ def test_alerts_and_lists_commands(console_seeded: Seeded, conn: psycopg.Connect
                         obj=settings)
     assert out.exit_code == 0, out.output
     assert [line.split(",")[0] for line in out.stdout.strip().splitlines()] == ["meter_id", "M3", "M4", "M5"]
+
+
+def test_leak_detection_leaves_inlet_meters_to_the_water_balance(conn: psycopg.Connection) -> None:
+    from storage.alerts import load_input
+
+    meters = set(load_input(conn, NOW - timedelta(days=2), NOW)["meter_id"].to_list())
+    assert {"M1", "M2", "M7"} <= meters and not meters & {"IN-N", "IN-W"}
+
+
+def test_a_removed_meter_falls_silent_without_an_alert(clean_db: psycopg.Connection, settings: object) -> None:
+    from pipelines.leaks import run_detection
+
+    conn = clean_db
+    conn.execute("INSERT INTO meters (meter_id, district, removal_date)"
+                 " VALUES ('R1', 'North', %s), ('A1', 'North', NULL)", ((NOW - timedelta(days=5)).date(),))
+    conn.execute(
+        """INSERT INTO readings (meter_id, time, total_m3, gateway_id, received_at)
+           SELECT m, t, 10 + extract(epoch FROM t - %(lo)s) / 3600.0 * 0.01, 'GW1', t
+           FROM (VALUES ('R1', %(r_end)s::timestamptz), ('A1', %(a_end)s::timestamptz)) v(m, last),
+                generate_series(%(lo)s, %(now)s, interval '1 hour') t WHERE t <= last""",
+        {"lo": NOW - timedelta(days=9), "now": NOW, "r_end": NOW - timedelta(days=5) + timedelta(hours=2),
+         "a_end": NOW - timedelta(days=3)})
+    conn.commit()
+    run = run_detection(conn, settings, NOW, NOW - timedelta(days=7))  # type: ignore[arg-type]
+    silent = conn.execute("SELECT meter_id FROM alerts WHERE kind = 'silent'").fetchall()
+    assert silent == [("A1",)], run.detections

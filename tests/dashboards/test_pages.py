@@ -57,7 +57,7 @@ def test_bearer_pages_render(client: TestClient) -> None:
 
 def test_customer_link_shows_only_that_customer(client: TestClient, web_settings: Settings) -> None:
     sig_a = customer_signature(web_settings, "C-A")
-    page = client.get(f"/c/C-A?sig={sig_a}&now={NOW_PARAM}")
+    page = client.get(f"/c/C-A?sig={sig_a}&now={NOW_PARAM}&lang=en")
     assert page.status_code == 200
     assert "M1" in page.text and "M2" in page.text and "M3" not in page.text
     assert "Possible leak" in page.text
@@ -68,5 +68,5 @@ def test_customer_link_shows_only_that_customer(client: TestClient, web_settings
     assert client.get(f"/c/C-B/meters/M3?sig={sig_a}").status_code == 403
     assert client.get("/c/C-A").status_code == 403
     sig_b = customer_signature(web_settings, "C-B")
-    page_b = client.get(f"/c/C-B?sig={sig_b}&now={NOW_PARAM}")
+    page_b = client.get(f"/c/C-B?sig={sig_b}&now={NOW_PARAM}&lang=en")
     assert page_b.status_code == 200 and "No leak detected" in page_b.text and "M1" not in page_b.text

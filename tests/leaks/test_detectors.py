@@ -30,12 +30,12 @@ def test_hourly_use_spreads_short_gaps_and_leaves_long_ones_unknown() -> None:
 
 def test_burst_hour_above_history_and_day_above_typical() -> None:
     use = household_day() * 20
-    use[20 * 24 - 10] += 2500.0  # day 19, 14 UTC
+    use[20 * 24 - 10] += 3500.0  # day 19, 14 UTC
     det = D.burst(hourly_use(readings("m1", use)), CFG, TZ)
     assert det.height == 1
     row = det.row(0, named=True)
-    # the day (local) is also 2500 L above its typical 120 L: one merged episode, the local day wins the span
-    assert row["rate_l_h"] == 2500.0 and row["severity"] == "critical"
+    # the day (local) is also 3500 L above its typical 120 L: one merged episode, the local day wins the span
+    assert row["rate_l_h"] == 3500.0 and row["severity"] == "critical"
     assert row["start"] <= T0 + (20 * 24 - 10) * H < row["end"]
     assert row["details"] == '{"basis": "day+hour"}'
     # a bath-sized hour (800 L) above a quiet history is no burst: it loses less than burst_min_m3
@@ -63,16 +63,16 @@ def test_backflow_index_decrease() -> None:
 
 
 def test_stuck_after_occupied_days() -> None:
-    use = household_day() * 10 + [0.0] * 24 * 25
+    use = household_day() * 10 + [0.0] * 24 * 35
     det = D.stuck(hourly_use(readings("m1", use)), CFG, TZ)
     assert det.height == 1
     row = det.row(0, named=True)
     # zero days begin with local day 10 (its midnight is 22:00 UTC the evening before) and run to local
-    # day 34; local day 35 has only 2 hours of data, not enough to count
+    # day 44; local day 45 has only 2 hours of data, not enough to count
     assert row["start"] == T0 + timedelta(days=10) - 2 * H
-    assert row["detected_at"] == row["start"] + timedelta(days=21)
-    assert row["details"] == '{"days": 25, "typical_l_day": 120.0}'
-    assert D.stuck(hourly_use(readings("m1", [0.0] * 24 * 30)), CFG, TZ).is_empty()  # never occupied
+    assert row["detected_at"] == row["start"] + timedelta(days=30)
+    assert row["details"] == '{"days": 35, "typical_l_day": 120.0}'
+    assert D.stuck(hourly_use(readings("m1", [0.0] * 24 * 40)), CFG, TZ).is_empty()  # never occupied
 
 
 def test_silent_gaps_and_tail() -> None:

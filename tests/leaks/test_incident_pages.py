@@ -65,9 +65,9 @@ def test_one_running_toilet_is_one_incident_on_every_page(clean_db: psycopg.Conn
         meter = client.get(f"/dashboards/meters/TOILET?now={now}", headers=auth)
         assert meter.status_code == 200
         mt = meter.text[meter.text.index('id="incidents-table"'):]
-        assert mt[:mt.index("</table>")].count("<tr><td>leak</td>") == 1
-        cust = client.get(f"/c/C-T?sig={customer_signature(settings, 'C-T')}&now={now}")
-        assert cust.status_code == 200 and "Possible leak." in cust.text and "about 5 L/h" in cust.text
-        other = client.get(f"/c/C-B?sig={customer_signature(settings, 'C-B')}&now={now}")
-        assert "No leak now." in other.text and "burst on meter BURST" in other.text
+        assert mt[:mt.index("</table>")].count("<td>Leak</td>") == 1  # kinds by their label (dashboards.labels)
+        cust = client.get(f"/c/C-T?sig={customer_signature(settings, 'C-T')}&now={now}&lang=en")
+        assert cust.status_code == 200 and "Possible leak." in cust.text and "(about 5 litres per hour)" in cust.text
+        other = client.get(f"/c/C-B?sig={customer_signature(settings, 'C-B')}&now={now}&lang=en")
+        assert "No leak now." in other.text and "Burst: very high flow on meter BURST" in other.text
         assert "No leak detected" not in other.text

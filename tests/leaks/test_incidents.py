@@ -13,7 +13,7 @@ from leak_helpers import T0, household_day, readings
 from analytics.leaks import detectors as D
 from analytics.leaks.config import LeakConfig
 from analytics.leaks.hourly import hourly_use, unwrap_rollovers
-from analytics.leaks.realhomes import read_daiad
+from decoders.csv_readings import read_frame
 
 TZ = "Europe/Warsaw"  # local 02-05 = 00-03 UTC in June
 CFG = LeakConfig()
@@ -135,7 +135,7 @@ def test_one_daiad_reader_keeps_both_passes_of_the_repeated_autumn_hour(tmp_path
             "u;30/10/2016 03:10:00;104;1\n")
     p = tmp_path / "d.csv"
     p.write_text(text)
-    got = read_daiad(p)
+    got = read_frame(p, "daiad")
     utc = [datetime(2016, 10, 29, 23, 10, tzinfo=UTC), datetime(2016, 10, 30, 0, 10, tzinfo=UTC),
            datetime(2016, 10, 30, 1, 5, tzinfo=UTC), datetime(2016, 10, 30, 1, 50, tzinfo=UTC),
            datetime(2016, 10, 30, 2, 10, tzinfo=UTC)]
