@@ -52,6 +52,13 @@ class ApiSettings(BaseModel):
                                                          "?lang=pl|en overrides it per page")
 
 
+class StorageSettings(BaseModel):
+    """How long raw frames stay in the database before `db maintain` moves them to compressed archive files."""
+
+    raw_hot_days: int = Field(35, ge=1, description="days a raw frame stays in raw_frames (dedup of resends)")
+    raw_archive_dir: Path | None = Field(None, description="archived raw frames; unset = <data_dir>/raw-archive")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="METERFLOW_",
@@ -75,6 +82,7 @@ class Settings(BaseSettings):
     notify: NotifyConfig = NotifyConfig()
     interruptions: InterruptionConfig = InterruptionConfig()
     plausibility: PlausibilitySettings = PlausibilitySettings()
+    storage: StorageSettings = StorageSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -7,6 +7,7 @@ import socket
 import sys
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -79,22 +80,35 @@ def decoder(settings: Settings, instance: str | None, receive_maximum: int, prot
 
 
 @click.command(epilog="Example: meterflow reprocess --dead-letters --since 2026-11-01")
-@click.option("--dead-letters", "dead_letters", is_flag=True, required=True,
+@click.option("--dead-letters", "dead_letters", is_flag=True,
               help="Retry unresolved dead letters (e.g. after `meterflow keys import`).")
+@click.option("--archive", "archive", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Decode archived raw frames again (a raw-archive file or folder, see `db maintain`).")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
               default=None, help="Only dead letters received at or after this time (UTC).")
 @click.option("--code", "codes", multiple=True, help="Only these error codes (repeatable), e.g. --code no_key.")
 @click.pass_obj
-def reprocess(settings: Settings, dead_letters: bool, since: datetime | None, codes: tuple[str, ...]) -> None:
-    """Retry dead letters; those that decode now become readings and are marked resolved."""
+def reprocess(settings: Settings, dead_letters: bool, archive: Path | None, since: datetime | None,
+              codes: tuple[str, ...]) -> None:
+    """Retry dead letters (those that decode now become readings and are marked resolved), or archived frames."""
     from cli.embedded import database_dsn
-    from services.reprocess import reprocess_dead_letters
+    from services.reprocess import reprocess_archive, reprocess_dead_letters
+    from storage import raw_archive
     from storage.db import connect
     from storage.migrate import upgrade
 
+    if not dead_letters and archive is None:
+        raise click.UsageError("say what to reprocess: --dead-letters or --archive PATH")
     dsn = database_dsn(settings)
     with connect(dsn) as conn:
         upgrade(conn, settings.timezone)
+    if archive is not None:
+        done = reprocess_archive(dsn, raw_archive.files(archive) if archive.is_dir() else [archive],
+                                 settings.timezone)
+        click.echo(f"reprocess: {done['frames']} archived frames, {done['readings']} readings added,"
+                   f" {done['dead_letters']} dead letters")
+        if not dead_letters:
+            return
     since_utc = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since
 
     def progress(done: int, total: int) -> None:

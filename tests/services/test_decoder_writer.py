@@ -22,7 +22,7 @@ from storage.writer import BatchWriter
 TABLES = "readings, raw_frames, dead_letters, meters"
 
 
-@pytest.fixture(params=["postgres", "timescale"])
+@pytest.fixture(params=["postgres", pytest.param("timescale", marks=pytest.mark.timescale)])
 def store(request: pytest.FixtureRequest) -> Iterator[str]:
     """An empty, migrated database of each flavour."""
     if request.param == "postgres":
