@@ -27,6 +27,7 @@ from meterflow.periods import add_months, next_month
 from meterflow.plausibility import check_index, check_time
 from storage import customer_queries as cq
 from storage.alerts import customer_incidents
+from storage.interruptions import street_interruption
 
 router = APIRouter(tags=["customer"])
 P = ParamSpec("P")
@@ -230,6 +231,7 @@ def _page_context(request: Request, conn: psycopg.Connection, customer_ref: str,
                     for r in monthly.iter_rows(named=True)],
         "daily_rows": daily.filter(pl.col("in_service")).to_dicts(),
         "incidents": incident_rows,
+        "interruption": street_interruption(conn, customer_ref),
         "open_leaks": [r for r in incident_rows if r["leak"] and r["state"] == "open"],
         "recent_leaks": [r for r in incident_rows if r["leak"] and r["state"] != "open"
                          and (r["resolved_at"] or r["last_seen"]) >= at - timedelta(days=30)],
