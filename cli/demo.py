@@ -201,7 +201,7 @@ def store_inlets(fleet: Any, dsn: str, timezone: str) -> int:
     read through the decoder's own Modbus path and writer, as if a station gateway had sent them."""
     from fixtures.inlets import inlet_frames, inlet_meters
     from meterflow.envelope import FrameBatch, encode_batch
-    from services.decoder import FrameProcessor
+    from services.processor import FrameProcessor
     from storage.registry import import_meters, parse_meters_csv
     from storage.writer import BatchWriter
 
@@ -215,7 +215,7 @@ def store_inlets(fleet: Any, dsn: str, timezone: str) -> int:
     try:
         for i in range(0, len(frames), 1000):
             payload = encode_batch(FrameBatch("gw-station", "modbus", frames[i:i + 1000]))
-            rows, dead = processor.process("meterflow/v1/gw-station/modbus", payload)
+            rows, dead = processor.process("meterflow/v1/gw-station/modbus", payload).split()
             stored += writer.write(rows, dead).readings
     finally:
         writer.close()
