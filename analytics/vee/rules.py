@@ -43,7 +43,7 @@ class Period:
     timezone: str
     rejected: dict[str, dict[str, int]]  # meter -> reason -> rejected reads in the period
     history: dict[str, list[dict[str, Any]]]  # meter -> earlier billed periods
-    tariff_dates: list[date]  # tariff changes strictly inside the period
+    tariff_dates: dict[str, list[date]]  # tariff group ("*": every group) -> its changes strictly inside the period
     day_reads: dict[tuple[str, date], float]  # (meter, tariff change day) -> that day's first unwrapped index
     profiles: dict[str, list[float]]  # meter -> use per local hour (only meters with a boundary in a gap)
     premises: dict[str, list[str]]  # premise_ref -> its meters
@@ -80,6 +80,10 @@ class MeterBill:
     def span(self) -> float:
         """The register range 10^digits: where the index rolls over."""
         return 10.0 ** int(self.s["register_digits"] or 5)
+
+    @property
+    def tariff_group(self) -> str:
+        return str(self.s.get("tariff_group") or "default")
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -228,8 +232,10 @@ def use_on_inactive_meter(bill: MeterBill) -> None:
         return
     bill.exception("USE_ON_INACTIVE", "8", None, {"use_m3": bill.rounded(used)}, "use recorded on an inactive meter")
     p = bill.period
-    p.results.append({"meter_id": bill.meter_id, "premise_ref": s["premise_ref"], "period_start": p.start,
-                      "period_end": p.end, "start_index_m3": None, "end_index_m3": None, "consumption_m3": None,
+    p.results.append({"meter_id": bill.meter_id, "premise_ref": s["premise_ref"], "customer_ref": s["customer_ref"],
+                      "tariff_group": bill.tariff_group, "role": s["role"] or "main", "period_start": p.start,
+                      "period_end": p.end, "segment_start": p.start, "segment_end": p.end,
+                      "start_index_m3": None, "end_index_m3": None, "consumption_m3": None,
                       "pre_vee_consumption_m3": bill.rounded(used), "quality": "ACTUAL", "method": "inactive",
                       "exceptions": bill.exceptions, "flags": bill.flags, "details": json.dumps(bill.details)})
 
@@ -415,13 +421,14 @@ Segment = tuple[date, date, float | None, float | None, float | None, str]  # st
 
 
 def segments(bill: MeterBill) -> list[Segment]:
-    """Rule 13: the active period, split at each tariff change inside it (at that day's first read, else
-    prorated by days); one segment when there is none or the indexes are unknown."""
+    """Rule 13: the active period, split at each change of the meter's own tariff group inside it (at that day's
+    first read, else prorated by days); one segment when there is none or the indexes are unknown."""
     p = bill.period
     method = ";".join(bill.methods)
     a, b = bill.active_from, bill.active_to
     start_u, end_u, used = bill.start_u, bill.end_u, bill.consumption
-    splits = [d for d in p.tariff_dates if a < d < b]
+    own = {*p.tariff_dates.get("*", []), *p.tariff_dates.get(bill.tariff_group, [])}  # only its own group's
+    splits = sorted(d for d in own if a < d < b)
     if not splits or used is None or start_u is None or end_u is None:
         return [(a, b, start_u, end_u, used, method)]
     cuts: list[tuple[date, float, str]] = []
@@ -444,7 +451,8 @@ def segments(bill: MeterBill) -> list[Segment]:
 
 def result_rows(bill: MeterBill, parts: list[Segment]) -> None:
     """One result row per segment; consumption is exactly the difference of the printed (rounded) indexes."""
-    base = {"meter_id": bill.meter_id, "premise_ref": bill.s["premise_ref"], "quality": bill.quality,
+    base = {"meter_id": bill.meter_id, "premise_ref": bill.s["premise_ref"], "customer_ref": bill.s["customer_ref"],
+            "tariff_group": bill.tariff_group, "role": bill.s["role"] or "main", "quality": bill.quality,
             "exceptions": bill.exceptions, "flags": bill.flags, "details": json.dumps(bill.details, sort_keys=True)}
     for ps_, pe_, su, eu, c, method in parts:
         su_r = None if su is None else bill.rounded(su)
@@ -452,7 +460,7 @@ def result_rows(bill: MeterBill, parts: list[Segment]) -> None:
         c_r = bill.rounded(eu_r - su_r) if su_r is not None and eu_r is not None else (
             None if c is None else bill.rounded(c))
         bill.period.results.append({
-            **base, "period_start": ps_, "period_end": pe_,
+            **base, "period_start": ps_, "period_end": pe_, "segment_start": ps_, "segment_end": pe_,
             "start_index_m3": None if su_r is None else bill.rounded(su_r % bill.span),
             "end_index_m3": None if eu_r is None else bill.rounded(eu_r % bill.span),
             "consumption_m3": c_r, "method": method,
