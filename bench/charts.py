@@ -21,6 +21,7 @@ import click
 import numpy as np
 import psycopg
 
+from bench.timing import timed
 from meterflow.config import Settings
 from storage import chart_queries as q
 
@@ -226,17 +227,6 @@ def build(conn: psycopg.Connection, meters: int, days: int, hourly_days: int, di
     return now
 
 
-def _timed(fn: Callable[[], Any], runs: int) -> tuple[float, float]:
-    fn()  # warm the plan cache and the connection
-    samples = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t) * 1000.0)
-    samples.sort()
-    return samples[len(samples) // 2], samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
-
-
 def run_queries(conn: psycopg.Connection, now: datetime, meters: int, districts: int, runs: int,
                 echo: Callable[[str], None], seed: int = 8) -> tuple[list[Result], list[Result]]:
     rnd = random.Random(seed)
@@ -288,10 +278,10 @@ def run_queries(conn: psycopg.Connection, now: datetime, meters: int, districts:
             year=month0.year - 1), today + timedelta(days=1)),
         "leak_status": lambda: q.leak_status(conn, customer(), now),
     }
-    base = [Result(name, *_timed(fn, runs)) for name, fn in baseline.items()]
+    base = [Result(name, *timed(fn, runs)) for name, fn in baseline.items()]
     results = []
     for name, fn in charts.items():
-        results.append(Result(name, *_timed(fn, runs)))
+        results.append(Result(name, *timed(fn, runs)))
         conn.rollback()
     return base, results
 

@@ -9,32 +9,16 @@ district_daily, alerts, dead letters, billing results). Requests go through the 
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import click
 import psycopg
 
+from bench.timing import timed
 from meterflow.config import Settings
 
 TARGETS_MS = {"fleet": 150.0, "meter": 100.0}
-
-
-def _percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-
-def _timed(fn: Callable[[], Any], runs: int) -> tuple[float, float]:
-    fn()  # warm: plan cache, connection pool, template compilation
-    samples = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t) * 1000.0)
-    return _percentiles(samples)
 
 
 def measure(settings: Settings, dsn: str, now: datetime, meters: int, runs: int, seed: int = 8,
@@ -71,12 +55,12 @@ def measure(settings: Settings, dsn: str, now: datetime, meters: int, runs: int,
             meter_data(conn, meter(), now, 90, 168)
             conn.rollback()
 
-        out["fleet"] = (*_timed(fleet_queries, runs), *_timed(lambda: page("/dashboards/fleet"), runs))
-        out["meter"] = (*_timed(meter_queries, runs),
-                        *_timed(lambda: page(f"/dashboards/meters/{meter()}"), runs))
+        out["fleet"] = (*timed(fleet_queries, runs), *timed(lambda: page("/dashboards/fleet"), runs))
+        out["meter"] = (*timed(meter_queries, runs),
+                        *timed(lambda: page(f"/dashboards/meters/{meter()}"), runs))
         for name in LISTS:  # the work lists: their one query and the page around it
-            out[f"list {name}"] = (*_timed(_list_query(conn, name, now, settings.timezone), runs),
-                                   *_timed(_list_page(page, name), runs))
+            out[f"list {name}"] = (*timed(_list_query(conn, name, now, settings.timezone), runs),
+                                   *timed(_list_page(page, name), runs))
     return out
 
 

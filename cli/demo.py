@@ -320,6 +320,8 @@ def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: in
         with step("district inlet meters over Modbus (a network leak in one district)"):
             result.counts["inlet_readings"] = store_inlets(fleet, result.dsn, settings.timezone)
 
+        # one thread starts Prefect's temporary server: two racing to start it leave one without a server
+        warm.join()
         with step("Prefect flow daily-consumption (starts a temporary Prefect server)"):
             start = bounds[0] if bounds and bounds[0] else fleet.config.start
             end = (bounds[1] if bounds and bounds[1] else start) + timedelta(seconds=1)

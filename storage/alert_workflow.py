@@ -56,6 +56,18 @@ def get_alert(conn: psycopg.Connection, alert_id: int) -> dict[str, Any]:
     return dict(zip(ALERT_VIEW, row, strict=True))
 
 
+def list_alerts(conn: psycopg.Connection, state: str | None = "open", kinds: list[str] | None = None,
+                limit: int = 1000) -> list[dict[str, Any]]:
+    """Alerts with their workflow columns, newest first; state open | resolved | None (all)."""
+    rows = conn.execute(
+        f"""SELECT {', '.join(ALERT_VIEW)} FROM alerts
+            WHERE (%(state)s::text IS NULL OR state = %(state)s)
+              AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s))
+            ORDER BY first_seen DESC, id LIMIT %(limit)s""",
+        {"state": state, "kinds": kinds or None, "limit": limit}).fetchall()
+    return [dict(zip(ALERT_VIEW, r, strict=True)) for r in rows]
+
+
 def events(conn: psycopg.Connection, alert_id: int | None = None, meter_id: str | None = None,
            actor: str | None = None, limit: int = 500) -> list[Event]:
     """Workflow events, oldest first, of one alert, one meter or one actor (or all)."""

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -49,6 +54,25 @@ def _check(result: DemoResult) -> None:
     assert result.report is not None and result.report.exists()
     html = result.report.read_text()
     assert "Fleet daily consumption" in html and "plotly" in html
+
+
+@pytest.mark.slow
+def test_demo_runs_first_time_in_an_empty_directory() -> None:
+    """Outside the repository, nothing configured: embedded PostgreSQL and broker, a fresh Prefect home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METERFLOW_", "PREFECT_"))}
+    # the embedded PostgreSQL runs as its own user: the directory must be reachable by others, as a home is
+    fresh = Path(tempfile.mkdtemp(prefix="meterflow-fresh-"))
+    fresh.chmod(0o755)
+    try:
+        done = subprocess.run([str(Path(sys.executable).parent / "meterflow"), "demo", "--meters", "8", "--days",
+                               "1"], cwd=fresh, env=env, capture_output=True, text=True, timeout=280)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "stored exactly once: yes" in done.stdout
+        assert "Failed to create the Prefect home" not in done.stderr and "Failed to reach API" not in done.stderr
+        assert (fresh / ".meterflow" / "prefect").is_dir()
+        assert "Fleet daily consumption" in (fresh / ".meterflow" / "demo" / "consumption.html").read_text()
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
 
 
 def _check_customer_page(settings: Settings, result: DemoResult) -> None:

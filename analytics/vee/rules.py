@@ -56,57 +56,39 @@ class Period:
             self.counts[key] = self.counts.get(key, 0) + n
 
 
-@dataclass
 class MeterBill:
     """One meter's bill under construction: indexes (unwrapped across rollovers), quality and findings."""
 
-    period: Period
-    s: dict[str, Any]  # the meter's summary row
-    exceptions: list[str] = field(default_factory=list)
-    flags: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-    methods: list[str] = field(default_factory=list)
-    quality: str = "ACTUAL"
-    start_u: float | None = None
-    end_u: float | None = None
-    consumption: float | None = None
-    pre_vee: float | None = None
+    __slots__ = ("active_from", "active_to", "consumption", "details", "end_u", "exceptions", "flags", "history",
+                 "meter_id", "methods", "nd", "period", "pre_vee", "quality", "removed", "s", "span", "start_u",
+                 "tariff_group")
 
-    @property
-    def meter_id(self) -> str:
-        return str(self.s["meter_id"])
-
-    @property
-    def span(self) -> float:
-        """The register range 10^digits: where the index rolls over."""
-        return 10.0 ** int(self.s["register_digits"] or 5)
-
-    @property
-    def tariff_group(self) -> str:
-        return str(self.s.get("tariff_group") or "default")
-
-    @property
-    def history(self) -> list[dict[str, Any]]:
-        return self.period.history.get(self.meter_id, [])
-
-    @property
-    def active_from(self) -> date:
-        install: date | None = self.s["install_date"]
-        return max(self.period.start, install) if install else self.period.start
-
-    @property
-    def active_to(self) -> date:
-        removal: date | None = self.s["removal_date"]
-        return min(self.period.end, removal) if removal else self.period.end
-
-    @property
-    def removed(self) -> bool:
-        """Removed before the period end: the removal index closes the period (rule 2)."""
-        removal: date | None = self.s["removal_date"]
-        return bool(removal and removal < self.period.end)
+    def __init__(self, period: Period, summary_row: dict[str, Any]) -> None:
+        s = summary_row
+        self.period = period
+        self.s = s  # the meter's summary row
+        self.meter_id: str = s["meter_id"]
+        self.tariff_group: str = s.get("tariff_group") or "default"
+        self.span = 10.0 ** int(s["register_digits"] or 5)  # the register range: where the index rolls over
+        self.history: list[dict[str, Any]] = period.history.get(self.meter_id, [])
+        install: date | None = s["install_date"]
+        removal: date | None = s["removal_date"]
+        self.active_from: date = max(period.start, install) if install else period.start
+        self.active_to: date = min(period.end, removal) if removal else period.end
+        self.removed = bool(removal and removal < period.end)  # the removal index closes the period (rule 2)
+        self.nd = period.config.decimals
+        self.exceptions: list[str] = []
+        self.flags: list[str] = []
+        self.details: dict[str, Any] = {}
+        self.methods: list[str] = []
+        self.quality = "ACTUAL"
+        self.start_u: float | None = None
+        self.end_u: float | None = None
+        self.consumption: float | None = None
+        self.pre_vee: float | None = None
 
     def rounded(self, value: float) -> float:
-        return round(value, self.period.config.decimals)
+        return round(value, self.nd)
 
     def audit(self, rule: str, action: str, before: Any, after: Any, reason: str) -> None:
         self.period.audit.append({"meter_id": self.meter_id, "rule": rule, "action": action,

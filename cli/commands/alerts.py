@@ -61,13 +61,10 @@ def alerts() -> None:
 def list_cmd(settings: Settings, state: str, kinds: tuple[str, ...], as_json: bool) -> None:
     """Alerts with who acknowledged them and who they are assigned to, newest first."""
     from dashboards.labels import kind_label
-    from storage.alerts import list_alerts
+    from storage import alert_workflow as wf
 
     with _connect(settings) as conn:
-        ids = [a["id"] for a in list_alerts(conn, state=None if state == "all" else state, kinds=list(kinds) or None)]
-        from storage import alert_workflow as wf
-
-        rows = [wf.get_alert(conn, i) for i in ids]
+        rows = wf.list_alerts(conn, state=None if state == "all" else state, kinds=list(kinds) or None)
     for a in rows:
         if as_json:
             click.echo(json.dumps({**a, "kind_label": kind_label(a["kind"])}, default=_text))

@@ -30,14 +30,8 @@ def demo(settings: Settings, meters: int, days: int, seed: int, gateways: int, o
     (data under .meterflow/) and an in-process MQTT broker. The demo works in its own database,
     meterflow_demo, which it recreates on each run.
     """
-    import os
-
-    # Prefect keeps its own state; give the demo a private home so concurrent tools don't lock it
-    os.environ.setdefault("PREFECT_HOME", str((settings.data_dir / "prefect").resolve()))
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    from cli.demo import run_demo
+    _prepare_prefect(settings.data_dir)
+    from cli.demo import run_demo  # imports Prefect: only after its home exists
 
     t0 = time.perf_counter()
     result = run_demo(settings, meters, days, seed, gateways, out_dir or settings.data_dir / "demo")
@@ -66,3 +60,15 @@ def demo(settings: Settings, meters: int, days: int, seed: int, gateways: int, o
             click.echo(f"customer page       {result.customer_link}")  # last: `meterflow serve` opens it
     if not result.matches_truth:
         sys.exit(1)
+
+
+def _prepare_prefect(data_dir: Path) -> None:
+    """Give the demo a private Prefect home (so concurrent tools don't lock it) and create it before Prefect
+    is imported: Prefect reads its settings once, at import, and a missing home breaks its temporary server."""
+    import os
+
+    home = Path(os.environ.setdefault("PREFECT_HOME", str((data_dir / "prefect").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")

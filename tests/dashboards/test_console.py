@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -207,6 +208,11 @@ def test_alerts_and_lists_commands(console_seeded: Seeded, conn: psycopg.Connect
         assert result.exit_code == 0, result.output
     again = runner.invoke(alerts, ["close", str(alert_id), "--reason", "repaired", "--by", "ewa"], obj=settings)
     assert again.exit_code == 1 and "already closed" in again.output
+    listed = runner.invoke(alerts, ["list", "--state", "all", "--kind", "continuous_flow", "--json"], obj=settings)
+    assert listed.exit_code == 0, listed.output
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["id"], r["assigned_to"], r["closed_by"], r["kind_label"]) for r in rows] == [
+        (alert_id, "crew-9", "ewa", "Continuous flow (leak)")]
     shown = runner.invoke(alerts, ["show", str(alert_id)], obj=settings)
     assert "closed_by        ewa" in shown.output and "customer_informed" in shown.output
     audit = runner.invoke(alerts, ["audit", "--by", "ewa"], obj=settings)
