@@ -50,9 +50,12 @@ def billing() -> None:
 @click.option("--chunk-size", default=2000, show_default=True, help="Meters per task (meter-range chunk).")
 @click.option("--prefect/--no-prefect", default=False, show_default=True,
               help="Run as the Prefect flow billing-period (needs or starts a Prefect backend).")
+@click.option("--work-pool", default=None,
+              help="Run every chunk as a deployment run on this Prefect work pool (PREFECT_API_URL; workers: "
+                   "prefect worker start --pool NAME, with the METERFLOW_* settings in their environment).")
 @click.pass_obj
 def run_cmd(settings: Settings, date_from: str | None, date_to: str | None, period: str | None, chunk_size: int,
-            prefect: bool) -> None:
+            prefect: bool, work_pool: str | None) -> None:
     """Compute consumption for [FROM, TO) (or the month --period) for every meter and store a new billing run."""
     start, end = resolve_period(date_from, date_to, period)
     from cli.embedded import database_dsn
@@ -60,7 +63,13 @@ def run_cmd(settings: Settings, date_from: str | None, date_to: str | None, peri
     started = time.perf_counter()
     try:
         database_dsn(settings)  # the flow loads its own settings: the DSN travels in the environment
-        if prefect:
+        if work_pool:
+            from pipelines.billing import billing_period_pool, pool_deployment
+
+            pool_deployment(work_pool)
+            totals = billing_period_pool(start, end, chunk_size)
+            run_id = totals.pop("run_id")
+        elif prefect:
             from pipelines.billing import billing_period
 
             totals = billing_period(start, end, chunk_size)
