@@ -27,8 +27,10 @@ Progress = Callable[[str, int, int], None]
 EXPORT_COLUMNS = ["meter_id", "period_start", "period_end", "start_index_m3", "end_index_m3", "consumption_m3",
                   "quality", "method", "exceptions", "customer_ref", "premise_ref", "tariff_group", "role",
                   "segment_start", "segment_end", "water_m3", "sewage_m3"]
-# a garden sub-meter is billed in the same chunk as its main meter: chunks are ranges of this family key
-FAMILY_KEY = "coalesce(CASE WHEN role = 'garden' THEN parent_meter_id END, meter_id)"
+# chunks are ranges of this family key: the premise (else the meter), and for a garden sub-meter its main meter's,
+# so a garden, its main meter and an exchanged main meter's successor are billed together (sewage, rule 15)
+FAMILY_KEY = ("coalesce((SELECT coalesce(p.premise_ref, p.meter_id) FROM meters p WHERE p.meter_id ="
+              " meters.parent_meter_id AND meters.role = 'garden'), meters.premise_ref, meters.meter_id)")
 
 
 def _meter_filter(meter_range: tuple[str, str] | None, col: str = "meter_id") -> tuple[str, list[Any]]:
@@ -51,7 +53,7 @@ def load_registry(conn: psycopg.Connection, meter_range: tuple[str, str] | None 
 
 def meter_ranges(conn: psycopg.Connection, chunk: int) -> list[tuple[str, str]]:
     """The registry split into consecutive family-key ranges of at most `chunk` families (one task per range):
-    a garden sub-meter always lands in its main meter's chunk (sewage = main - gardens)."""
+    a garden sub-meter always lands in its main meter's chunk, meters of one premise in one chunk."""
     ids = [r[0] for r in conn.execute(f"SELECT DISTINCT {FAMILY_KEY} AS k FROM meters ORDER BY k")]
     return [(ids[i], ids[min(i + chunk, len(ids)) - 1]) for i in range(0, len(ids), chunk)]
 

@@ -23,12 +23,13 @@ def test_billing_period_flow_chunks_and_stores(clean_db: psycopg.Connection, dat
 
     assert billing_period.name == "billing-period"
     assert previous_month(date(2024, 1, 15)) == (date(2023, 12, 1), date(2024, 1, 1))
-    totals = billing_period(date(2024, 3, 1), date(2024, 4, 1), chunk_size=1)  # 3 chunks, one task each
+    totals = billing_period(date(2024, 3, 1), date(2024, 4, 1), chunk_size=1)  # 2 chunks (premises), a task each
     assert totals["meters"] == 3 and totals["results"] == 3
     res = store.load_results(clean_db, date(2024, 3, 1), date(2024, 4, 1))
     assert res.select("meter_id", "consumption_m3").rows() == [("A", 31.0), ("B", 12.0), ("C", 21.0)]
     assert res["run_id"].unique().to_list() == [totals["run_id"]]
-    assert store.meter_ranges(clean_db, 2) == [("A", "B"), ("C", "C")]
+    # chunks are family ranges: premise P1 (A), P2 (B exchanged for C: one family)
+    assert store.meter_ranges(clean_db, 1) == [("P1", "P1"), ("P2", "P2")]
     assert pl.Series(res["quality"]).to_list() == ["ACTUAL"] * 3
 
 

@@ -141,3 +141,21 @@ def test_meter_exchange_together_with_a_tariff_change() -> None:
             for r in c] == [(date(2024, 3, 11), date(2024, 3, 15), 3.0, 7.0, 4.0),
                             (date(2024, 3, 15), PE, 7.0, 24.0, 17.0)]
     assert all("METER_EXCHANGE" in r["flags"] for r in [b, *c])
+
+
+def test_main_meter_exchanged_with_its_garden_and_a_garden_exchange() -> None:
+    """The old main meter B and its successor C share premise P2: the garden's 10 m3 come off their 33 m3."""
+    reg = registry({"meter_id": "B", "premise_ref": "P2", "removal_date": date(2024, 3, 11), "removal_index_m3": 512.0},
+                   {"meter_id": "C", "premise_ref": "P2", "install_date": date(2024, 3, 11), "install_index_m3": 3.0},
+                   {"meter_id": "GB", "premise_ref": "P2", "role": "garden", "parent_meter_id": "B",
+                    "removal_date": date(2024, 3, 20), "removal_index_m3": 6.0},
+                   {"meter_id": "GC", "premise_ref": "P2", "role": "garden", "parent_meter_id": "C",
+                    "install_date": date(2024, 3, 20), "install_index_m3": 0.0})
+    rd = reads([("B", t(1), 500.0), ("B", t(10), 511.0), ("C", t(12), 4.0), ("C", t(1, month=4), 24.0),
+                ("GB", t(1), 0.0), ("GB", t(19), 6.0), ("GC", t(25), 2.0), ("GC", t(1, month=4), 4.0)])
+    out = bill(rd, reg)
+    got = {m: (one(out, m)["water_m3"], one(out, m)["sewage_m3"]) for m in ("B", "C", "GB", "GC")}
+    # mains 12 + 21 = 33 m3, gardens 6 + 4 = 10 m3: sewage 23 shared 12 : 21
+    assert got == {"B": (12.0, 8.364), "C": (21.0, 14.636), "GB": (6.0, 0.0), "GC": (4.0, 0.0)}
+    assert json.loads(str(one(out, "C")["details"]))["garden_meters"] == ["GB", "GC"]
+    assert all("METER_EXCHANGE" in one(out, m)["flags"] for m in ("B", "C", "GB", "GC"))
