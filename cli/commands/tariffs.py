@@ -3,6 +3,7 @@ the changes of its own group only."""
 
 from __future__ import annotations
 
+import getpass
 import json
 from datetime import date
 
@@ -23,8 +24,9 @@ def tariffs() -> None:
 @click.option("--effective", required=True, help="Day the tariff takes effect, at local midnight (YYYY-MM-DD).")
 @click.option("--note", default="", help="Free text, e.g. the council resolution.")
 @click.option("--code", default=None, help="Tariff code (default: the group name).")
+@click.option("--by", "actor", default=None, help="Who records it (default: the login name).")
 @click.pass_obj
-def add_cmd(settings: Settings, group: str, effective: str, note: str, code: str | None) -> None:
+def add_cmd(settings: Settings, group: str, effective: str, note: str, code: str | None, actor: str | None) -> None:
     """Record a tariff change of one group: periods of that group's meters spanning the day are split there."""
     from cli.embedded import database_dsn
     from storage.db import connect
@@ -37,7 +39,7 @@ def add_cmd(settings: Settings, group: str, effective: str, note: str, code: str
                                  param_hint="--effective") from exc
     try:
         with connect(database_dsn(settings)) as conn:
-            change = add_tariff(conn, group, day, note=note, code=code, actor="cli")
+            change = add_tariff(conn, group, day, note=note, code=code, actor=actor or getpass.getuser())
     except (TariffExists, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     except psycopg.Error as exc:

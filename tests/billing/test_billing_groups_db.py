@@ -64,12 +64,13 @@ def _garden_setup(conn: psycopg.Connection, tmp_path: Path) -> CliRunner:
 def test_garden_tariff_group_run_export_equals_api(gdb: psycopg.Connection, settings: Settings,
                                                    tmp_path: Path) -> None:
     runner = _garden_setup(gdb, tmp_path)
-    added = runner.invoke(cli, ["tariffs", "add", "--group", "G1", "--effective", "2024-03-15", "--note", "uchwała 7"])
+    added = runner.invoke(cli, ["tariffs", "add", "--group", "G1", "--effective", "2024-03-15", "--note", "uchwała 7",
+                                "--by", "clerk"])
     assert added.exit_code == 0, added.output
     again = runner.invoke(cli, ["tariffs", "add", "--group", "G1", "--effective", "2024-03-15"])
     assert again.exit_code != 0 and "already has a tariff change on 2024-03-15" in again.output
     listed = runner.invoke(cli, ["tariffs", "list"]).stdout.splitlines()
-    assert listed[1:] == ["G1\t2024-03-15\tG1\tuchwała 7\tcli"]
+    assert listed[1:] == ["G1\t2024-03-15\tG1\tuchwała 7\tclerk"]
     # chunk size 1: the garden GA still lands in A's chunk (family ranges)
     run = runner.invoke(cli, ["billing", "run", "--period", "2024-03", "--chunk-size", "1"])
     assert run.exit_code == 0, run.output
