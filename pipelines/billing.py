@@ -35,9 +35,11 @@ def compute_chunk(
     dsn: str, settings: Settings, run_id: int, period_start: date, period_end: date,
     meter_range: tuple[str, str] | None, as_of: datetime | None = None,
 ) -> dict[str, int]:
-    """Load one meter range, compute, store; returns the chunk's counts (meters, results, flags...)."""
+    """Load one chunk (a range of family keys from store.meter_ranges), compute, store; returns the chunk's counts
+    (meters, results, flags...)."""
     with connect(dsn) as conn:
-        inputs = store.load_inputs(conn, period_start, period_end, settings.vee, settings.timezone, meter_range)
+        inputs = store.load_inputs(conn, period_start, period_end, settings.vee, settings.timezone, meter_range,
+                                   families=True)
         out = compute_billing(inputs["readings"], inputs["registry"], period_start, period_end, settings.vee,
                               history=inputs["history"], tariffs=inputs["tariffs"], as_of=as_of,
                               timezone=settings.timezone)

@@ -33,16 +33,20 @@ FAMILY_KEY = ("coalesce((SELECT coalesce(p.premise_ref, p.meter_id) FROM meters 
               " meters.parent_meter_id AND meters.role = 'garden'), meters.premise_ref, meters.meter_id)")
 
 
-def _meter_filter(meter_range: tuple[str, str] | None, col: str = "meter_id") -> tuple[str, list[Any]]:
-    """A chunk: the meters whose family key (a garden's main meter, else the meter) is in the range."""
+def _meter_filter(meter_range: tuple[str, str] | None, col: str = "meter_id",
+                  families: bool = False) -> tuple[str, list[Any]]:
+    """Meters with meter_id in the range, or (families: a chunk of meter_ranges) whose FAMILY_KEY is in it."""
     if meter_range is None:
         return "", []
+    if not families:
+        return f" AND {col} >= %s AND {col} <= %s", [meter_range[0], meter_range[1]]
     return (f" AND {col} IN (SELECT meter_id FROM meters WHERE {FAMILY_KEY} BETWEEN %s AND %s)",
             [meter_range[0], meter_range[1]])
 
 
-def load_registry(conn: psycopg.Connection, meter_range: tuple[str, str] | None = None) -> pl.DataFrame:
-    where, params = _meter_filter(meter_range)
+def load_registry(conn: psycopg.Connection, meter_range: tuple[str, str] | None = None,
+                  families: bool = False) -> pl.DataFrame:
+    where, params = _meter_filter(meter_range, families=families)
     rows = conn.execute(
         "SELECT meter_id, premise_ref, install_date, install_index_m3, removal_date, removal_index_m3,"
         " register_digits::bigint, customer_ref, role, parent_meter_id, tariff_group"
@@ -59,12 +63,13 @@ def meter_ranges(conn: psycopg.Connection, chunk: int) -> list[tuple[str, str]]:
 
 
 def load_readings(
-    conn: psycopg.Connection, start: datetime, end: datetime, meter_range: tuple[str, str] | None = None
+    conn: psycopg.Connection, start: datetime, end: datetime, meter_range: tuple[str, str] | None = None,
+    families: bool = False,
 ) -> pl.DataFrame:
     """Reads in [start, end), the nearest read on either side of that window for each meter (however far: a
     boundary inside a long gap is still interpolated), and stored conflicts; `seq` is the arrival order per meter."""
-    where, params = _meter_filter(meter_range)
-    mwhere, mparams = _meter_filter(meter_range, "m.meter_id")
+    where, params = _meter_filter(meter_range, families=families)
+    mwhere, mparams = _meter_filter(meter_range, "m.meter_id", families)
     cols = "r.meter_id, r.time, r.total_m3, r.source, r.received_at, r.fields"
     sql = (
         "SELECT meter_id, time, total_m3, source, (row_number() OVER (PARTITION BY meter_id ORDER BY"
@@ -87,10 +92,11 @@ def load_readings(
 
 
 def load_history(
-    conn: psycopg.Connection, period_start: date, timezone: str, meter_range: tuple[str, str] | None = None
+    conn: psycopg.Connection, period_start: date, timezone: str, meter_range: tuple[str, str] | None = None,
+    families: bool = False,
 ) -> pl.DataFrame:
     """Earlier periods: stored billing results (latest run) and, where none cover a month, months from readings."""
-    where, params = _meter_filter(meter_range, "r.meter_id")
+    where, params = _meter_filter(meter_range, "r.meter_id", families)
     lo = add_months(period_start, -13)
     billed = conn.execute(
         "SELECT DISTINCT ON (r.meter_id, r.period_start) r.meter_id, r.period_start, r.period_end,"
@@ -99,7 +105,7 @@ def load_history(
         " ORDER BY r.meter_id, r.period_start, r.run_id DESC", [period_start, lo, *params]
     ).fetchall()
     hist = pl.DataFrame(billed, schema=HISTORY_SCHEMA, orient="row")
-    where2, params2 = _meter_filter(meter_range)
+    where2, params2 = _meter_filter(meter_range, families=families)
     derived = conn.execute(
         "SELECT meter_id, (date_trunc('month', time AT TIME ZONE %s))::date AS m,"
         " extract(epoch FROM max(time) - min(time)) / 86400.0 AS span_d,"
@@ -130,14 +136,16 @@ def load_history(
 
 def load_inputs(
     conn: psycopg.Connection, period_start: date, period_end: date, config: VeeConfig, timezone: str,
-    meter_range: tuple[str, str] | None = None,
+    meter_range: tuple[str, str] | None = None, families: bool = False,
 ) -> dict[str, pl.DataFrame]:
+    """The frames of compute_billing for the meters of `meter_range` (meter_ids; with families=True a chunk of
+    meter_ranges: family keys, so gardens come with their main meter)."""
     b0, b1 = local_midnight(period_start, timezone), local_midnight(period_end, timezone)
     return {
         "readings": load_readings(conn, b0 - timedelta(days=config.lookback_days),
-                                  b1 + timedelta(days=config.lookahead_days), meter_range),
-        "registry": load_registry(conn, meter_range),
-        "history": load_history(conn, period_start, timezone, meter_range),
+                                  b1 + timedelta(days=config.lookahead_days), meter_range, families),
+        "registry": load_registry(conn, meter_range, families),
+        "history": load_history(conn, period_start, timezone, meter_range, families),
         "tariffs": load_tariffs(conn),
     }
 
