@@ -196,15 +196,30 @@ def _run_on_pool(deployment_name: str, run_id: int, start: date, end: date,
             yield state.result()
 
 
-def pool_deployment(work_pool: str, env: dict[str, str] | None = None) -> Any:
-    """Register the chunk deployment on a work pool (process workers run it from this checkout)."""
+REPO_ROOT = Path(__file__).resolve().parent.parent  # process workers run the flows from this checkout
+
+
+def pool_deployment(work_pool: str, env: dict[str, str] | None = None, *, apply: bool = True) -> Any:
+    """The chunk deployment on a work pool (registered with the Prefect API unless apply=False)."""
     flow_obj = __getattr__("billing_chunk_run")
     name = CHUNK_DEPLOYMENT.split("/", 1)[1]
     dep = flow_obj.to_deployment(name=name, work_pool_name=work_pool, tags=["billing"],
-                                 job_variables={"working_dir": str(Path(__file__).resolve().parent.parent),
-                                                "env": env or {}})
-    dep.apply(work_pool_name=work_pool)
+                                 job_variables={"working_dir": str(REPO_ROOT), "env": env or {}})
+    if apply:
+        dep.apply(work_pool_name=work_pool)
     return dep
+
+
+def pool_monthly_deployment(work_pool: str, cron: str = MONTHLY_CRON, name: str = "monthly",
+                            timezone: str = "UTC") -> Any:
+    """The monthly billing on a work pool: billing-period-pool on its cron, run by a worker of the pool, its
+    chunks runs of the chunk deployment on the same pool. The parent waits while chunks run, so the pool needs
+    room for both (two workers, or a worker limit of 2 or more)."""
+    from prefect.schedules import Cron
+
+    flow_obj = __getattr__("billing_period_pool")
+    return flow_obj.to_deployment(name=name, schedules=[Cron(cron, timezone=timezone)], tags=["billing"],
+                                  work_pool_name=work_pool, job_variables={"working_dir": str(REPO_ROOT)})
 
 
 _PREFECT: dict[str, Any] = {}

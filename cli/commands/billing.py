@@ -139,16 +139,27 @@ def _write(text: str, out: str | None) -> None:
 
 @billing.command("serve", epilog="Example: PREFECT_API_URL=http://127.0.0.1:4200/api meterflow billing serve")
 @click.option("--cron", default="0 3 2 * *", show_default=True, help="Schedule in the settings timezone.")
+@click.option("--work-pool", default=None,
+              help="Register the monthly deployment and its chunk deployment on this work pool and return: the "
+                   "pool's workers (prefect worker start --pool NAME) run it.")
 @click.pass_obj
-def serve_cmd(settings: Settings, cron: str) -> None:
+def serve_cmd(settings: Settings, cron: str, work_pool: str | None) -> None:
     """Serve the billing-period flow as a deployment with a monthly schedule (blocks; Ctrl-C to stop).
 
     Each run bills the previous calendar month. Start a Prefect server first (prefect server start) and set
-    PREFECT_API_URL, or a temporary one is started for this process."""
+    PREFECT_API_URL, or a temporary one is started for this process. With --work-pool the deployments are
+    registered on the pool instead, and the command returns."""
     from cli.embedded import database_dsn
-    from pipelines.billing import serve
+    from pipelines.billing import pool_deployment, pool_monthly_deployment, serve
 
     database_dsn(settings)  # flow runs load their own settings: the DSN travels in the environment
+    if work_pool:
+        pool_deployment(work_pool)
+        dep = pool_monthly_deployment(work_pool, cron=cron, timezone=settings.timezone)
+        dep.apply(work_pool_name=work_pool)
+        click.echo(f"registered billing-period-pool/{dep.name} on work pool {work_pool!r}, cron {cron!r} "
+                   f"({settings.timezone}); start workers: prefect worker start --pool {work_pool}", err=True)
+        return
     click.echo(f"serving billing-period/monthly on cron {cron!r} ({settings.timezone})", err=True)
     serve(cron=cron, timezone=settings.timezone)
 

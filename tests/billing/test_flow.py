@@ -41,3 +41,17 @@ def test_monthly_deployment_schedule() -> None:
     assert dep.entrypoint == "pipelines/billing.py:billing_period"
     sched = dep.schedules[0].schedule
     assert (sched.cron, sched.timezone) == (MONTHLY_CRON, "Europe/Warsaw")
+
+
+def test_work_pool_deployments_point_at_this_checkout() -> None:
+    from pipelines.billing import REPO_ROOT, pool_deployment, pool_monthly_deployment
+
+    chunk = pool_deployment("billing-pool", apply=False)
+    assert (chunk.flow_name, chunk.name, chunk.work_pool_name) == ("billing-chunk", "pool-chunk", "billing-pool")
+    assert chunk.entrypoint == "pipelines/billing.py:billing_chunk_run"
+    assert chunk.job_variables["working_dir"] == str(REPO_ROOT)
+    assert (REPO_ROOT / chunk.entrypoint.split(":")[0]).exists()
+    monthly = pool_monthly_deployment("billing-pool", timezone="Europe/Warsaw")
+    assert (monthly.flow_name, monthly.work_pool_name) == ("billing-period-pool", "billing-pool")
+    assert monthly.entrypoint == "pipelines/billing.py:billing_period_pool"
+    assert monthly.schedules[0].schedule.cron == "0 3 2 * *"
