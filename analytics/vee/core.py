@@ -411,13 +411,15 @@ def compute_billing(
     lap("profiles")
     for s in summary.iter_rows(named=True):
         bill_meter(period, s)
+    lap("per_meter")
     roles = {m: r or "main" for m, r in reg.select("meter_id", "role").iter_rows()}
     parents = {m: p for m, p in reg.select("meter_id", "parent_meter_id").iter_rows() if p is not None}
     premise_of = {m: p for m, p in reg.select("meter_id", "premise_ref").iter_rows() if p is not None}
     period.audit.extend(apply_sewage(period.results, roles, parents, premise_of, config.decimals, period.counts))
+    lap("sewage")
     res = pl.DataFrame(period.results, schema=RESULT_SCHEMA) if period.results else _empty(RESULT_SCHEMA)
     aud = pl.DataFrame(period.audit, schema=AUDIT_SCHEMA) if period.audit else _empty(AUDIT_SCHEMA)
-    lap("per_meter")
+    lap("results")
     return BillingOutput(res.sort(["meter_id", "period_start"]), aud, period.counts, timings)
 
 
