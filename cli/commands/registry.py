@@ -71,13 +71,14 @@ def meters() -> None:
 def meters_import(settings: Settings, file: str) -> None:
     """Insert or update meters from CSV (header names as in table meters). Bad rows are reported with
     their line number and reason; the good rows are imported."""
-    from storage.registry import import_meters, parse_meters_csv
+    from storage.registry import check_parents, import_meters, parse_meters_csv
 
     parsed = parse_meters_csv(Path(file).read_text(encoding="utf-8"))
-    _report_errors(parsed.errors, file)
     n = 0
-    if parsed.rows:
-        with _connect(settings) as conn:
+    with _connect(settings) as conn:
+        check_parents(conn, parsed)  # a garden's parent must be a main meter: a bad row otherwise
+        _report_errors(parsed.errors, file)
+        if parsed.rows:
             n = import_meters(conn, parsed, progress=_progress("meters") if len(parsed.rows) > 5000 else None)
     click.echo(f"meters: {n} imported, {len(parsed.errors)} problems reported")
     if not parsed.rows and parsed.errors:
