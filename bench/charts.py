@@ -24,6 +24,7 @@ import psycopg
 from bench.timing import timed
 from meterflow.config import Settings
 from storage import chart_queries as q
+from storage import flavor
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 ROLLUP_COLUMNS = ("meter_id, bucket, first_time, last_time, first_m3, last_m3, min_m3, max_m3, max_flow_m3h,"
@@ -81,6 +82,17 @@ def _rollup_block(meter_ids: np.ndarray, bucket_us: int, width_us: int, prev_las
     return block
 
 
+def rollup_target(conn: psycopg.Connection, table: str) -> str:
+    """Where rows of a rollup are loaded: the table itself, or a continuous aggregate's materialization
+    hypertable (what the aggregate's view reads; COPY into the view itself is refused)."""
+    if flavor.current(conn) == "postgres":
+        return table
+    row = conn.execute("SELECT format('%%I.%%I', materialization_hypertable_schema, materialization_hypertable_name)"
+                       " FROM timescaledb_information.continuous_aggregates WHERE view_name = %s", (table,)).fetchone()
+    assert row is not None, f"{table} is not a continuous aggregate"
+    return str(row[0])
+
+
 def _progress(echo: Callable[[str], None], label: str, done: int, total: int, started: float) -> None:
     rate = done / max(time.perf_counter() - started, 1e-9)
     echo(f"  {label}: {done:,}/{total:,} rows ({100 * done / total:.0f} %, {rate / 1e6:.2f} M rows/s)")
@@ -108,11 +120,15 @@ def build(conn: psycopg.Connection, meters: int, days: int, hourly_days: int, di
     conn.commit()
     echo(f"meters: {meters:,} in {time.perf_counter() - t0:.1f} s")
 
-    # the rollups: unlogged scratch tables, indexes built after the load
-    for table in ("consumption_daily", "consumption_hourly"):
-        conn.execute(f"ALTER TABLE {table} SET UNLOGGED")
-        conn.execute(f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey")
-        conn.execute(f"DROP INDEX {table}_bucket_idx")
+    # the rollups: on plain PostgreSQL unlogged scratch tables, indexes built after the load; on TimescaleDB
+    # the continuous aggregates' materialization hypertables, left as the server made them
+    plain = flavor.current(conn) == "postgres"
+    target = {table: rollup_target(conn, table) for table in ("consumption_daily", "consumption_hourly")}
+    if plain:
+        for table in target:
+            conn.execute(f"ALTER TABLE {table} SET UNLOGGED")
+            conn.execute(f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey")
+            conn.execute(f"DROP INDEX {table}_bucket_idx")
     conn.commit()
     base = rng.lognormal(np.log(0.3), 0.5, meters)  # m3/day per meter
     index = rng.uniform(10, 900, meters)
@@ -120,7 +136,7 @@ def build(conn: psycopg.Connection, meters: int, days: int, hourly_days: int, di
     t0 = time.perf_counter()
     done = 0
     daily_volume: list[np.ndarray] = []
-    with conn.cursor().copy(f"COPY consumption_daily ({ROLLUP_COLUMNS}) FROM STDIN (FORMAT BINARY)") as cp:
+    with conn.cursor().copy(f"COPY {target['consumption_daily']} ({ROLLUP_COLUMNS}) FROM STDIN (FORMAT BINARY)") as cp:
         cp.write(COPY_HEADER)
         for d in range(days):
             day = first_day + timedelta(days=d)
@@ -145,7 +161,8 @@ def build(conn: psycopg.Connection, meters: int, days: int, hourly_days: int, di
     start_hour = datetime(today.year, today.month, today.day, tzinfo=zone).astimezone(UTC) - timedelta(
         days=hourly_days - 1)
     h_done = 0
-    with conn.cursor().copy(f"COPY consumption_hourly ({ROLLUP_COLUMNS}) FROM STDIN (FORMAT BINARY)") as cp:
+    with conn.cursor().copy(f"COPY {target['consumption_hourly']} ({ROLLUP_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+                            ) as cp:
         cp.write(COPY_HEADER)
         for h in range(hours):
             volume = base / 24 * rng.uniform(0.2, 2.0, meters)
@@ -160,7 +177,7 @@ def build(conn: psycopg.Connection, meters: int, days: int, hourly_days: int, di
 
     t0 = time.perf_counter()
     conn.execute("SET maintenance_work_mem = '1GB'")
-    for table in ("consumption_daily", "consumption_hourly"):
+    for table in target if plain else ():
         conn.execute(f"ALTER TABLE {table} ADD PRIMARY KEY (meter_id, bucket)")
         conn.execute(f"CREATE INDEX {table}_bucket_idx ON {table} (bucket)")
         conn.commit()
@@ -314,11 +331,8 @@ def bench_charts(settings: Settings, meters: int, days: int, hourly_days: int, d
     click.echo(f"scratch database {name}: {meters:,} meters x {days} days of daily rollups")
     try:
         with psycopg.connect(with_database(server, name)) as conn:
-            # the rollups must be plain tables to COPY into them
-            conn.execute("CREATE TABLE meterflow_meta (key text PRIMARY KEY, value text NOT NULL)")
-            conn.execute("INSERT INTO meterflow_meta VALUES ('flavor', 'postgres')")
-            conn.commit()
-            upgrade(conn, settings.timezone)
+            upgrade(conn, settings.timezone)  # the server's flavour
+            click.echo(f"flavour: {flavor.current(conn)}")
             now = build(conn, meters, days, hourly_days, districts, gateways, settings.timezone, click.echo)
             base, results = run_queries(conn, now, meters, districts, runs, click.echo)
     finally:

@@ -17,6 +17,7 @@ from analytics.leaks.hourly import normalise_readings
 from analytics.leaks.messages import describe
 from meterflow.config import Settings, load_settings
 from meterflow.logs import ctx, get_logger
+from pipelines.maintenance import maintenance_step
 from storage.alerts import dispatcher_closes, load_input, registry_context, removal_times, sync
 from storage.db import connect, resolve_dsn
 from storage.refresh import refresh_derived
@@ -81,6 +82,10 @@ def leak_detection_flow(as_of: datetime | None = None, notify: bool = False, dry
     when = (as_of or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     with connect(resolve_dsn(s)) as conn:
         out = run_detection(conn, s, when).summary()
+        from pipelines.interruptions import run_interruptions  # its own step: supply interruptions
+
+        out["interruptions"] = run_interruptions(conn, s, when, notify, dry_run, refresh=False)
+        out["maintenance"] = maintenance_step(conn, s)
         if notify:
             from notify.dispatch import channels_from_config, notify_open_alerts
 

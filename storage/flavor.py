@@ -12,6 +12,7 @@ continuous aggregates with refresh policies; `refresh_rollups` forces a refresh 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
@@ -47,14 +48,51 @@ READINGS_COLUMNS = """
 ROLLUPS = {"consumption_hourly": "1 hour", "consumption_daily": "1 day"}
 
 
-def detect(conn: psycopg.Connection) -> Flavor:
-    """Switch TimescaleDB on when the extension can be created; otherwise plain PostgreSQL."""
-    try:
-        with conn.transaction():
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        return "timescale"
-    except psycopg.Error:
-        return "postgres"
+@dataclass(frozen=True)
+class Choice:
+    """The flavour a server gets, and why (printed by `db upgrade`, kept in meterflow_meta)."""
+
+    flavor: Flavor
+    reason: str
+    warning: bool = False
+
+
+def preloaded(setting: str) -> bool:
+    """Whether a shared_preload_libraries value loads TimescaleDB ('timescaledb', '$libdir/timescaledb-2.x')."""
+    names = (part.strip().strip('"').rsplit("/", 1)[-1] for part in setting.split(","))
+    return any(name.startswith("timescaledb") for name in names)
+
+
+def choose(available: str | None, installed: str | None, preload: str) -> Choice:
+    """Decide from what the server says: never try CREATE EXTENSION where it would be FATAL."""
+    if installed:
+        return Choice("timescale", f"TimescaleDB {installed} is already installed in this database")
+    if available is None:
+        return Choice("postgres", "the TimescaleDB package is not installed on this server")
+    if not preloaded(preload):
+        return Choice("postgres", f"the TimescaleDB {available} package is installed but not in"
+                      f" shared_preload_libraries ({preload or 'empty'}); add it there and restart the server to"
+                      " use TimescaleDB", warning=True)
+    return Choice("timescale", f"TimescaleDB {available} is installed and preloaded")
+
+
+def detect_choice(conn: psycopg.Connection) -> Choice:
+    """Ask the server (pg_available_extensions, shared_preload_libraries), then create the extension if it can.
+
+    `CREATE EXTENSION timescaledb` on a server that has the package but does not preload it is FATAL (the
+    connection closes), so it is only tried once the server says the library is loaded."""
+    row = conn.execute(
+        "SELECT default_version, installed_version FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
+    preload = conn.execute("SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'").fetchone()
+    choice = choose(row[0] if row else None, row[1] if row else None, preload[0] if preload else "")
+    if choice.flavor == "timescale" and not (row and row[1]):
+        try:
+            with conn.transaction():
+                conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        except psycopg.Error as exc:
+            return Choice("postgres", f"CREATE EXTENSION timescaledb failed: {exc}".strip(), warning=True)
+    return choice
 
 
 def create_readings(conn: psycopg.Connection, flavor: Flavor) -> None:
@@ -211,3 +249,13 @@ def ensure_partitions(conn: psycopg.Connection, start: datetime, end: datetime) 
                     )
                 )
         _known_partitions.add((dbname, m))
+
+
+def drop_partition(conn: psycopg.Connection, name: str) -> None:
+    """Detach and drop one monthly partition of readings (retention, PostgreSQL flavour), in one transaction."""
+    m = datetime.strptime(name, "readings_y%Ym%m").date()
+    with conn.transaction():
+        conn.execute("SET LOCAL lock_timeout = '60s'")  # a long reader makes maintenance fail, not hang
+        conn.execute(sql.SQL("ALTER TABLE readings DETACH PARTITION {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+    _known_partitions.discard((conn.info.dbname, m))

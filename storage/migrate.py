@@ -37,6 +37,17 @@ def discover() -> list[Migration]:
     return found
 
 
+def _choose_flavor(conn: psycopg.Connection) -> flavors.Flavor:
+    """First upgrade of a database: ask the server, record the flavour and why (`db status` shows both)."""
+    choice = flavors.detect_choice(conn)
+    (log.warning if choice.warning else log.info)("storage flavour chosen",
+                                                  extra=ctx(flavor=choice.flavor, reason=choice.reason))
+    conn.execute("INSERT INTO meterflow_meta (key, value) VALUES ('flavor', %s), ('flavor_reason', %s)",
+                 (choice.flavor, ("WARNING: " if choice.warning else "") + choice.reason))
+    conn.commit()
+    return choice.flavor
+
+
 def upgrade(conn: psycopg.Connection, timezone: str = "UTC") -> list[str]:
     """Apply pending migrations; returns the names applied (empty when up to date)."""
     conn.execute("SELECT pg_advisory_lock(hashtext('meterflow.migrate'))")
@@ -48,10 +59,7 @@ def upgrade(conn: psycopg.Connection, timezone: str = "UTC") -> list[str]:
         conn.execute("CREATE TABLE IF NOT EXISTS meterflow_meta (key text PRIMARY KEY, value text NOT NULL)")
         conn.commit()
         row = conn.execute("SELECT value FROM meterflow_meta WHERE key = 'flavor'").fetchone()
-        flavor: flavors.Flavor = row[0] if row else flavors.detect(conn)
-        if not row:
-            conn.execute("INSERT INTO meterflow_meta (key, value) VALUES ('flavor', %s)", (flavor,))
-            conn.commit()
+        flavor: flavors.Flavor = row[0] if row else _choose_flavor(conn)
         done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
         applied = []
         for m in discover():

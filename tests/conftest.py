@@ -26,9 +26,12 @@ SHARED = REPO_ROOT.parent / "shared"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_MQTT = "mqtt://127.0.0.1:1883"
 TEST_TIMEZONE = "Europe/Warsaw"
+TIMESCALE_ENV = "METERFLOW_TIMESCALE_URL"  # a server preloading TimescaleDB: the timescale variants run on it
+FLAVOUR_AREAS = ("storage", "billing", "leaks", "dashboards")
 DATA_TABLES = ("readings", "raw_frames", "dead_letters", "alerts", "billing_audit", "billing_results",
                "billing_runs", "meters", "consumption_hourly", "consumption_daily", "district_daily",
-               "meter_last_heard", "heard_hourly", "reading_conflicts", "tariff_changes", "alert_events")
+               "meter_last_heard", "heard_hourly", "reading_conflicts", "tariff_changes", "alert_events",
+               "interruption_notices", "notice_subscriptions", "interruptions", "planned_works")
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -40,9 +43,23 @@ def _reachable(url: str, default_port: int) -> bool:
         return False
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """With METERFLOW_TIMESCALE_URL set, the database tests of FLAVOUR_AREAS run on both flavours."""
+    if not os.environ.get(TIMESCALE_ENV) or "pg_server_uri" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.path.parent.name not in FLAVOUR_AREAS:
+        return
+    metafunc.parametrize("pg_server_uri", ["postgres", pytest.param("timescale", marks=pytest.mark.timescale)],
+                         indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def pg_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Admin URL of a PostgreSQL server: the real one, else an embedded one for this session."""
+def pg_server_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Admin URL of a PostgreSQL server: the real one, else an embedded one for this session; the TimescaleDB
+    server of METERFLOW_TIMESCALE_URL for the timescale variants."""
+    if getattr(request, "param", "postgres") == "timescale":
+        yield os.environ[TIMESCALE_ENV]
+        return
     url = os.environ.get("METERFLOW_TEST_PG_URL", DEFAULT_PG)
     if _reachable(url, 5432):
         yield url

@@ -15,6 +15,7 @@ BENCHES: dict[str, str] = {
     "charts": "bench.charts:bench_charts",
     "gateway": "bench.gateway:bench_gateway",
     "pages": "bench.pages:bench_pages",
+    "storage": "bench.storage:bench_storage",
 }
 
 

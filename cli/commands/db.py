@@ -1,21 +1,33 @@
-"""`meterflow db ...`: schema management."""
+"""`meterflow db ...`: schema management, storage status and maintenance."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import click
 
 from meterflow.config import Settings
 
+if TYPE_CHECKING:
+    import psycopg
+
 
 @click.group(epilog="Example: meterflow db upgrade && meterflow db status")
 def db() -> None:
-    """Database schema and status."""
+    """Database schema, status and maintenance."""
+
+
+def _flavour_line(conn: psycopg.Connection) -> str:
+    from storage import flavor
+
+    row = conn.execute("SELECT value FROM meterflow_meta WHERE key = 'flavor_reason'").fetchone()
+    return f"flavour: {flavor.current(conn)} ({row[0] if row else 'chosen at the first upgrade'})"
 
 
 @db.command("upgrade", epilog="Example: METERFLOW_DATABASE_URL=postgresql://localhost/meterflow meterflow db upgrade")
 @click.pass_obj
 def upgrade_cmd(settings: Settings) -> None:
-    """Create or migrate the schema (ordered, idempotent); TimescaleDB features when the extension exists."""
+    """Create or migrate the schema (ordered, idempotent); TimescaleDB when the server has it preloaded."""
     from cli.embedded import database_dsn
     from storage import flavor
     from storage.db import connect
@@ -24,6 +36,11 @@ def upgrade_cmd(settings: Settings) -> None:
     with connect(database_dsn(settings)) as conn:
         applied = upgrade(conn, settings.timezone)
         kind = flavor.current(conn)
+        line = _flavour_line(conn)
+    if "WARNING" in line:
+        click.echo(line, err=True)
+    else:
+        click.echo(line)
     click.echo(f"schema up to date ({kind}); applied {len(applied)} migration(s)" +
                (": " + ", ".join(applied) if applied else ""))
 
@@ -31,14 +48,42 @@ def upgrade_cmd(settings: Settings) -> None:
 @db.command("status", epilog="Example: meterflow db status")
 @click.pass_obj
 def status_cmd(settings: Settings) -> None:
-    """Show the flavour, applied migrations and row counts of the main tables."""
+    """Flavour and why, migrations, row counts, failing TimescaleDB jobs and the maintenance state."""
     from cli.embedded import database_dsn
+    from storage import maintenance
     from storage.db import connect
 
     with connect(database_dsn(settings)) as conn:
+        click.echo(_flavour_line(conn))
         rows = conn.execute("SELECT version, name, applied_at FROM schema_migrations ORDER BY version").fetchall()
         for version, name, at in rows:
             click.echo(f"{version}  {name:<28} {at:%Y-%m-%d %H:%M}")
         for table in ("meters", "readings", "raw_frames", "dead_letters", "alerts", "billing_results"):
             n = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
             click.echo(f"{table:<16} {n[0] if n else 0}")
+        state = maintenance.status(conn, raw=maintenance.raw_archive_of(settings))
+    for job in state.jobs:
+        health = "FAILING" if job.failing else "ok"
+        when = f"{job.last_run:%Y-%m-%d %H:%M}" if job.last_run else "never"
+        click.echo(f"job {job.job_id} {job.proc} {job.relation}: {health}, last run {when} {job.last_status or ''},"
+                   f" {job.failures} failure(s) in {job.runs} run(s)" + (f": {job.error}" if job.error else ""))
+    due = ", ".join(f"{k} {v}" for k, v in state.due.items())
+    last = state.last_run
+    click.echo(f"maintenance: due {due}; last run " +
+               (f"{last['at']}" if last else "never"))
+    if state.failing_jobs:
+        click.echo(f"WARNING: {len(state.failing_jobs)} TimescaleDB job(s) failing: nothing is compressed, expired or"
+                   " refreshed by the server; run `meterflow db maintain` (the hourly flow runs it too)", err=True)
+
+
+@db.command("maintain", epilog="Example: meterflow db maintain")
+@click.pass_obj
+def maintain_cmd(settings: Settings) -> None:
+    """Compress, expire, archive old raw frames and refresh now, whatever the server's jobs did."""
+    from cli.embedded import database_dsn
+    from storage import maintenance
+    from storage.db import connect
+
+    with connect(database_dsn(settings)) as conn:
+        report = maintenance.maintain(conn, raw=maintenance.raw_archive_of(settings))
+    click.echo(f"maintenance ({report.flavor}): {report.summary()}")

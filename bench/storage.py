@@ -1,0 +1,168 @@
+"""`meterflow bench storage`: what a reading costs on disk, on the flavour the server has.
+
+A simulated fleet (fixtures.fleet: real OMS telegrams, losses, repeats, exchanges) goes through the
+decoder's own path (FrameProcessor -> BatchWriter) into a scratch database, so `readings` and `raw_frames`
+hold exactly what production stores. Reported per reading: readings with its indexes, raw_frames with its
+indexes and TOAST, readings again after compressing every chunk on TimescaleDB, and the raw frames once
+`db maintain` has moved them to archive files (storage/raw_archive); the last line is readings plus raw
+archive, the steady state past Settings.storage.raw_hot_days. The baseline, measured in the same run, is
+the same readings exported as CSV (and gzip-compressed CSV)."""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+import psycopg
+
+from meterflow.config import Settings
+
+BATCH = 1000  # frames per gateway message, as the gateways send them
+GATEWAYS = ("gw-bench-01", "gw-bench-02")
+CSV_COLUMNS = "meter_id, time, total_m3, target_m3, target_date, flow_m3h, status, alarms"
+
+
+@dataclass
+class Sizes:
+    readings: int  # bytes: heap, TOAST and indexes of every partition / chunk
+    raw_frames: int
+
+    def per(self, n: int) -> tuple[float, float, float]:
+        return self.readings / n, self.raw_frames / n, (self.readings + self.raw_frames) / n
+
+
+def measure(conn: psycopg.Connection, kind: str) -> Sizes:
+    """Bytes on disk of readings (all partitions or chunks, compressed ones included) and raw_frames."""
+    if kind == "timescale":
+        row = conn.execute("SELECT hypertable_size('readings')").fetchone()
+    else:
+        row = conn.execute("SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('readings')").fetchone()
+    raw = conn.execute("SELECT pg_total_relation_size('raw_frames')").fetchone()
+    return Sizes(int(row[0] or 0) if row else 0, int(raw[0] or 0) if raw else 0)
+
+
+def csv_baseline(conn: psycopg.Connection) -> tuple[int, int]:
+    """The readings as CSV, plain and gzip-compressed: bytes."""
+    buf = bytearray()
+    with conn.cursor().copy(f"COPY (SELECT {CSV_COLUMNS} FROM readings ORDER BY meter_id, time)"
+                            " TO STDOUT (FORMAT csv, HEADER)") as cp:
+        for block in cp:
+            buf += block
+    return len(buf), len(gzip.compress(bytes(buf), 6))
+
+
+def load(dsn: str, meters: int, days: int, timezone: str, echo: Callable[[str], None]) -> int:
+    """Simulate the fleet and store it through the decoder's path; returns the readings stored."""
+    from cli.demo import registry_csv
+    from fixtures.fleet import FleetConfig, build_fleet
+    from meterflow.envelope import FrameBatch, encode_batch, topic
+    from services.decoder import FrameProcessor
+    from storage.registry import import_keys, import_meters, parse_keys_csv, parse_meters_csv
+    from storage.writer import BatchWriter
+
+    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days + 1)
+    fleet = build_fleet(FleetConfig(meters=meters, days=days, seed=17, start=start))
+    registry_text, keys_text = registry_csv(fleet.meters)
+    with psycopg.connect(dsn) as conn:
+        import_meters(conn, parse_meters_csv(registry_text))
+        import_keys(conn, parse_keys_csv(keys_text).rows)
+        conn.commit()
+    processor = FrameProcessor(fleet.keys, timezone)
+    writer = BatchWriter(dsn, application_name="meterflow-bench-storage")
+    pending: dict[str, list[dict[str, object]]] = {gw: [] for gw in GATEWAYS}
+    stored = frames = 0
+    t0 = time.perf_counter()
+
+    def flush(gw: str) -> int:
+        batch = FrameBatch(gw, "wmbus", pending[gw], f"{gw}:1:{frames}", 0.0)
+        rows, dead = processor.process(topic("meterflow", gw, "wmbus"), encode_batch(batch))
+        pending[gw] = []
+        return writer.write(rows, dead).readings
+
+    try:
+        for f in fleet.iter_frames(GATEWAYS):
+            pending[f.gateway_id].append({"t": f.received_at, "hex": f.data.hex(), "rssi": f.rssi})
+            frames += 1
+            if len(pending[f.gateway_id]) >= BATCH:
+                stored += flush(f.gateway_id)
+                if frames % (BATCH * 100) == 0:
+                    echo(f"  {frames:,} frames, {stored:,} readings, {time.perf_counter() - t0:.0f} s")
+        for gw in GATEWAYS:
+            if pending[gw]:
+                stored += flush(gw)
+    finally:
+        writer.close()
+    echo(f"stored {stored:,} readings from {frames:,} frames in {time.perf_counter() - t0:.1f} s")
+    return stored
+
+
+@click.command("storage", epilog="Example: meterflow bench storage --readings 380000 --meters 100")
+@click.option("--readings", type=int, default=380_000, show_default=True, help="Readings to load (about).")
+@click.option("--meters", type=int, default=100, show_default=True, help="Fleet size (days follow from readings).")
+@click.option("--keep", is_flag=True, help="Keep the scratch database (default: drop it at the end).")
+@click.pass_obj
+def bench_storage(settings: Settings, readings: int, meters: int, keep: bool) -> None:
+    """Bytes per reading (readings + indexes, raw_frames) on the server's flavour, before and after
+    compression, against the same readings as CSV."""
+    from cli.embedded import database_dsn
+    from storage import flavor, raw_archive
+    from storage.db import with_database
+    from storage.migrate import upgrade
+
+    server = database_dsn(settings)
+    name = f"meterflow_bench_storage_{os.getpid()}"
+    days = max(1, math.ceil(readings / (meters * 96)))
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = with_database(server, name)
+    try:
+        with psycopg.connect(dsn) as conn:
+            upgrade(conn, settings.timezone)
+            kind = flavor.current(conn)
+        click.echo(f"scratch database {name} ({kind}): {meters:,} meters x {days} days of 15-minute telegrams")
+        n = load(dsn, meters, days, settings.timezone, click.echo)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE readings")
+            conn.execute("VACUUM ANALYZE raw_frames")
+            csv_bytes, gz_bytes = csv_baseline(conn)
+            before = measure(conn, kind)
+            after = before
+            if kind == "timescale":
+                chunks = conn.execute("SELECT count(compress_chunk(c, if_not_compressed => true))"
+                                      " FROM show_chunks('readings') c").fetchone()
+                click.echo(f"compressed {chunks[0] if chunks else 0} chunk(s) of readings")
+                after = measure(conn, kind)
+            with tempfile.TemporaryDirectory(prefix="meterflow-raw-archive-") as tmp:
+                moved, written = raw_archive.archive(conn, Path(tmp), datetime.now(UTC) + timedelta(days=1))
+                archive_bytes = sum(f.stat().st_size for f in written)
+            click.echo(f"archived {moved:,} raw frames into {len(written)} day file(s)")
+    finally:
+        if not keep:
+            with psycopg.connect(server, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            click.echo(f"dropped {name}")
+    if n == 0:
+        raise click.ClickException("no readings were stored")
+    click.echo(f"\n{'bytes per reading':<34} {'readings':>9} {'raw_frames':>11} {'total':>8}")
+    click.echo(f"{'baseline: CSV of the readings':<34} {csv_bytes / n:>9.1f} {'':>11} {csv_bytes / n:>8.1f}")
+    click.echo(f"{'baseline: gzip CSV':<34} {gz_bytes / n:>9.1f} {'':>11} {gz_bytes / n:>8.1f}")
+    r, f, t = before.per(n)
+    click.echo(f"{kind + ', as written':<34} {r:>9.1f} {f:>11.1f} {t:>8.1f}")
+    if kind == "timescale":
+        r, f, t = after.per(n)
+        click.echo(f"{kind + ', chunks compressed':<34} {r:>9.1f} {f:>11.1f} {t:>8.1f}")
+    a = archive_bytes / n
+    click.echo(f"{kind + ', raw frames archived':<34} {r:>9.1f} {a:>11.1f} {r + a:>8.1f}")
+    state = "chunks compressed" if kind == "timescale" else "no compression on plain PostgreSQL"
+    click.echo(f"storage: {r + a:.0f} bytes per reading ({kind}, {state}: readings {r:.0f} + raw archive {a:.0f};"
+               f" raw_frames in the table {f:.0f}; CSV {csv_bytes / n:.0f}, gzip CSV {gz_bytes / n:.1f};"
+               f" {n:,} readings)")
