@@ -10,18 +10,20 @@ import multiprocessing
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
-import paho.mqtt.client as mqtt
+import orjson
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
 
 from meterflow.config import Settings
 from meterflow.envelope import FrameBatch, encode_batch, topic
-from services.decoder import BrokerUrl, DecoderService, FrameProcessor, broker_speaks_v5
+from meterflow.mqtt import MqttSettings, make_client, speaks_v5
+from services.decoder import DecoderService
+from services.processor import FrameProcessor
 from storage.migrate import upgrade
 from storage.registry import import_keys
 
@@ -50,8 +52,8 @@ def decode_only_rate(messages: Sequence[tuple[str, bytes]], keys: dict[str, byte
     n = 0
     started = time.perf_counter()
     for name, payload in messages:
-        rows, dead = processor.process(name, payload)
-        n += len(rows) + len(dead)
+        out = processor.process(name, payload)
+        n += len(out.rows) + len(out.dead)
         if n >= limit_frames:
             break
     return n / (time.perf_counter() - started)
@@ -80,6 +82,39 @@ def _decoder_process(settings: Settings, dsn: str, mqtt_url: str, prefix: str, i
     publish()
 
 
+class _Acked:
+    """Batches whose commit a decoder acknowledged (`<prefix>/<gw>/ack`), as a gateway counts them."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+        self._event = threading.Event()
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+    def add(self, payload: bytes | bytearray) -> None:
+        body = orjson.loads(payload)
+        self.ids.update(body.get("batches", ()))
+        self._event.set()
+
+    def wait(self, seconds: float) -> None:
+        self._event.wait(seconds)
+        self._event.clear()
+
+
+def _acking_publisher(mq: MqttSettings, client_id: str, v5: bool, prefix: str) -> tuple[Any, _Acked]:
+    acked = _Acked()
+    pub = make_client(mq, client_id, v5)
+    pub.max_inflight_messages_set(100)
+    pub.on_message = lambda client, userdata, msg: acked.add(msg.payload)
+    addr = mq.address()
+    pub.connect(addr.host, addr.port)
+    pub.subscribe(f"{prefix}/+/ack", qos=1)
+    pub.loop_start()
+    return pub, acked
+
+
 def run_ingest_bench(settings: Settings, dsn: str, mqtt_url: str, telegrams: Sequence[Any],
                      keys: dict[str, bytes], *, per_message: int = 250, gateways: int = 4, window: int = 400,
                      decoders: int = 2, echo: Callable[[str], None] = print,
@@ -94,8 +129,9 @@ def run_ingest_bench(settings: Settings, dsn: str, mqtt_url: str, telegrams: Seq
     baseline = decode_only_rate(messages, keys, settings.timezone)
     echo(f"baseline: decode-only {baseline:.0f} frames/s (one thread, no broker, no database)")
 
-    url = BrokerUrl.parse(mqtt_url)
-    v5 = broker_speaks_v5(url.host, url.port)
+    mq = settings.mqtt.model_copy(update={"url": mqtt_url})
+    pub_id = f"meterflow-bench-pub-{os.getpid()}"
+    v5 = speaks_v5(mq, pub_id)
     if not v5 and decoders > 1:
         echo("bench: broker has no MQTT 5 (no shared subscriptions); using one decoder")
         decoders = 1
@@ -117,25 +153,19 @@ def run_ingest_bench(settings: Settings, dsn: str, mqtt_url: str, telegrams: Seq
         n = len(STAT_FIELDS)
         return {name: sum(values[i * n + k] for i in range(decoders)) for k, name in enumerate(STAT_FIELDS)}
 
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"meterflow-bench-pub-{os.getpid()}",
-                      protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
-    pub.max_inflight_messages_set(100)
-    pub.max_queued_messages_set(0)
-    pub.connect(url.host, url.port)
-    pub.loop_start()
-    total = len(telegrams)
+    pub, acked = _acking_publisher(mq, pub_id, v5, prefix)
     try:
         started = time.perf_counter()
         infos = []
         for i, (name, payload) in enumerate(messages):
-            while i - stats()["messages"] >= window:
-                time.sleep(0.002)
+            while i - acked.n >= window:  # the window runs on the decoders' commit acknowledgements
+                acked.wait(0.002)
             infos.append(pub.publish(name, payload, qos=1))
         for info in infos:
             info.wait_for_publish(timeout=60)
         deadline = time.monotonic() + timeout
-        while stats()["frames"] < total and stats()["messages"] < len(messages) and time.monotonic() < deadline:
-            time.sleep(0.005)
+        while acked.n < len(messages) and time.monotonic() < deadline:
+            acked.wait(0.005)
         elapsed = time.perf_counter() - started
     finally:
         stop.set()
@@ -162,6 +192,7 @@ def run_ingest_bench(settings: Settings, dsn: str, mqtt_url: str, telegrams: Seq
          f"{st['messages']} messages, {st['frames']} frames, {st['readings']} readings, {st['duplicates']} "
          f"duplicates, {st['dead_letters']} dead letters ({int(dead[0])} in table), {st['batches']} batches; "
          f"busy: write {st['write_ms'] / 1000:.1f} s, decode {st['decode_ms'] / 1000:.1f} s; wall {elapsed:.2f} s")
+    echo(f"commit acknowledgements: {acked.n} of {len(messages)} batches confirmed to the publisher")
     echo(f"ratio: ingest / decode-only = {rate / baseline:.2f}")
     return {"rate": rate, "lost": expected - matched, "duplicated": stored - matched, "baseline": baseline,
             "elapsed": elapsed, "stats": st}

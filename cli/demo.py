@@ -32,6 +32,7 @@ class DemoResult:
     truth: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     report: Path | None = None
+    interruptions: list[dict[str, Any]] = field(default_factory=list)
     dsn: str = ""
     mqtt_url: str = ""
     customer_link: str = ""  # a customer's page on `meterflow serve`, as of the end of the simulated data
@@ -200,7 +201,7 @@ def store_inlets(fleet: Any, dsn: str, timezone: str) -> int:
     read through the decoder's own Modbus path and writer, as if a station gateway had sent them."""
     from fixtures.inlets import inlet_frames, inlet_meters
     from meterflow.envelope import FrameBatch, encode_batch
-    from services.decoder import FrameProcessor
+    from services.processor import FrameProcessor
     from storage.registry import import_meters, parse_meters_csv
     from storage.writer import BatchWriter
 
@@ -214,7 +215,7 @@ def store_inlets(fleet: Any, dsn: str, timezone: str) -> int:
     try:
         for i in range(0, len(frames), 1000):
             payload = encode_batch(FrameBatch("gw-station", "modbus", frames[i:i + 1000]))
-            rows, dead = processor.process("meterflow/v1/gw-station/modbus", payload)
+            rows, dead = processor.process("meterflow/v1/gw-station/modbus", payload).split()
             stored += writer.write(rows, dead).readings
     finally:
         writer.close()
@@ -329,6 +330,10 @@ def run_demo(settings: Settings, meters: int, days: int, seed: int, gateways: in
         summary: dict[str, object] = {**result.counts, **{f"truth: {k}": v for k, v in result.truth.items()},
                                       **use.summary()}
         result.report = write_fleet_report(out_dir / "consumption.html", use.daily, use.total, summary)
+        with step("interruptions: a simulated supply area, detected at the end of the period"):
+            from cli.demo_interruptions import run_interruptions_demo
+
+            result.interruptions = run_interruptions_demo(settings, result.dsn, fleet.config.start, days)
         if bounds and bounds[1]:
             result.customer_link = demo_customer_link(settings, result.dsn, bounds[1])
     finally:

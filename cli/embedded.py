@@ -7,6 +7,7 @@ starts one (`storage.db.resolve_dsn` only reads the settings)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import threading
@@ -69,6 +70,34 @@ class EmbeddedPostgres:
             self._server = None
 
 
+class BackPressureLog(logging.Filter):
+    """amqtt reports a subscriber that is slow to PUBACK as an ERROR with a traceback per message. Under
+    load that is ordinary back-pressure (and nothing is lost: gateways resend what no decoder committed),
+    so it becomes one WARNING line per `every` seconds saying how many there were."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        super().__init__()
+        self.every = every
+        self._last = 0.0
+        self._quiet = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, TimeoutError) and "Timeout waiting for PUBACK" not in record.getMessage():
+            return True
+        now = time.monotonic()
+        if now - self._last < self.every:
+            self._quiet += 1
+            return False
+        record.msg = ("back-pressure: a subscriber did not acknowledge within amqtt's 5 s (%d more since the last "
+                      "line); gateways resend what is not committed")
+        record.args = (self._quiet,)
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
+        self._last, self._quiet = now, 0
+        return True
+
+
 class EmbeddedBroker:
     """An amqtt broker (MQTT 3.1.1) in a background thread on a free loopback port."""
 
@@ -85,6 +114,9 @@ class EmbeddedBroker:
     def start(self) -> str:
         from amqtt.broker import Broker
 
+        back_pressure = BackPressureLog()
+        for name in ("amqtt.broker", "amqtt.mqtt.protocol.handler"):
+            logging.getLogger(name).addFilter(back_pressure)
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}", "max_connections": 100}},
             "sys_interval": 0,

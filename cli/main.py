@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "alerts": "cli.commands.alerts:alerts",
     "lists": "cli.commands.alerts:lists",
     "eval": "cli.commands.leaks:eval_group",
+    "interruptions": "cli.commands.interruptions:interruptions",
     "serve": "cli.commands.serve:serve",
     "fleet": "cli.commands.fleet:fleet",
     "flows": "cli.commands.flows:flows",

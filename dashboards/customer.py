@@ -81,12 +81,17 @@ def daily_litres(conn: psycopg.Connection, point: SupplyPoint, start: date, end:
     in service without any reading, `after_gap` for a day that also carries the missing days before it, and
     `in_service` (False before the point's first reading or installation)."""
     days = cq.meter_days(conn, point.meter_ids, start, end, tz)
-    install_index = {m["meter_id"]: m["install_index_m3"] for m in point.meters}
-    base = pl.DataFrame({"meter_id": list(install_index), "install_m3": list(install_index.values())},
-                        schema={"meter_id": pl.Utf8, "install_m3": pl.Float64})
+    base = pl.DataFrame({"meter_id": [m["meter_id"] for m in point.meters],
+                         "install_m3": [m["install_index_m3"] for m in point.meters],
+                         "install_day": [m["install_date"] for m in point.meters]},
+                        schema={"meter_id": pl.Utf8, "install_m3": pl.Float64, "install_day": pl.Date})
     per_meter = days.join(base, on="meter_id", how="left").with_columns(
-        # a meter's first day counts from its installation index, else from its first read of that day
-        (pl.col("last_m3") - pl.coalesce("prev_m3", "install_m3", "first_m3")).alias("m3"))
+        # a meter's first day counts from its installation index when it was installed that day or the day
+        # before (its reads start with it), else from its first read of that day
+        (pl.col("last_m3") - pl.coalesce(
+            "prev_m3",
+            pl.when(pl.col("day") <= pl.col("install_day") + pl.duration(days=1)).then(pl.col("install_m3")),
+            "first_m3")).alias("m3"))
     per_meter = per_meter.with_columns(pl.when(pl.col("m3") < 0).then(None).otherwise(pl.col("m3")).alias("m3"))
     by_day = per_meter.group_by("day").agg((pl.col("m3").sum() * 1000.0).alias("litres"),
                                            pl.col("m3").is_not_null().any().alias("has"))

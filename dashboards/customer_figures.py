@@ -93,8 +93,10 @@ def daily_figure(daily: pl.DataFrame, exchanges: list[date], lang: Texts, last_y
     return _layout(fig, lang, _("Daily use (litres)"), _("litres per day"))
 
 
-def monthly_figure(monthly: pl.DataFrame, last_year: pl.DataFrame, lang: Texts) -> go.Figure:
-    """m3 per calendar month as billed; the same month a year earlier beside it only where it has a figure."""
+def monthly_figure(monthly: pl.DataFrame, last_year: pl.DataFrame, lang: Texts,
+                   exchanges: list[date] | None = None) -> go.Figure:
+    """m3 per calendar month as billed (old and new meter added in the month of an exchange, which is marked);
+    the same month a year earlier beside it only where it has a figure."""
     _ = lang.gettext
     fig = go.Figure()
     # short horizontal labels fit a phone: the month, and the year under the first one and under January
@@ -111,6 +113,12 @@ def monthly_figure(monthly: pl.DataFrame, last_year: pl.DataFrame, lang: Texts) 
     if any(v is not None for v in earlier):
         fig.add_bar(x=labels, y=earlier, name=_("same month last year"), marker_color=DARK_GREY,
                     hovertemplate="%{x}: %{y:,.3f} m³<extra>" + _("a year earlier") + "</extra>")
+    for day in exchanges or []:
+        month = date(day.year, day.month, 1)
+        if month in monthly["month"].to_list():
+            i = monthly["month"].to_list().index(month)
+            fig.add_annotation(x=labels[i], y=values[i] or 0, text=_("meter exchange"), showarrow=True, arrowhead=2,
+                               ax=0, ay=-28, font={"size": 11, "color": DARK_GREY})
     if all(v is None for v in values):
         _no_data(fig, lang)
     fig.update_layout(barmode="group")

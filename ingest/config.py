@@ -10,10 +10,11 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from meterflow.mqtt import MqttSettings
 
 PASSWORD_ENV = "METERFLOW_GATEWAY_MQTT_PASSWORD"
 
@@ -22,56 +23,42 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class MqttConfig(_Strict):
-    """Broker connection. mqtts:// (or ca_file) turns TLS on."""
+class MqttConfig(MqttSettings):
+    """Broker connection of a gateway (the kernel's MQTT settings plus the gateway's delivery knobs).
+    mqtts:// (or ca_file) turns TLS on."""
+
+    model_config = ConfigDict(extra="forbid")
+    password_env: ClassVar[str | None] = PASSWORD_ENV
 
     url: str = "mqtt://127.0.0.1:1883"
-    username: str | None = None
-    password: SecretStr | None = None
-    password_file: Path | None = Field(default=None, description="file holding the password (first line)")
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    tls_insecure: bool = Field(default=False, description="skip host name check (test brokers only)")
     client_id: str | None = Field(default=None, description="default: meterflow-gw-<gateway_id>")
-    topic_prefix: str = "meterflow/v1"
-    protocol: Literal["auto", "5", "3.1.1"] = "auto"
-    keepalive_s: int = Field(default=30, ge=5)
-    max_inflight: int = Field(default=16, ge=1, le=1000, description="batches awaiting PUBACK at once")
+    max_inflight: int = Field(default=64, ge=1, le=10000,
+                              description="batches sent and not yet confirmed (committed, or PUBACKed) at once")
+    delivery: Literal["commit", "broker"] = Field(
+        default="commit", description="commit: a frame leaves the outbox when a decoder acknowledges its "
+        "commit (<prefix>/<gw>/ack); broker: on the broker's PUBACK (consumers without acks)")
+    ack_timeout_s: float = Field(default=60.0, gt=0, description="resend a batch not confirmed within this")
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
 
     @field_validator("url")
     @classmethod
-    def _check_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+    def _need_url(cls, value: str | None) -> str:
+        if not value:
             raise ValueError("mqtt url must look like mqtt://host:1883 or mqtts://host:8883")
-        if parts.password:
-            raise ValueError("put the password in mqtt.password / password_file, not in the url")
         return value
 
     @property
     def host(self) -> str:
-        return urlsplit(self.url).hostname or "127.0.0.1"
+        return self.address().host
 
     @property
     def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (8883 if self.tls else 1883)
+        return self.address().port
 
     @property
     def tls(self) -> bool:
-        return urlsplit(self.url).scheme in ("mqtts", "ssl") or self.ca_file is not None
-
-    def password_value(self) -> str | None:
-        """The password from (in order) the environment, password_file, or the config."""
-        env = os.environ.get(PASSWORD_ENV)
-        if env:
-            return env
-        if self.password_file is not None:
-            return self.password_file.read_text().splitlines()[0].strip()
-        return self.password.get_secret_value() if self.password else None
+        return self.address().tls
 
 
 class OutboxConfig(_Strict):

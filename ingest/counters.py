@@ -11,13 +11,15 @@ from typing import Any
 from meterflow import metrics
 
 FRAMES_IN = metrics.counter("meterflow_gateway_frames_in_total", "Frames received from sources", ("kind",))
-PUBLISHED = metrics.counter("meterflow_gateway_frames_published_total", "Frames acknowledged by the broker")
+PUBLISHED = metrics.counter("meterflow_gateway_frames_published_total",
+                            "Frames confirmed (committed by a decoder, or PUBACKed in broker mode)")
+RESENT = metrics.counter("meterflow_gateway_frames_resent_total", "Frames sent again, unconfirmed in time")
 SUPPRESSED = metrics.counter("meterflow_gateway_frames_suppressed_total", "Repeats inside the dedup window")
 DROPPED = metrics.counter("meterflow_gateway_frames_dropped_total", "Oldest frames dropped from a full outbox")
 BAD_INPUT = metrics.counter("meterflow_gateway_bad_input_total", "Unusable input from a source",
                             ("source", "reason"))
 MODBUS_POLLS = metrics.counter("meterflow_gateway_modbus_polls_total", "Modbus polls", ("result",))
-OUTBOX_DEPTH = metrics.gauge("meterflow_gateway_outbox_depth", "Frames waiting for a PUBACK")
+OUTBOX_DEPTH = metrics.gauge("meterflow_gateway_outbox_depth", "Frames waiting for confirmation")
 CONNECTED = metrics.gauge("meterflow_gateway_mqtt_connected", "1 while connected to the broker")
 
 
@@ -52,6 +54,7 @@ class GatewayCounters:
     frames_in: int = 0
     modbus_in: int = 0
     published: int = 0
+    resent: int = 0
     suppressed: int = 0
     dropped: int = 0
     bad_input: TallyCounter[str] = field(default_factory=TallyCounter)
@@ -86,6 +89,11 @@ class GatewayCounters:
             self.published += n
         PUBLISHED.inc(n)
 
+    def resend(self, n: int) -> None:
+        with self._lock:
+            self.resent += n
+        RESENT.inc(n)
+
     def bad(self, source: str, reason: str) -> None:
         with self._lock:
             self.bad_input[f"{source}:{reason}"] += 1
@@ -98,6 +106,7 @@ class GatewayCounters:
                 "frames_in": self.frames_in,
                 "modbus_in": self.modbus_in,
                 "published": self.published,
+                "resent": self.resent,
                 "suppressed": self.suppressed,
                 "dropped": self.dropped,
                 "bad_input": dict(self.bad_input),

@@ -16,10 +16,10 @@ from typing import Any
 from ingest.config import GatewayConfig
 from ingest.counters import OUTBOX_DEPTH, GatewayCounters
 from ingest.dedup import Deduplicator
-from ingest.frames import ModbusRead, ReceivedFrame
+from ingest.frames import FrameSink, ModbusRead, ReceivedFrame
 from ingest.outbox import Outbox
 from ingest.publisher import Publisher
-from ingest.sources import FrameSink, build_sources
+from ingest.sources import build_sources
 from ingest.status import online_payload
 from meterflow.logs import ctx, get_logger
 from meterflow.metrics import serve_metrics
@@ -28,7 +28,12 @@ log = get_logger(__name__)
 
 __all__ = ["Gateway", "GatewayConfig"]
 
-_QUEUE_MAX = 200_000  # frames between source threads and the outbox writer
+# Frames enter the outbox first, in small transactions: at most OUTBOX_TXN_FRAMES frames or OUTBOX_TXN_S
+# seconds after the first one is read. The hand-over queue between source threads and the outbox writer
+# is small and bounded (back-pressure on the sources), so a power cut loses at most that much.
+OUTBOX_TXN_FRAMES = 500
+OUTBOX_TXN_S = 0.05
+_QUEUE_MAX = 2 * OUTBOX_TXN_FRAMES
 
 
 class _QueueSink(FrameSink):
@@ -167,10 +172,9 @@ class Gateway:
         log.info("gateway running", extra=ctx(gateway_id=self.gateway_id, sources=len(workers),
                                               outbox_depth=self.outbox.depth, config=json.dumps(cfg.masked())))
         next_status = time.monotonic() + cfg.status_interval_s
-        wait = max(cfg.batch_max_ms / 1000.0, 0.05)
         try:
             while not stop.is_set():
-                self._pump(q, wait)
+                self._pump(q, OUTBOX_TXN_S)
                 if time.monotonic() >= next_status:
                     self.publish_status()
                     next_status = time.monotonic() + cfg.status_interval_s
@@ -182,12 +186,17 @@ class Gateway:
             self.close()
 
     def _pump(self, q: queue.Queue[ReceivedFrame | ModbusRead], wait: float) -> None:
-        """Move what sources produced into the outbox, in batches (one transaction each)."""
+        """Move what sources produced into the outbox: one transaction of at most OUTBOX_TXN_FRAMES frames,
+        committed at most OUTBOX_TXN_S after the first of them arrived."""
         items: list[ReceivedFrame | ModbusRead] = []
         try:
             items.append(q.get(timeout=wait) if wait > 0 else q.get_nowait())
-            while len(items) < 20_000:
-                items.append(q.get_nowait())
+            deadline = time.monotonic() + OUTBOX_TXN_S
+            while len(items) < OUTBOX_TXN_FRAMES:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                items.append(q.get(timeout=left) if wait > 0 else q.get_nowait())
         except queue.Empty:
             pass
         if not items:

@@ -21,6 +21,7 @@ from ingest.dongles.imst import ImstDecoder
 from ingest.dongles.rawhex import RawHexDecoder
 from ingest.frames import FrameSink
 from ingest.modbus_poller import ModbusPoller
+from meterflow import retry
 from meterflow.logs import ctx, get_logger
 
 if TYPE_CHECKING:
@@ -113,34 +114,39 @@ class StreamWorker:
         self.gateway_id = gateway_id
 
     def run(self, stop: threading.Event) -> None:
-        backoff = 0.5
+        """Open, read, and on failure reopen with the common back-off; a port that worked for a minute
+        before failing starts its back-off afresh."""
+        failures = (serial.SerialException, OSError, ValueError)
         while not stop.is_set():
             try:
-                port = open_port(self.port, self.baudrate)
-            except (serial.SerialException, OSError, ValueError) as exc:
-                log.warning("cannot open source port; retrying", extra=ctx(
-                    gateway_id=self.gateway_id, source=self.name, port=self.port, error=str(exc), retry_s=backoff))
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            log.info("source open", extra=ctx(gateway_id=self.gateway_id, source=self.name, port=self.port))
-            opened = time.monotonic()
-            try:
-                for cmd in self.decoder.init_commands():
-                    port.write(cmd)
-                self._read(port, stop)
-                if isinstance(port, _Stdin) and port.eof:
-                    log.info("source reached end of input", extra=ctx(gateway_id=self.gateway_id, source=self.name))
-                    return
-            except (serial.SerialException, OSError) as exc:
-                if time.monotonic() - opened > 60:
-                    backoff = 0.5  # it worked for a while: a fresh failure, not a flapping port
-                log.warning("source port failed; reopening", extra=ctx(
-                    gateway_id=self.gateway_id, source=self.name, error=str(exc), retry_s=backoff))
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-            finally:
-                port.close()
+                for attempt in retry.PORTS.retrying("source port", failures, stop, gateway_id=self.gateway_id,
+                                                    source=self.name, port=self.port):
+                    with attempt:
+                        if self._session(stop):
+                            return
+            except failures:
+                return  # stopped while the port was failing
+
+    def _session(self, stop: threading.Event) -> bool:
+        """One open port until it fails (raises, unless it had worked for a minute) or input ends (True)."""
+        port = open_port(self.port, self.baudrate)
+        log.info("source open", extra=ctx(gateway_id=self.gateway_id, source=self.name, port=self.port))
+        opened = time.monotonic()
+        try:
+            for cmd in self.decoder.init_commands():
+                port.write(cmd)
+            self._read(port, stop)
+            if isinstance(port, _Stdin) and port.eof:
+                log.info("source reached end of input", extra=ctx(gateway_id=self.gateway_id, source=self.name))
+                return True
+        except (serial.SerialException, OSError) as exc:
+            if time.monotonic() - opened <= 60:
+                raise
+            log.warning("source port failed; reopening", extra=ctx(gateway_id=self.gateway_id, source=self.name,
+                                                                   error=str(exc)))
+        finally:
+            port.close()
+        return stop.is_set()
 
     def _read(self, port: _Port, stop: threading.Event) -> None:
         decoder = self.decoder

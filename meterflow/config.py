@@ -19,30 +19,22 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from analytics.interruptions.config import InterruptionConfig
 from analytics.leaks.config import LeakConfig
 from analytics.vee.config import VeeConfig
+from meterflow.mqtt import MqttSettings
 from meterflow.plausibility import PlausibilitySettings
 from notify.config import NotifyConfig
 
 DEFAULT_TOML = Path("meterflow.toml")
 
 
-class MqttSettings(BaseModel):
-    """Broker connection shared by the gateway, the decoder service and the demo."""
-
-    url: str | None = Field(None, description="mqtt://host:1883 or mqtts://host:8883; unset = in-process broker")
-    username: str | None = None
-    password: SecretStr | None = None
-    ca_file: str | None = None
-    client_id_prefix: str = "meterflow"
-    topic_prefix: str = "meterflow/v1"
-    qos: int = 1
-
-
 class DecoderServiceSettings(BaseModel):
     """Tuning of `meterflow decoder`."""
 
     shared_group: str = "decoders"
+    session_expiry_s: int = Field(default=120, ge=0, description="broker keeps a vanished decoder's queue this long; "
+                                  "then its share goes to the living (gateways resend what was not acked)")
     batch_max_frames: int = 5000
     batch_max_ms: int = 200
     metrics_port: int = 9464
@@ -88,6 +80,7 @@ class Settings(BaseSettings):
     vee: VeeConfig = VeeConfig()
     leaks: LeakConfig = LeakConfig()
     notify: NotifyConfig = NotifyConfig()
+    interruptions: InterruptionConfig = InterruptionConfig()
     plausibility: PlausibilitySettings = PlausibilitySettings()
     storage: StorageSettings = StorageSettings()
 
@@ -112,10 +105,6 @@ class Settings(BaseSettings):
         if not self.mqtt.url and os.environ.get("METERFLOW_MQTT_URL"):
             self.mqtt.url = os.environ["METERFLOW_MQTT_URL"]
         return self
-
-    @property
-    def mqtt_url(self) -> str | None:
-        return self.mqtt.url
 
     def database_dsn(self) -> str | None:
         return self.database_url.get_secret_value() if self.database_url else None

@@ -33,7 +33,7 @@ class EnvelopeError(ValueError):
 class FrameBatch:
     gateway_id: str
     kind: str
-    frames: list[dict[str, Any]]
+    frames: list[Any]
     batch_id: str = ""
     sent: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -73,6 +73,8 @@ def decode_batch(payload: bytes) -> FrameBatch:
         body = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EnvelopeError(f"not JSON: {exc}") from None
+    except RecursionError:  # absurdly deep nesting: bad input like any other
+        raise EnvelopeError("not JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise EnvelopeError("envelope is not a JSON object")
     if body.get("v") != ENVELOPE_VERSION:
@@ -86,7 +88,7 @@ def decode_batch(payload: bytes) -> FrameBatch:
     return FrameBatch(
         gateway_id=gw,
         kind=kind,
-        frames=[f for f in frames if isinstance(f, dict)],
+        frames=frames,  # entries that are not objects are the consumer's to dead-letter, one by one
         batch_id=str(body.get("batch", "")),
         sent=float(body.get("sent") or 0.0),
         extra={k: v for k, v in body.items() if k not in known},

@@ -82,6 +82,9 @@ def leak_detection_flow(as_of: datetime | None = None, notify: bool = False, dry
     when = (as_of or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     with connect(resolve_dsn(s)) as conn:
         out = run_detection(conn, s, when).summary()
+        from pipelines.interruptions import run_interruptions  # its own step: supply interruptions
+
+        out["interruptions"] = run_interruptions(conn, s, when, notify, dry_run, refresh=False)
         out["maintenance"] = maintenance_step(conn, s)
         if notify:
             from notify.dispatch import channels_from_config, notify_open_alerts

@@ -12,30 +12,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import psycopg
 
-from services.decoder import FrameProcessor
+from services.processor import FrameProcessor
 from storage import raw_archive
 from storage.registry import load_keys
-from storage.writer import BatchWriter, DeadLetter, FrameRow
+from storage.writer import BatchWriter, DeadLetter, StagedFrame
 
 CHUNK = 2000
 NEVER_DECODES = ("not_hex",)
-
-
-def _retry(processor: FrameProcessor, kind: str, code: str, gw: str | None, received: datetime,
-           payload: bytes) -> tuple[list[FrameRow], list[DeadLetter]]:
-    if code == "bad_envelope" and kind in ("wmbus", "modbus"):
-        return processor.process(f"reprocess/{gw or 'unknown'}/{kind}", payload, received)
-    if kind == "wmbus":
-        return processor._wmbus_frames(gw, [{"t": received.timestamp(), "hex": payload.hex()}], received)
-    if kind == "modbus":
-        frame = orjson.loads(payload)
-        return processor._modbus_frames(gw, [frame] if isinstance(frame, dict) else [], received)
-    if kind == "wmbusmeters":
-        return processor._wmbusmeters(gw, payload, received)
-    return [], []
 
 
 def reprocess_dead_letters(dsn: str, timezone: str = "UTC", since: datetime | None = None,
@@ -68,15 +53,12 @@ def reprocess_dead_letters(dsn: str, timezone: str = "UTC", since: datetime | No
             if not chunk:
                 break
             last_id = chunk[-1][0]
-            rows: list[FrameRow] = []
+            rows: list[StagedFrame] = []
             dead: list[DeadLetter] = []
             decoded_ids: list[int] = []
             for ident, kind, code, gw, received, payload in chunk:
-                try:
-                    r, d = _retry(processor, kind, code, gw, received.astimezone(UTC), bytes(payload))
-                except Exception:  # a letter that breaks the decoder stays a dead letter
-                    r, d = [], []
-                if r and all(row[7] for row in r) and not d:
+                r, d = processor.retry(kind, code, gw, received.astimezone(UTC), bytes(payload)).split()
+                if r and all(row.decoded for row in r) and not d:
                     decoded_ids.append(ident)
                 rows.extend(r)
                 dead.extend(d)
@@ -107,10 +89,10 @@ def reprocess_archive(dsn: str, paths: list[Path], timezone: str = "UTC") -> dic
     out = {"frames": 0, "readings": 0, "dead_letters": 0}
     try:
         for path in paths:
-            rows: list[FrameRow] = []
+            rows: list[StagedFrame] = []
             dead: list[DeadLetter] = []
             for f in raw_archive.read(path):
-                r, d = _retry(processor, f.kind, "", f.gateway_id, f.received_at, f.data)
+                r, d = processor.retry(f.kind, "", f.gateway_id, f.received_at, f.data).split()
                 rows.extend(r)
                 dead.extend(d)
                 out["frames"] += 1

@@ -21,9 +21,11 @@ METER_COLUMNS = (
     "meter_id", "premise_ref", "customer_ref", "district", "install_date", "install_index_m3", "removal_date",
     "removal_index_m3", "register_digits", "verification_expiry", "manufacturer", "model", "medium",
     "street", "house_number", "postcode", "city", "lat", "lon", "role", "parent_meter_id", "tariff_group",
+    "phone", "email", "notice_consent",
 )
 ROLES = ("main", "garden", "inlet")
 COORDINATE_RANGES = {"lat": (-90.0, 90.0), "lon": (-180.0, 180.0)}
+CONSENT_WORDS = {"yes": True, "true": True, "1": True, "y": True, "no": False, "false": False, "0": False, "n": False}
 DATE_COLUMNS = frozenset({"install_date", "removal_date", "verification_expiry"})
 FLOAT_COLUMNS = frozenset({"install_index_m3", "removal_index_m3"})
 Progress = Callable[[int, int], None]
@@ -115,6 +117,10 @@ def _parse_value(column: str, text: str) -> Any:
         if parent is None:
             raise ValueError("parent_meter_id is malformed")
         return parent
+    if column == "notice_consent":
+        if text.lower() not in CONSENT_WORDS:
+            raise ValueError("notice_consent must be yes/no (true/false, 1/0)")
+        return CONSENT_WORDS[text.lower()]
     if column == "register_digits":
         digits = int(text)
         if not 1 <= digits <= 12:

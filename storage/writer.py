@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -28,7 +29,7 @@ from psycopg.types.json import Jsonb, set_json_dumps
 from meterflow.periods import month_start, next_month
 from storage.flavor import ensure_partitions
 
-# Column order of a staged frame row (the tuple `FrameRow` callers build).
+# The staging table's columns, in COPY order; StagedFrame below has exactly these fields.
 STAGE_COLUMNS = (
     ("digest", "bytea"),
     ("kind", "text"),
@@ -49,13 +50,56 @@ STAGE_COLUMNS = (
     ("fields", "jsonb"),
 )
 STAGE_TYPES = [t for _, t in STAGE_COLUMNS]
-# (digest, kind, meter_id, gateway_id, received_at, rssi, frame, decoded, time, total_m3, target_m3,
-#  target_date, flow_m3h, status, alarms, source, fields)
-FrameRow = tuple[Any, ...]
+
+
+@dataclass(slots=True)
+class StagedFrame:
+    """One received frame as it is staged: always a raw_frames row, and a readings row when `decoded`.
+
+    `fields` is already-encoded JSON (bytes): encoding happens per frame in the decoder, so a value that
+    cannot be encoded fails that frame alone, never a batch's COPY."""
+
+    digest: bytes
+    kind: str
+    meter_id: str | None
+    gateway_id: str | None
+    received_at: datetime
+    rssi: int | None
+    frame: bytes
+    decoded: bool
+    time: datetime | None = None
+    total_m3: float | None = None
+    target_m3: float | None = None
+    target_date: date | None = None
+    flow_m3h: float | None = None
+    status: str | None = None
+    alarms: list[str] | None = None
+    source: str | None = None
+    fields: bytes | None = None
+
+
+_STAGE_NAMES = tuple(name for name, _ in STAGE_COLUMNS)
+assert tuple(StagedFrame.__slots__) == _STAGE_NAMES, "StagedFrame fields must follow STAGE_COLUMNS"
+_stage_values = attrgetter(*_STAGE_NAMES)
+#: bytes of a dead letter's payload that are stored; the rest is counted in payload_bytes
+DEAD_LETTER_PAYLOAD_MAX = 16_384
+
+
+def _pre_encoded(data: bytes) -> bytes:
+    return data
+
+
+def _copy_row(row: StagedFrame) -> tuple[Any, ...]:
+    values = _stage_values(row)
+    if row.fields is None:
+        return values
+    return (*values[:-1], Jsonb(row.fields, dumps=_pre_encoded))
+
 
 DEAD_LETTER_SQL = """
-INSERT INTO dead_letters (digest, kind, error_code, detail, meter_id, manufacturer, gateway_id, received_at, payload)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+INSERT INTO dead_letters (digest, kind, error_code, detail, meter_id, manufacturer, gateway_id, received_at, payload,
+                          payload_bytes)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (digest) DO UPDATE SET attempts = dead_letters.attempts + 1, last_attempt_at = now(),
     error_code = excluded.error_code, detail = excluded.detail
 """
@@ -125,10 +169,6 @@ def _dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, default=str)
 
 
-def jsonb(fields: dict[str, Any] | None) -> Jsonb | None:
-    return Jsonb(fields) if fields else None
-
-
 class BatchWriter:
     """One connection, one staging table; `write` commits a whole batch or raises (nothing half-done)."""
 
@@ -159,13 +199,13 @@ class BatchWriter:
                 self.conn.close()
             self.conn = None
 
-    def _ensure_partitions(self, conn: psycopg.Connection, rows: Sequence[FrameRow]) -> None:
+    def _ensure_partitions(self, conn: psycopg.Connection, rows: Sequence[StagedFrame]) -> None:
         now = datetime.now(UTC)
         lo, hi = now - PARTITION_PAST, now + PARTITION_FUTURE
         months: set[date] = set()
         last: date | None = None
         for row in rows:
-            t = row[8]
+            t = row.time
             if t is None or not (lo <= t <= hi):
                 continue
             m = date(t.year, t.month, 1)
@@ -178,7 +218,7 @@ class BatchWriter:
             ensure_partitions(conn, start, datetime(nm.year, nm.month, 1, tzinfo=UTC) - timedelta(microseconds=1))
         conn.commit()
 
-    def write(self, rows: Sequence[FrameRow], dead: Sequence[DeadLetter] = ()) -> WriteResult:
+    def write(self, rows: Sequence[StagedFrame], dead: Sequence[DeadLetter] = ()) -> WriteResult:
         """Store a batch in one transaction; raises psycopg.Error (rolled back) when the database fails."""
         started = time.perf_counter()
         conn = self.connect()
@@ -190,17 +230,18 @@ class BatchWriter:
                     with cur.copy("COPY stage_frames FROM STDIN (FORMAT BINARY)") as copy:
                         copy.set_types(STAGE_TYPES)
                         for row in rows:
-                            copy.write_row(row)
+                            copy.write_row(_copy_row(row))
                     out = cur.execute(MOVE_SQL).fetchone()
                     assert out is not None
                     result.new_frames, result.readings, result.resolved = int(out[0]), int(out[1]), int(out[2])
-                result.decoded = sum(1 for r in rows if r[7])
+                result.decoded = sum(1 for r in rows if r.decoded)
             if dead:
                 with conn.cursor() as cur:
                     cur.executemany(
                         DEAD_LETTER_SQL,
                         [(d.digest, d.kind, d.error_code, d.detail[:1000], d.meter_id, d.manufacturer,
-                          d.gateway_id, d.received_at, d.payload) for d in dead],
+                          d.gateway_id, d.received_at, d.payload[:DEAD_LETTER_PAYLOAD_MAX], len(d.payload))
+                         for d in dead],
                     )
                 for d in dead:
                     result.dead_by_code[d.error_code] = result.dead_by_code.get(d.error_code, 0) + 1

@@ -30,7 +30,8 @@ TIMESCALE_ENV = "METERFLOW_TIMESCALE_URL"  # a server preloading TimescaleDB: th
 FLAVOUR_AREAS = ("storage", "billing", "leaks", "dashboards")
 DATA_TABLES = ("readings", "raw_frames", "dead_letters", "alerts", "billing_audit", "billing_results",
                "billing_runs", "meters", "consumption_hourly", "consumption_daily", "district_daily",
-               "meter_last_heard", "heard_hourly", "reading_conflicts", "tariff_changes", "alert_events")
+               "meter_last_heard", "heard_hourly", "reading_conflicts", "tariff_changes", "alert_events",
+               "interruption_notices", "notice_subscriptions", "interruptions", "planned_works")
 
 
 def _reachable(url: str, default_port: int) -> bool:

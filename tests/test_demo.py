@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -43,7 +44,8 @@ def _check(result: DemoResult) -> None:
     assert result.counts["dead_letters"] == 0
     with psycopg.connect(result.dsn) as conn:
         distinct = conn.execute("SELECT count(DISTINCT (meter_id, time)) FROM readings"
-                                " WHERE meter_id NOT IN (SELECT meter_id FROM meters WHERE role = 'inlet')").fetchone()
+                                " WHERE meter_id NOT IN (SELECT meter_id FROM meters WHERE role = 'inlet'"
+                                " OR district LIKE 'AREA-%')").fetchone()  # the interruption area is apart
         inlets = conn.execute("SELECT count(*) FROM readings r JOIN meters m USING (meter_id)"
                               " WHERE m.role = 'inlet' AND r.source = 'modbus'").fetchone()
         days = conn.execute("SELECT count(DISTINCT bucket) FROM consumption_daily").fetchone()
@@ -54,6 +56,12 @@ def _check(result: DemoResult) -> None:
     assert result.report is not None and result.report.exists()
     html = result.report.read_text()
     assert "Fleet daily consumption" in html and "plotly" in html
+    # one of each: a street cut, a district cut told by dry alarms, a communication outage, where they were
+    shown = {(i["kind"], i["street"], i["cause"]) for i in result.interruptions}
+    assert shown == {("supply", "Lipowa", "standstill"), ("supply", None, "dry_alarm"),
+                     ("communication", None, "silence")}
+    assert all(i["true_start"] <= i["start_at"] <= i["true_start"] + timedelta(hours=1)
+               and i["end_at"] == i["true_end"] for i in result.interruptions)
 
 
 @pytest.mark.slow

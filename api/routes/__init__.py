@@ -9,4 +9,5 @@ ROUTERS: list[str] = [
     "api.routes.customer:router",
     "api.routes.console:router",
     "api.routes.alerts:router",
+    "api.routes.interruptions:router",
 ]

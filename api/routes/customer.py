@@ -27,6 +27,7 @@ from meterflow.periods import add_months, next_month
 from meterflow.plausibility import check_index, check_time
 from storage import customer_queries as cq
 from storage.alerts import customer_incidents
+from storage.interruptions import street_interruption
 
 router = APIRouter(tags=["customer"])
 P = ParamSpec("P")
@@ -202,7 +203,7 @@ def _page_context(request: Request, conn: psycopg.Connection, customer_ref: str,
     avg_now = cust.average_l_per_day(daily.filter(pl.col("day") < today))  # today is not over yet
     charts = {
         "daily": cf.daily_figure(daily, point.exchanges, lang, daily_ly, avg_now),
-        "monthly": cf.monthly_figure(monthly, last_year, lang),
+        "monthly": cf.monthly_figure(monthly, last_year, lang, point.exchanges),
         "hourly": cf.hourly_figure(hourly, lang),
     }
     incident_rows = []
@@ -225,10 +226,12 @@ def _page_context(request: Request, conn: psycopg.Connection, customer_ref: str,
         "avg_last_year": cust.average_l_per_day(daily_ly.filter(pl.col("day") < today - timedelta(days=364))),
         "missing_days": int(daily["missing"].sum()),
         "month_so_far": monthly["consumption_m3"][-1],
-        "monthly": [{**r, "last_year": ly_by_month.get(add_months(r["month"], -12))}
+        "monthly": [{**r, "last_year": ly_by_month.get(add_months(r["month"], -12)),
+                     "exchange": any(d.replace(day=1) == r["month"] for d in point.exchanges)}
                     for r in monthly.iter_rows(named=True)],
         "daily_rows": daily.filter(pl.col("in_service")).to_dicts(),
         "incidents": incident_rows,
+        "interruption": street_interruption(conn, customer_ref),
         "open_leaks": [r for r in incident_rows if r["leak"] and r["state"] == "open"],
         "recent_leaks": [r for r in incident_rows if r["leak"] and r["state"] != "open"
                          and (r["resolved_at"] or r["last_seen"]) >= at - timedelta(days=30)],

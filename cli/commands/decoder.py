@@ -12,15 +12,11 @@ from typing import Any
 
 import click
 
+from meterflow import retry
 from meterflow.config import Settings
 from meterflow.logs import ctx, get_logger
 
 log = get_logger(__name__)
-
-
-def mqtt_url_of(settings: Settings) -> str | None:
-    """settings.mqtt.url (METERFLOW_MQTT__URL or [mqtt] url), else METERFLOW_MQTT_URL."""
-    return settings.mqtt.url
 
 
 NO_BROKER = ("no MQTT broker configured: set METERFLOW_MQTT_URL (or METERFLOW_MQTT__URL, or url under [mqtt] in "
@@ -33,15 +29,16 @@ NO_BROKER = ("no MQTT broker configured: set METERFLOW_MQTT_URL (or METERFLOW_MQ
                    "Each of N decoders sharing the load needs its own; reuse it after a restart.")
 @click.option("--receive-maximum", default=1000, show_default=True, type=click.IntRange(1, 65535),
               help="MQTT 5: unacknowledged messages the broker may send before waiting for acks.")
-@click.option("--protocol", type=click.Choice(["auto", "5", "3.1.1"]), default="auto", show_default=True,
-              help="MQTT protocol; auto probes the broker (MQTT 5 enables shared subscriptions).")
+@click.option("--protocol", type=click.Choice(["auto", "5", "3.1.1"]), default=None,
+              help="MQTT protocol (default: mqtt.protocol, auto); auto asks the broker (MQTT 5 enables "
+                   "shared subscriptions).")
 @click.option("--metrics-port", type=int, default=None, help="Serve /metrics here (default from settings; 0=off).")
 @click.option("--retire", is_flag=True,
               help="On SIGTERM/SIGINT drain what the broker queued for this instance, then end its broker "
                    "session (scaling down for good). Without it the broker keeps queueing this instance's "
                    "share of a shared subscription until it returns.")
 @click.pass_obj
-def decoder(settings: Settings, instance: str | None, receive_maximum: int, protocol: str,
+def decoder(settings: Settings, instance: str | None, receive_maximum: int, protocol: str | None,
             metrics_port: int | None, retire: bool) -> None:
     """Consume gateway batches from MQTT, decode, store readings; ack only what is committed."""
     import psycopg
@@ -49,7 +46,7 @@ def decoder(settings: Settings, instance: str | None, receive_maximum: int, prot
     from cli.embedded import database_dsn
     from services.decoder import DecoderService
 
-    url = mqtt_url_of(settings)
+    url = settings.mqtt.url
     if not url:
         raise click.UsageError(NO_BROKER)
     name = instance or socket.gethostname()
@@ -63,17 +60,19 @@ def decoder(settings: Settings, instance: str | None, receive_maximum: int, prot
 
     signal.signal(signal.SIGTERM, _signal)
     signal.signal(signal.SIGINT, _signal)
-    while True:  # the database may be down when the decoder starts: wait for it, do not exit
-        try:
-            service.start()
-            break
-        except (psycopg.OperationalError, RuntimeError) as exc:
-            log.error("database not reachable; retrying in 5 s", extra=ctx(error=str(exc).strip().splitlines()[0]))
-            if stop.wait(5):
-                sys.exit(0)
+    try:  # the database may be down when the decoder starts: wait for it, do not exit
+        for attempt in retry.DEFAULT.retrying("decoder start (database)", (psycopg.OperationalError, OSError),
+                                              stop, instance=name):
+            with attempt:
+                service.start()
+    except (psycopg.OperationalError, OSError):
+        sys.exit(0)  # stopped before the database came
     log.info("decoder running", extra=ctx(instance=name))
     while not stop.wait(0.5):
-        pass
+        if service.failed:
+            log.critical("decoder failed; exiting so the supervisor restarts it", extra=ctx(error=service.failed))
+            service.stop(timeout=5)
+            sys.exit(70)
     log.info("stopping: committing the current batch")
     ok = service.stop(retire=retire)
     log.info("decoder stopped", extra=ctx(**service.stats()))

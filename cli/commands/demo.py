@@ -39,8 +39,8 @@ def demo(settings: Settings, meters: int, days: int, seed: int, gateways: int, o
     if as_json:
         click.echo(json.dumps({"counts": result.counts, "truth": result.truth, "timings_s": result.timings,
                                "elapsed_s": elapsed, "report": str(result.report),
-                               "customer_link": result.customer_link, "matches_truth": result.matches_truth},
-                              indent=2))
+                               "customer_link": result.customer_link, "matches_truth": result.matches_truth,
+                               "interruptions": result.interruptions}, indent=2, default=str))
     else:
         c, t = result.counts, result.truth
         click.echo(f"frames sent         {c['frames_sent']:>10}  (truth: {t['frames_emitted']} emitted, "
@@ -53,6 +53,11 @@ def demo(settings: Settings, meters: int, days: int, seed: int, gateways: int, o
                    "/dashboards/balance shows DMA-02's network leak)")
         click.echo("every telegram not deliberately dropped stored exactly once: "
                    + ("yes" if result.matches_truth else "NO"))
+        for i in result.interruptions:
+            where = f"{i['district']} {i['street'] or '(whole district)'}"
+            click.echo(f"interruption        {i['kind']:13} {i['cause']:10} {where:24} {i['start_at']:%m-%d %H:%M}-"
+                       f"{i['end_at']:%H:%M} UTC (truth {i['true_start']:%H:%M}-{i['true_end']:%H:%M})"
+                       if i["end_at"] and i["true_start"] else f"interruption        {i['kind']} {where} (no truth)")
         click.echo(f"chart page          {result.report.resolve() if result.report else '-'}")
         click.echo(f"database            {mask_url(result.dsn)}")
         click.echo(f"took                {elapsed} s")

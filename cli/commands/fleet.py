@@ -40,16 +40,22 @@ def fleet() -> None:
 @click.option("--repeat-rate", type=click.FloatRange(0, 1), default=0.02, show_default=True)
 @click.option("--intervals/--no-intervals", default=False, show_default=True,
               help="Also write truth/intervals.parquet (litres per meter and quarter-hour).")
+@click.option("--interruptions", is_flag=True,
+              help="In the last days: a street cut, a district cut and a communication outage (truth/events.csv).")
 def simulate(meters: int, days: int, seed: int, start: datetime, out_dir: Path, fmt: str, gateways: int,
              leak_share: float, exchange_share: float, rollover_share: float, loss_rate: float,
-             repeat_rate: float, intervals: bool) -> None:
+             repeat_rate: float, intervals: bool, interruptions: bool) -> None:
     """Simulate N meters for D days and write frames, meters.csv, keys.csv and truth/."""
-    from fixtures.fleet import FleetConfig, build_fleet
+    from dataclasses import replace
+
+    from fixtures.fleet import FleetConfig, build_fleet, default_area_events
 
     began = time.perf_counter()
     cfg = FleetConfig(meters=meters, days=days, seed=seed, start=start.replace(tzinfo=UTC),
                       leak_share=leak_share, exchange_share=exchange_share, rollover_share=rollover_share,
                       loss_rate=loss_rate, repeat_rate=repeat_rate)
+    if interruptions:
+        cfg = replace(cfg, area_events=default_area_events(cfg))
     built = build_fleet(cfg)
     truth_dir = out_dir / "truth"
     truth_dir.mkdir(parents=True, exist_ok=True)

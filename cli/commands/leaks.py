@@ -338,3 +338,13 @@ def _eval_real_homes(path: str, s: Settings, seed: int, plot_dir: str | None, as
         for p in write_figure(fig, plot_dir, "leaks_timeline_daiad"):
             _progress(f"wrote {p}")
     sys.stdout.flush()
+
+
+def _add_interruptions_eval() -> None:
+    """`meterflow eval interruptions` lives with the interruptions commands."""
+    from cli.commands.interruptions import eval_interruptions
+
+    eval_group.add_command(eval_interruptions)
+
+
+_add_interruptions_eval()

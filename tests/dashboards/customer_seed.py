@@ -7,6 +7,7 @@ K-ORD  an ordinary household: main meter K1 (hourly remote reads since Dec 2024,
 K-EXC  meter E1 exchanged for E2 on 14 February 2026 (same premise).
 K-NEW  meter N1 installed on 10 February 2026: February is its first month of data.
 K-BRS  meter B1 with a 32 m3 burst on 20 February 2026 (open burst alert) and a leak closed last August.
+K-MIG  meter M9 installed in 2020 (index 0) whose reads reach meterflow only from 20 February 2026 (at 350 m3).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ START = datetime(2024, 12, 1, tzinfo=UTC)
 EXCHANGE = datetime(2026, 2, 14, 10, 0, tzinfo=UTC)
 N1_FROM = datetime(2026, 2, 10, 9, 0, tzinfo=UTC)
 BURST = datetime(2026, 2, 20, 2, 0, tzinfo=UTC)
+MIGRATED = datetime(2026, 2, 20, 9, 0, tzinfo=UTC)  # M9: installed in 2020, read by meterflow since then
 GARDEN_GAP = (datetime(2026, 1, 20, tzinfo=UTC), datetime(2026, 2, 10, tzinfo=UTC))
 BILLED = ((date(2026, 1, 1), date(2026, 2, 1)), (date(2026, 2, 1), date(2026, 3, 1)))
 CUSTOMER_TABLES = ("readings", "alerts", "billing_audit", "billing_results", "billing_runs", "meters",
@@ -77,6 +79,7 @@ def seed(conn: psycopg.Connection, settings: Settings) -> None:
         ("E2", "K-EXC", "P-EXC", "main", None, date(2026, 2, 14), 0.0, None, None, "G1", date(2032, 2, 14)),
         ("N1", "K-NEW", "P-NEW", "main", None, date(2026, 2, 10), 5.0, None, None, "G2", date(2032, 2, 10)),
         ("B1", "K-BRS", "P-BRS", "main", None, date(2024, 12, 1), 40.0, None, None, "G1", date(2031, 1, 1)),
+        ("M9", "K-MIG", "P-MIG", "main", None, date(2020, 5, 1), 0.0, None, None, "G1", date(2030, 5, 1)),
     ]
     rng = np.random.default_rng(16)
     reads: dict[str, list[tuple[datetime, float, str]]] = {}
@@ -85,6 +88,7 @@ def seed(conn: psycopg.Connection, settings: Settings) -> None:
     reads["E1"] = [(t, v, "wmbus") for t, v in e1]
     reads["E2"] = [(t, v, "wmbus") for t, v in _hourly(EXCHANGE, NOW, 0.0, 12.0, rng)]
     reads["N1"] = [(t, v, "wmbus") for t, v in _hourly(N1_FROM, NOW, 5.0, 10.0, rng)]
+    reads["M9"] = [(t, v, "wmbus") for t, v in _hourly(MIGRATED, NOW, 350.0, 10.0, rng)]
     b1 = _hourly(START, NOW, 40.0, 11.0, rng)
     burst_hours = {BURST + timedelta(hours=h) for h in range(1, 7)}
     extra, b1_burst = 0.0, []
@@ -143,7 +147,8 @@ def exported(settings: Settings, start: date, end: date) -> dict[str, float]:
     assert result.exit_code == 0, result.output
     out: dict[str, float] = {}
     for row in csv.DictReader(io.StringIO(result.stdout)):
-        out[row["meter_id"]] = out.get(row["meter_id"], 0.0) + float(row["consumption_m3"])
+        if row["consumption_m3"]:  # empty: no figure for that meter (no reads in the period)
+            out[row["meter_id"]] = out.get(row["meter_id"], 0.0) + float(row["consumption_m3"])
     return out
 
 

@@ -68,7 +68,7 @@ def test_first_month_exchange_and_burst_pages(client: TestClient, customers: Cus
     assert f'id="avg-now">{average} <small>' in new
     assert re.search(r'id="avg-last-year"><span class="nodata">brak danych', new)
     exc = client.get(link(customers.settings, "K-EXC")).text
-    assert 'id="missing-days">0<' in exc and "wymiana wodomierza" in exc
+    assert 'id="missing-days">0<' in exc and "wymiana wodomierza: zużycie starego i nowego zsumowane" in exc
     assert 'data-status="removed"' in exc and "Wodomierz nr E1" in exc and "Wodomierz nr E2" in exc
     burst = client.get(link(customers.settings, "K-BRS")).text
     assert "Możliwy wyciek." in burst and "Nie wykryto wycieku" not in burst
@@ -81,12 +81,22 @@ def test_first_month_exchange_and_burst_pages(client: TestClient, customers: Cus
         link(customers.settings, "K-ORD", lang="en")).text
 
 
+def test_a_meter_read_only_lately_does_not_count_its_whole_life_in_one_day(client: TestClient,
+                                                                          customers: Customers) -> None:
+    html = client.get(link(customers.settings, "K-MIG")).text
+    days = dict(re.findall(r'<tr><th scope="row">(\d\d\.\d\d\.\d{4})</th><td class="num">([^<]+)</td>', html))
+    assert days["19.02.2026"] == "brak odczytu"  # installed long ago, but no reading that day
+    first = float(days["20.02.2026"].replace("\u00a0", "").replace(",", "."))
+    assert 0 < first < 400  # from 10:00 on: the day's own use, not 350 m3 since the installation
+
+
 def test_read_types_in_the_garden_meter_table(client: TestClient, customers: Customers) -> None:
     html = client.get(link(customers.settings, "K-ORD", "/meters/K1G")).text
     types = re.findall(r'<tr data-type="([a-z_]+)">', html)
     assert {"remote", "self_read", "imported", "estimated"} <= set(types)
     assert types[0] == "estimated"  # February ended on an estimate (01.03.2026 00:00), the newest row
     assert ">samoodczyt<" in html and ">szacowany<" in html and ">zaimportowany<" in html
+    assert "<dt>Za wodomierzem głównym</dt><dd>K1</dd>" in html and "podlicznik ogrodowy" in html
 
 
 def test_error_pages_in_the_customers_language(client: TestClient, customers: Customers) -> None:

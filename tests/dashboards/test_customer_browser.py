@@ -71,6 +71,10 @@ def test_customer_page_in_chromium(browser: Any, base_url: str, customers: Custo
         bar = visit.page.evaluate("() => { const t = document.getElementById('chart-monthly').data[0];"
                                   " return t.y[t.customdata.indexOf('2026-02')]; }")
         assert bar == pytest.approx(billed, abs=5e-4)
+        if customer == "K-EXC":  # the exchange is marked on the daily and the monthly chart
+            marks = visit.page.evaluate("() => ['chart-daily', 'chart-monthly'].map(id => (document.getElementById(id)"
+                                        ".layout.annotations || []).map(a => a.text))")
+            assert all("wymiana wodomierza" in texts for texts in marks), marks
         count, report = visit.accessibility_violations()
         assert count == 0, f"{customer} contrast={contrast or 'normal'}: {report}"
         assert not visit.errors, visit.errors

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 import re
 import signal
 import subprocess
@@ -16,9 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from cli.embedded import free_port, wait_for_port
 from decoders.wmbus.testing import to_format_a
@@ -120,8 +118,12 @@ class Broker:
         if tls:
             conf = conf.replace(f"listener {self.port} 127.0.0.1", f"listener {self.port} 127.0.0.1\n"
                                 f"cafile {tls[0]}\ncertfile {tls[1]}\nkeyfile {tls[2]}")
+        # the shipped access rules name host files: tests of the gateway log in only where they test logins
+        conf = re.sub(r"(?m)^(allow_anonymous|password_file|acl_file) .*$", "", conf)
         if password_file:
-            conf = conf.replace("allow_anonymous true", f"allow_anonymous false\npassword_file {password_file}")
+            conf += f"\nallow_anonymous false\npassword_file {password_file}\n"
+        else:
+            conf += "\nallow_anonymous true\n"
         # run as whoever runs the tests (as root, Mosquitto would switch to user "mosquitto" and could not
         # write its persistence file into the test's private directory)
         conf += f"\nuser {getpass.getuser()}\nlog_dest file {self.dir}/mosquitto.log\n{extra}\n"
@@ -154,22 +156,24 @@ class Broker:
 class Subscriber:
     """Collects envelope frames; MQTT 5 persistent session (clean start off, session expiry), QoS 1."""
 
-    def __init__(self, url: str, filters: list[str], client_id: str | None = None) -> None:
+    def __init__(self, url: str, filters: list[str], client_id: str | None = None, ack: bool = True,
+                 username: str | None = None, password: str | None = None, ca_file: Path | None = None) -> None:
+        from meterflow.mqtt import MqttSettings, connect_properties, make_client
+
+        self.ack = ack
         self.frames: list[dict[str, Any]] = []
         self.batches: list[Any] = []
         self.messages: dict[str, list[bytes]] = {}
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
         self.filters = filters
-        host, port = url.removeprefix("mqtt://").split(":")
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"sub-{uuid.uuid4().hex[:8]}",
-                                  protocol=mqtt.MQTTv5)
+        cfg = MqttSettings(url=url, username=username, password=password, ca_file=ca_file)
+        self.client = make_client(cfg, client_id or f"sub-{uuid.uuid4().hex[:8]}", True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(min_delay=1, max_delay=1)
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 3600
-        self.client.connect(host, int(port), clean_start=False, properties=props)
+        addr = cfg.address()
+        self.client.connect(addr.host, addr.port, clean_start=False, properties=connect_properties(3600))
         self.client.loop_start()
         assert self.subscribed.wait(10), "subscriber did not subscribe"
 
@@ -185,6 +189,9 @@ class Subscriber:
                 batch = decode_batch(msg.payload)
                 self.batches.append(batch)
                 self.frames.extend(batch.frames)
+                if self.ack:  # as a decoder does after its commit: the gateway may drop these frames
+                    ack_topic = msg.topic.rsplit("/", 1)[0] + "/ack"
+                    client.publish(ack_topic, json.dumps({"batches": [batch.batch_id]}), qos=1)
 
     def wait_for(self, predicate: Any, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

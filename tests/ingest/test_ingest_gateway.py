@@ -77,10 +77,12 @@ def test_password_never_logged(tmp_path: Path, mqtt_url: str, prefix: str, caplo
     secret = "pw-Zq81-never-in-logs"
     cfg = make_config(tmp_path, mqtt_url, prefix, mqtt={"username": "gw-user", "password": secret})
     caplog.set_level(logging.DEBUG)
+    decoder = Subscriber(mqtt_url, [f"{prefix}/+/wmbus"])  # acknowledges like a decoder
     gw = Gateway(cfg)
     gw.publish_frames([ReceivedFrame(corpus_frames[0], T0)])
     assert gw.drain(10)
     gw.close()
+    decoder.close()
     assert cfg.mqtt.password_value() == secret
     assert secret not in json.dumps(cfg.masked())
     text = "\n".join(LogfmtFormatter().format(r) + JsonFormatter().format(r) for r in caplog.records)
@@ -166,3 +168,27 @@ port = "-"
     assert any(r["msg"] == "bad input from source" and r.get("reason") == "not_hex" for r in logs)
     assert all(r.get("gateway_id") == "gw-cli" for r in logs if r["logger"].startswith("ingest"))
     assert time.time()  # the process stopped cleanly within the timeout
+
+
+def test_a_puback_is_not_delivery_only_a_commit_ack_is(tmp_path: Path, mqtt_url: str, prefix: str,
+                                                        corpus_frames: list[bytes]) -> None:
+    """No subscriber (PUBACK 0x10) and a subscriber that never acknowledges commits both leave the frames in
+    the outbox, sent again after ack_timeout_s; the first commit acknowledgement empties it."""
+    cfg = make_config(tmp_path, mqtt_url, prefix, batch_max_frames=20, mqtt={"ack_timeout_s": 1.0})
+    frames = [ReceivedFrame(d, T0 + i, -70) for i, d in enumerate(corpus_frames[:60])]
+    with Gateway(cfg) as gw:
+        assert gw.publish_frames(frames) == 60
+        assert not gw.drain(2.0)  # PUBACK 0x10 "no matching subscribers": not delivered
+        assert gw.outbox.depth == 60 and gw.counters.published == 0
+        silent = Subscriber(mqtt_url, [f"{prefix}/+/wmbus"], ack=False)  # receives, never commits
+        assert silent.wait_for(lambda s: len(s.frames) >= 60, 10)
+        assert not gw.drain(2.5)
+        assert gw.outbox.depth == 60 and gw.counters.published == 0
+        assert silent.wait_for(lambda s: len(s.frames) >= 120, 10)  # unconfirmed batches were sent again
+        assert gw.counters.resent >= 60
+        silent.close()
+        decoder = Subscriber(mqtt_url, [f"{prefix}/+/wmbus"])
+        assert gw.drain(15)
+        assert gw.outbox.depth == 0 and gw.counters.published == 60
+        decoder.close()
+    assert {f["hex"] for f in decoder.frames} == {f.data.hex().upper() for f in frames}

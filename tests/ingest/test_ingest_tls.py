@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ingest_testlib import Broker, free_port, make_config, make_tls_files
+from ingest_testlib import Broker, Subscriber, free_port, make_config, make_tls_files
 
 from ingest.frames import ReceivedFrame
 from ingest.gateway import Gateway
@@ -47,9 +47,11 @@ def test_tls_with_password(tmp_path: Path, tls_broker: Broker, prefix: str, corp
     ca = tmp_path / "tls" / "ca.crt"
     good = make_config(tmp_path / "a", url, prefix, mqtt={"username": "gw-tls", "password": "right-horse-battery",
                                                           "ca_file": str(ca)})
+    decoder = Subscriber(url, [f"{prefix}/+/wmbus"], username="gw-tls", password="right-horse-battery", ca_file=ca)
     with Gateway(good) as gw:
         assert gw.publish_frames(frames(corpus_frames, 100)) == 100
         assert gw.drain(10) and gw.publisher.connected
+    decoder.close()
 
     bad = make_config(tmp_path / "b", url, prefix, mqtt={"username": "gw-tls", "password": "wrong-horse-battery",
                                                          "ca_file": str(ca)})
@@ -89,9 +91,13 @@ def test_broker_down_full_outbox_drops_oldest(tmp_path: Path, prefix: str, corpu
 
 def test_mqtt_311(tmp_path: Path, mqtt_url: str, prefix: str, corpus_frames: list[bytes]) -> None:
     cfg = make_config(tmp_path, mqtt_url, prefix, mqtt={"protocol": "3.1.1"})
+    decoder = Subscriber(mqtt_url, [f"{prefix}/+/wmbus"])
     with Gateway(cfg) as gw:
         assert gw.publish_frames(frames(corpus_frames, 100)) == 100
         assert gw.drain(10)
+        assert not gw.publisher._v5
+    decoder.close()
+    assert len(decoder.frames) == 100
 
 
 def test_auto_falls_back_to_311_for_a_broker_without_mqtt5(tmp_path: Path, prefix: str,
@@ -101,7 +107,7 @@ def test_auto_falls_back_to_311_for_a_broker_without_mqtt5(tmp_path: Path, prefi
     broker = EmbeddedBroker()
     url = broker.start()
     try:
-        cfg = make_config(tmp_path, url, prefix, mqtt={"protocol": "auto"})
+        cfg = make_config(tmp_path, url, prefix, mqtt={"protocol": "auto", "delivery": "broker"})
         with Gateway(cfg) as gw:
             assert gw.publish_frames(frames(corpus_frames, 50)) == 50
             assert gw.drain(20)
@@ -127,7 +133,10 @@ def test_refused_batches_stay_in_the_outbox(tmp_path: Path, prefix: str, corpus_
             assert "broker refused a batch" in caplog.text
             acl.write_text("topic readwrite #\n")
             broker.reload()
+            time.sleep(0.5)
+            decoder = Subscriber(broker.url, [f"{prefix}/+/wmbus"])
             assert gw.drain(15)
             assert gw.counters.published == 40
+        decoder.close()
     finally:
         broker.stop()

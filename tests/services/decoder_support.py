@@ -12,9 +12,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # a checkout installed before `services` joined pyproject
@@ -23,39 +21,74 @@ if str(REPO_ROOT) not in sys.path:  # a checkout installed before `services` joi
 from cli.embedded import free_port, wait_for_port  # noqa: E402
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-BROKER_CONF = REPO_ROOT / "deploy" / "mosquitto" / "meterflow.conf"
-# What the test broker must have even if deploy/mosquitto/meterflow.conf is missing: no message-count
-# limit on queues (the default 1000 silently drops QoS 1 messages for a lagging subscriber).
-FALLBACK_CONF = "max_queued_messages 0\nmax_queued_bytes 1073741824\nmax_inflight_messages 100\n"
+BROKER_DIR = REPO_ROOT / "deploy" / "mosquitto"
+BROKER_CONF = BROKER_DIR / "meterflow.conf"
+BROKER_ACL = BROKER_DIR / "meterflow.acl"
+# Settings whose values name host paths or the shipped port: the private broker replaces them.
+_LOCAL = ("listener", "persistence_location", "password_file", "acl_file", "log_dest", "pid_file", "user",
+          "cafile", "certfile", "keyfile")
 
 
 wait_port = wait_for_port
 
 
 class PrivateMosquitto:
-    """A mosquitto process with the project's broker settings on a free port (no persistence file)."""
+    """A mosquitto process on a free port from the SHIPPED deploy/mosquitto/meterflow.conf.
 
-    def __init__(self, workdir: Path) -> None:
+    Only host-specific lines change (port, persistence directory, password and ACL file paths, the user
+    it runs as). `secure=False` (the default for tests of other things) allows anonymous clients and drops
+    the ACL; `secure=True` keeps the shipped rules and logs in with `users` (name -> password) created by
+    mosquitto_passwd; `persistence=False` turns the persistence file off."""
+
+    def __init__(self, workdir: Path, *, secure: bool = False, persistence: bool = False,
+                 users: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.workdir = workdir
+        self.secure = secure
+        self.persistence = persistence
+        self.users = dict(users or {})
         self.proc: subprocess.Popen[bytes] | None = None
+        self.conf = self.workdir / "mosquitto.conf"
+        self._write_conf()
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
+    def _write_conf(self) -> None:
+        import getpass
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        lines = [ln for ln in BROKER_CONF.read_text().splitlines() if ln.split(" ", 1)[0].strip() not in _LOCAL]
+        lines = [ln for ln in lines if not ln.startswith(("allow_anonymous", "persistence "))]
+        lines += [f"listener {self.port} 127.0.0.1", f"user {getpass.getuser()}",
+                  f"log_dest file {self.workdir}/mosquitto.log",
+                  f"persistence {'true' if self.persistence else 'false'}",
+                  f"persistence_location {self.workdir}/"]
+        if self.secure:
+            passwd = self.workdir / "passwd"
+            passwd.write_text("")
+            for name, password in self.users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(passwd), name, password], check=True)
+            acl = self.workdir / "acl"
+            shutil.copy(BROKER_ACL, acl)
+            lines += ["allow_anonymous false", f"password_file {passwd}", f"acl_file {acl}"]
+        else:
+            lines += ["allow_anonymous true"]
+        self.conf.write_text("\n".join(lines) + "\n")
+
     def start(self) -> str:
-        base = BROKER_CONF.read_text() if BROKER_CONF.exists() else FALLBACK_CONF
-        skip = ("listener", "persistence", "persistence_location", "autosave_interval", "log_dest", "pid_file",
-                "allow_anonymous", "password_file", "cafile", "certfile", "keyfile")
-        lines = [ln for ln in base.splitlines() if ln.split(" ", 1)[0].strip() not in skip]
-        conf = self.workdir / "mosquitto.conf"
-        conf.write_text("\n".join([f"listener {self.port} 127.0.0.1", "allow_anonymous true",
-                                   "persistence false", *lines]) + "\n")
-        self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         wait_port(self.port)
         return self.url
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to save the persistence database."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -104,16 +137,17 @@ class PrivatePostgres:
 
 
 class Publisher:
-    def __init__(self, url: str) -> None:
-        from services.decoder import BrokerUrl, broker_speaks_v5
+    """A plain QoS 1 publisher (no outbox), through the kernel's MQTT layer."""
 
-        b = BrokerUrl.parse(url)
-        proto = mqtt.MQTTv5 if broker_speaks_v5(b.host, b.port) else mqtt.MQTTv311
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"mftest-pub-{uuid.uuid4().hex[:8]}",
-                                  protocol=proto)
+    def __init__(self, url: str, username: str | None = None, password: str | None = None) -> None:
+        from meterflow.mqtt import MqttSettings, make_client, speaks_v5
+
+        cfg = MqttSettings(url=url, username=username, password=password)
+        client_id = f"mftest-pub-{uuid.uuid4().hex[:8]}"
+        self.client = make_client(cfg, client_id, speaks_v5(cfg, client_id))
         self.client.max_inflight_messages_set(200)
-        self.client.max_queued_messages_set(0)
-        self.client.connect(b.host, b.port)
+        addr = cfg.address()
+        self.client.connect(addr.host, addr.port)
         self.client.loop_start()
 
     def publish(self, topic: str, payload: bytes) -> None:

@@ -11,7 +11,7 @@ from decoders.reading import ERROR_CODES, DecodeError, Reading
 from decoders.wmbusmeters import status_alarms, to_reading
 from fixtures import telegrams as omsgen
 from meterflow.envelope import FrameBatch, encode_batch
-from services.decoder import FrameProcessor
+from services.processor import FrameProcessor
 from storage.registry import parse_keys_csv, parse_meters_csv
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC).timestamp()  # after the telegrams' meter clocks
@@ -31,42 +31,42 @@ def test_processor_decodes_a_batch_and_dead_letters_the_rest() -> None:
     frames: list[dict[str, object]] = [{"t": T0 + i, "hex": t.frame.hex(), "rssi": -70} for i, t in enumerate(tels)]
     frames.append({"t": T0, "hex": "zz-not-hex"})
     frames.append({"t": T0, "hex": "0102"})
-    rows, dead = FrameProcessor(keys).process(*_message(frames))
-    decoded = [r for r in rows if r[7]]
+    rows, dead = FrameProcessor(keys).process(*_message(frames)).split()
+    decoded = [r for r in rows if r.decoded]
     assert len(decoded) == 4
-    by_meter = {(r[2], r[8]) for r in decoded}
+    by_meter = {(r.meter_id, r.time) for r in decoded}
     assert by_meter == {(t.meter_id, t.time) for t in tels if t.meter_id != omsgen.meter_id(2)}
-    assert all(r[3] == "gw-01" and r[15] == "wmbus" and r[5] == -70 for r in decoded)
+    assert all(r.gateway_id == "gw-01" and r.source == "wmbus" and r.rssi == -70 for r in decoded)
     codes = sorted(d.error_code for d in dead)
     assert codes.count("no_key") == 2 and "not_hex" in codes and len(codes) == 4
     assert all(c in ERROR_CODES for c in codes)
     no_key = [d for d in dead if d.error_code == "no_key"]
     assert {d.meter_id for d in no_key} == {omsgen.meter_id(2)}
     # the undecoded frames are archived too (decoded = false), keyed by the same digest
-    assert {r[0] for r in rows if not r[7]} == {d.digest for d in no_key}
+    assert {r.digest for r in rows if not r.decoded} == {d.digest for d in no_key}
 
 
 def test_same_frame_from_two_gateways_has_one_digest() -> None:
     tel = next(omsgen.fleet_telegrams(1, 1))
     p = FrameProcessor(_keys(1))
-    a, _ = p.process(*_message([{"t": T0, "hex": tel.frame.hex()}], "gw-a"))
-    b, _ = p.process(*_message([{"t": T0 + 3, "hex": tel.frame.hex().upper()}], "gw-b"))
-    assert a[0][0] == b[0][0]
+    a, _ = p.process(*_message([{"t": T0, "hex": tel.frame.hex()}], "gw-a")).split()
+    b, _ = p.process(*_message([{"t": T0 + 3, "hex": tel.frame.hex().upper()}], "gw-b")).split()
+    assert a[0].digest == b[0].digest
 
 
 @pytest.mark.parametrize("payload", [b"not json", b"[]", b'{"v": 9, "gw": "x", "kind": "wmbus", "frames": []}',
                                      b'{"v": 1, "gw": "x", "kind": "modbus", "frames": []}'])
 def test_a_message_that_breaks_the_envelope_is_one_dead_letter(payload: bytes) -> None:
-    rows, dead = FrameProcessor({}).process("p/v1/gw-9/wmbus", payload)
+    rows, dead = FrameProcessor({}).process("p/v1/gw-9/wmbus", payload).split()
     assert rows == [] and len(dead) == 1
     assert dead[0].error_code == "bad_envelope" and dead[0].payload == payload and dead[0].gateway_id == "gw-9"
 
 
 def test_modbus_frames_without_decoder_or_profile_are_dead_letters() -> None:
     topic, payload = _message([{"t": T0, "meter_id": "M1", "address": 0, "words": [1, 2]}], kind="modbus")
-    rows, dead = FrameProcessor({}).process(topic, payload)
+    rows, dead = FrameProcessor({}).process(topic, payload).split()
     assert len(dead) == 1 and dead[0].error_code == "bad_modbus" and dead[0].meter_id == "M1"
-    assert rows[0][7] is False
+    assert rows[0].decoded is False
 
 
 def test_modbus_frame_decodes_when_the_profile_exists() -> None:
@@ -77,10 +77,10 @@ def test_modbus_frame_decodes_when_the_profile_exists() -> None:
                                 "words": [0x0012, 0xD687]},
                                {"t": T0, "meter_id": "M2", "profile": "no-such-profile", "address": 0,
                                 "words": [1, 2]}], kind="modbus")
-    rows, dead = FrameProcessor({}).process(topic, payload)
-    assert rows[0][7] is True and rows[0][2] == "M1" and rows[0][9] == pytest.approx(1234.567)
-    assert rows[0][8] == datetime.fromtimestamp(T0, UTC) and rows[0][15] == "modbus"
-    assert rows[1][7] is False and dead[0].error_code == "bad_modbus" and dead[0].meter_id == "M2"
+    rows, dead = FrameProcessor({}).process(topic, payload).split()
+    assert rows[0].decoded is True and rows[0].meter_id == "M1" and rows[0].total_m3 == pytest.approx(1234.567)
+    assert rows[0].time == datetime.fromtimestamp(T0, UTC) and rows[0].source == "modbus"
+    assert rows[1].decoded is False and dead[0].error_code == "bad_modbus" and dead[0].meter_id == "M2"
 
 
 WMBUSMETERS = {"_": "telegram", "media": "water", "meter": "multical21", "name": "tap", "id": "76348799",
@@ -98,11 +98,11 @@ def test_an_unset_or_runaway_meter_clock_is_not_the_readings_key() -> None:
         {"t": received.timestamp(), "hex": omsgen.encode_telegram(meter, key, i, 10 + i, clock).hex()}
         for i, clock in enumerate(clocks)
     ]
-    rows, dead = FrameProcessor({meter: key}).process(*_message(frames))
+    rows, dead = FrameProcessor({meter: key}).process(*_message(frames)).split()
     assert dead == []
-    assert [r[8] for r in rows] == [received, received, datetime(2026, 11, 2, 11, 45, tzinfo=UTC)]
-    assert rows[0][16].obj["meter_time"].startswith("2000-01-01")
-    assert rows[2][16] is None or "meter_time" not in rows[2][16].obj  # a sane clock is the key itself
+    assert [r.time for r in rows] == [received, received, datetime(2026, 11, 2, 11, 45, tzinfo=UTC)]
+    assert json.loads(rows[0].fields or b"{}")["meter_time"].startswith("2000-01-01")
+    assert rows[2].fields is None or "meter_time" not in json.loads(rows[2].fields)  # a sane clock is the key itself
 
 
 def test_wmbusmeters_json_maps_to_a_reading() -> None:
@@ -138,8 +138,9 @@ def test_status_words() -> None:
 
 
 def test_wmbusmeters_message_becomes_a_wmbusmeters_row() -> None:
-    rows, dead = FrameProcessor({}).process("p/v1/pi-3/wmbusmeters", json.dumps(WMBUSMETERS).encode())
-    assert dead == [] and rows[0][15] == "wmbusmeters" and rows[0][3] == "pi-3" and rows[0][2] == "76348799"
+    rows, dead = FrameProcessor({}).process("p/v1/pi-3/wmbusmeters", json.dumps(WMBUSMETERS).encode()).split()
+    assert dead == [] and rows[0].source == "wmbusmeters" and rows[0].gateway_id == "pi-3"
+    assert rows[0].meter_id == "76348799"
 
 
 def test_keys_csv() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -143,7 +144,8 @@ def test_bench_ingest_help() -> None:
 
 
 def test_decoder_without_broker_url_says_what_to_set() -> None:
-    result = CliRunner().invoke(cli, ["decoder"], env={"METERFLOW_MQTT_URL": ""})
+    result = CliRunner().invoke(cli, ["decoder"], env={"METERFLOW_MQTT_URL": "", "METERFLOW_MQTT__URL": "",
+                                                       "METERFLOW_CONFIG_FILE": None})
     assert result.exit_code != 0 and "METERFLOW_MQTT_URL" in result.output
 
 
@@ -198,27 +200,37 @@ def test_embedded_mqtt311_broker_plain_subscription(clean_db: psycopg.Connection
 
 def test_a_row_the_database_rejects_is_isolated_and_dead_lettered(clean_db: psycopg.Connection, settings: Settings,
                                                                    database_url: str, mqtt_url: str) -> None:
-    """A NUL in a text field passes the decoder but not PostgreSQL: the rest of the batch is stored."""
+    """A NUL in decoded text is refused before the database (a dead letter, no database error); a row the
+    database still refuses (here a NUL smuggled past the processor) is isolated: the rest of the batch is
+    stored."""
     tels = list(omsgen.fleet_telegrams(5, 40, start=datetime.now(UTC) - timedelta(days=1)))
     service = DecoderService(settings, database_url, mqtt_url, metrics_port=0)
     keys = {omsgen.meter_id(i): omsgen.meter_key(omsgen.meter_id(i)) for i in range(5)}
     service.keys.update(keys)
     rows, dead = [], []
     for topic, payload in build_messages(tels, "p/v1", 40, 1, time.time()):
-        r, d = service.processor.process(topic, payload)
+        r, d = service.processor.process(topic, payload).split()
         rows += r
         dead += d
-    poison = json.dumps({"id": "7777", "timestamp": "2026-11-20T10:00:00Z", "total_m3": 1.0,
-                         "note": "bad\u0000byte"}).encode()
-    r, d = service.processor.process("p/v1/pi-1/wmbusmeters", poison)
+    with_nul = json.dumps({"id": "7777", "timestamp": "2026-11-20T10:00:00Z", "total_m3": 1.0,
+                           "note": "bad\u0000byte"}).encode()
+    r, d = service.processor.process("p/v1/pi-1/wmbusmeters", with_nul).split()
+    assert r == [] and [x.error_code for x in d] == ["control_characters"]  # refused, not a database error
+    dead += d
+    plain = json.dumps({"id": "7777", "timestamp": "2026-11-20T10:00:00Z", "total_m3": 1.0}).encode()
+    r, d = service.processor.process("p/v1/pi-1/wmbusmeters", plain).split()
     rows.insert(17, r[0])
-    result = service._write(rows, dead)
+    smuggled = dataclasses.replace(r[0], digest=b"x" * 16, meter_id="77\x0077", time=r[0].time + timedelta(hours=1))
+    rows.insert(3, smuggled)
+    result = service.write_isolating(rows, dead)
     service.writer.close()
-    assert result.readings == 40 and result.dead_by_code == {"bad_record": 1}
-    assert count(database_url, "SELECT count(*) FROM readings") == 40
+    assert result.readings == 41 and result.dead_by_code == {"bad_record": 1, "control_characters": 1}
+    assert count(database_url, "SELECT count(*) FROM readings") == 41
     with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT error_code, kind, meter_id, gateway_id, payload FROM dead_letters").fetchone()
-    assert row is not None and row[:4] == ("bad_record", "wmbusmeters", "7777", "pi-1") and bytes(row[4]) == poison
+        rejected = conn.execute("SELECT error_code, kind, meter_id, gateway_id, payload FROM dead_letters"
+                                " WHERE error_code = 'bad_record'").fetchone()
+    assert rejected is not None and rejected[:4] == ("bad_record", "wmbusmeters", "7777", "pi-1")
+    assert bytes(rejected[4]) == plain
 
 
 def test_two_decoders_share_the_load_and_a_retired_one_stops_taking_its_share(

@@ -12,7 +12,7 @@ import pytest
 
 from fixtures import telegrams as omsgen
 from meterflow.envelope import FrameBatch, encode_batch
-from services.decoder import FrameProcessor
+from services.processor import FrameProcessor
 from services.reprocess import reprocess_dead_letters
 from storage.db import with_database
 from storage.migrate import upgrade
@@ -65,7 +65,7 @@ def test_a_batch_written_twice_is_stored_once(store: str) -> None:
     tels = list(omsgen.fleet_telegrams(50, 200, start=now - timedelta(days=40)))  # spans two months
     processor = FrameProcessor(_keys(50))
     frames: list[dict[str, object]] = [{"t": now.timestamp(), "hex": t.frame.hex()} for t in tels]
-    rows, dead = processor.process(*_msg(frames, "gw-1"))
+    rows, dead = processor.process(*_msg(frames, "gw-1")).split()
     assert dead == []
     writer = BatchWriter(store)
     first = writer.write(rows)
@@ -86,8 +86,8 @@ def test_a_frame_without_meter_clock_heard_by_two_gateways_is_one_reading(store:
     frame = omsgen.encode_telegram(meter, omsgen.meter_key(meter), 5, 1234, None)
     processor = FrameProcessor(_keys(2))
     t = datetime.now(UTC).timestamp()
-    a, _ = processor.process(*_msg([{"t": t, "hex": frame.hex()}], "gw-a"))
-    b, _ = processor.process(*_msg([{"t": t + 2.5, "hex": frame.hex()}], "gw-b"))
+    a, _ = processor.process(*_msg([{"t": t, "hex": frame.hex()}], "gw-a")).split()
+    b, _ = processor.process(*_msg([{"t": t + 2.5, "hex": frame.hex()}], "gw-b")).split()
     writer = BatchWriter(store)
     writer.write(a)
     writer.write(b)
@@ -103,7 +103,7 @@ def test_no_key_dead_letter_is_resolved_by_reprocess_after_the_key_arrives(store
     now = datetime.now(UTC).timestamp()
     frames: list[dict[str, object]] = [{"t": now, "hex": t.frame.hex()} for t in tels]
     frames.append({"t": now, "hex": "00ff"})
-    rows, dead = processor.process(*_msg(frames, "gw-1"))
+    rows, dead = processor.process(*_msg(frames, "gw-1")).split()
     writer = BatchWriter(store)
     result = writer.write(rows, dead)
     writer.write(rows, dead)  # a resend bumps attempts, adds nothing
@@ -132,9 +132,9 @@ def test_a_resend_that_decodes_now_resolves_its_dead_letter(store: str) -> None:
     processor = FrameProcessor(keys)
     msg = _msg([{"t": datetime.now(UTC).timestamp(), "hex": tel.frame.hex()}], "gw-1")
     writer = BatchWriter(store)
-    writer.write(*processor.process(*msg))
+    writer.write(*processor.process(*msg).split())
     keys.update(_keys(1))  # the service updates the decoder's key dict in place
-    result = writer.write(*processor.process(*msg))
+    result = writer.write(*processor.process(*msg).split())
     assert (result.readings, result.resolved) == (1, 1)
     assert _one(store, "SELECT count(*) FROM dead_letters WHERE resolved_at IS NOT NULL") == 1
     writer.close()

@@ -1,0 +1,1 @@
+"""Supply interruptions seen from the meters: collective standstill, dry alarms, communication outages."""
