@@ -83,7 +83,7 @@ def load(dsn: str, meters: int, days: int, timezone: str, echo: Callable[[str], 
 
     def flush(gw: str) -> int:
         batch = FrameBatch(gw, "wmbus", pending[gw], f"{gw}:1:{frames}", 0.0)
-        rows, dead = processor.process(topic("meterflow", gw, "wmbus"), encode_batch(batch))
+        rows, dead = processor.process(topic("meterflow", gw, "wmbus"), encode_batch(batch)).split()
         pending[gw] = []
         return writer.write(rows, dead).readings
 
