@@ -319,27 +319,17 @@ def scratch_name() -> str:
 def bench_charts(settings: Settings, meters: int, days: int, hourly_days: int, districts: int, gateways: int,
                  runs: int, keep: bool) -> None:
     """Chart queries p50/p95 on a scratch fleet (binary COPY into the rollups), against an in-run baseline."""
+    from bench.scratch import scratch_database
     from cli.embedded import database_dsn
-    from storage.db import with_database
     from storage.migrate import upgrade
 
-    server = database_dsn(settings)
     name = scratch_name()
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    click.echo(f"scratch database {name}: {meters:,} meters x {days} days of daily rollups")
-    try:
-        with psycopg.connect(with_database(server, name)) as conn:
-            upgrade(conn, settings.timezone)  # the server's flavour
-            click.echo(f"flavour: {flavor.current(conn)}")
-            now = build(conn, meters, days, hourly_days, districts, gateways, settings.timezone, click.echo)
-            base, results = run_queries(conn, now, meters, districts, runs, click.echo)
-    finally:
-        if not keep:
-            with psycopg.connect(server, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            click.echo(f"dropped {name}")
+    with scratch_database(database_dsn(settings), name, keep, click.echo) as dsn, psycopg.connect(dsn) as conn:
+        click.echo(f"scratch database {name}: {meters:,} meters x {days} days of daily rollups")
+        upgrade(conn, settings.timezone)  # the server's flavour
+        click.echo(f"flavour: {flavor.current(conn)}")
+        now = build(conn, meters, days, hourly_days, districts, gateways, settings.timezone, click.echo)
+        base, results = run_queries(conn, now, meters, districts, runs, click.echo)
     ref = max(b.p95_ms for b in base)
     click.echo(f"\n{'query':<40} {'p50 ms':>8} {'p95 ms':>8} {'p95/baseline':>13}")
     for r in base:

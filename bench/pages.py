@@ -90,18 +90,13 @@ def bench_pages(settings: Settings, meters: int, days: int, districts: int, gate
                 keep: bool) -> None:
     """Fleet and meter page p50/p95 through the app, against the chart queries behind each page."""
     from bench import charts
+    from bench.scratch import scratch_database
     from cli.embedded import database_dsn
-    from storage.db import with_database
     from storage.migrate import upgrade
 
-    server = database_dsn(settings)
     name = charts.scratch_name().replace("_charts_", "_pages_")
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    click.echo(f"scratch database {name}: {meters:,} meters x {days} days of daily rollups")
-    dsn = with_database(server, name)
-    try:
+    with scratch_database(database_dsn(settings), name, keep, click.echo) as dsn:
+        click.echo(f"scratch database {name}: {meters:,} meters x {days} days of daily rollups")
         with psycopg.connect(dsn) as conn:
             conn.execute("CREATE TABLE meterflow_meta (key text PRIMARY KEY, value text NOT NULL)")
             conn.execute("INSERT INTO meterflow_meta VALUES ('flavor', 'postgres')")  # plain rollups: COPY
@@ -109,11 +104,6 @@ def bench_pages(settings: Settings, meters: int, days: int, districts: int, gate
             upgrade(conn, settings.timezone)
             now = charts.build(conn, meters, days, 7, districts, gateways, settings.timezone, click.echo)
         results = measure(settings, dsn, now, meters, runs)
-    finally:
-        if not keep:
-            with psycopg.connect(server, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            click.echo(f"dropped {name}")
     click.echo(f"\n{'page':<24} {'queries p50':>12} {'queries p95':>12} {'page p50':>10} {'page p95':>10} "
                f"{'page/queries p95':>17} {'target p95':>11}")
     for page, (qp50, qp95, pp50, pp95) in results.items():

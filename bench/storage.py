@@ -83,7 +83,7 @@ def load(dsn: str, meters: int, days: int, timezone: str, echo: Callable[[str], 
 
     def flush(gw: str) -> int:
         batch = FrameBatch(gw, "wmbus", pending[gw], f"{gw}:1:{frames}", 0.0)
-        rows, dead = processor.process(topic("meterflow", gw, "wmbus"), encode_batch(batch))
+        rows, dead = processor.process(topic("meterflow", gw, "wmbus"), encode_batch(batch)).split()
         pending[gw] = []
         return writer.write(rows, dead).readings
 
@@ -112,19 +112,14 @@ def load(dsn: str, meters: int, days: int, timezone: str, echo: Callable[[str], 
 def bench_storage(settings: Settings, readings: int, meters: int, keep: bool) -> None:
     """Bytes per reading (readings + indexes, raw_frames) on the server's flavour, before and after
     compression, against the same readings as CSV."""
+    from bench.scratch import scratch_database
     from cli.embedded import database_dsn
-    from storage import flavor, raw_archive
-    from storage.db import with_database
+    from storage import flavor, maintenance, raw_archive
     from storage.migrate import upgrade
 
-    server = database_dsn(settings)
     name = f"meterflow_bench_storage_{os.getpid()}"
     days = max(1, math.ceil(readings / (meters * 96)))
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = with_database(server, name)
-    try:
+    with scratch_database(database_dsn(settings), name, keep, click.echo) as dsn:
         with psycopg.connect(dsn) as conn:
             upgrade(conn, settings.timezone)
             kind = flavor.current(conn)
@@ -141,15 +136,15 @@ def bench_storage(settings: Settings, readings: int, meters: int, keep: bool) ->
                                       " FROM show_chunks('readings') c").fetchone()
                 click.echo(f"compressed {chunks[0] if chunks else 0} chunk(s) of readings")
                 after = measure(conn, kind)
+            if kind == "postgres":  # every month closed, as a year on: db maintain compacts each once
+                compacted = maintenance.compact_closed_partitions(conn, datetime.now(UTC) + timedelta(days=400),
+                                                                  limit=None)
+                click.echo(f"compacted {len(compacted)} closed monthly partition(s) of readings")
+                after = measure(conn, kind)
             with tempfile.TemporaryDirectory(prefix="meterflow-raw-archive-") as tmp:
                 moved, written = raw_archive.archive(conn, Path(tmp), datetime.now(UTC) + timedelta(days=1))
                 archive_bytes = sum(f.stat().st_size for f in written)
             click.echo(f"archived {moved:,} raw frames into {len(written)} day file(s)")
-    finally:
-        if not keep:
-            with psycopg.connect(server, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            click.echo(f"dropped {name}")
     if n == 0:
         raise click.ClickException("no readings were stored")
     click.echo(f"\n{'bytes per reading':<34} {'readings':>9} {'raw_frames':>11} {'total':>8}")
@@ -157,12 +152,12 @@ def bench_storage(settings: Settings, readings: int, meters: int, keep: bool) ->
     click.echo(f"{'baseline: gzip CSV':<34} {gz_bytes / n:>9.1f} {'':>11} {gz_bytes / n:>8.1f}")
     r, f, t = before.per(n)
     click.echo(f"{kind + ', as written':<34} {r:>9.1f} {f:>11.1f} {t:>8.1f}")
-    if kind == "timescale":
-        r, f, t = after.per(n)
-        click.echo(f"{kind + ', chunks compressed':<34} {r:>9.1f} {f:>11.1f} {t:>8.1f}")
+    r, f, t = after.per(n)
+    click.echo(f"{kind + (', chunks compressed' if kind == 'timescale' else ', months compacted'):<34}"
+               f" {r:>9.1f} {f:>11.1f} {t:>8.1f}")
     a = archive_bytes / n
     click.echo(f"{kind + ', raw frames archived':<34} {r:>9.1f} {a:>11.1f} {r + a:>8.1f}")
-    state = "chunks compressed" if kind == "timescale" else "no compression on plain PostgreSQL"
+    state = "chunks compressed" if kind == "timescale" else "closed months compacted"
     click.echo(f"storage: {r + a:.0f} bytes per reading ({kind}, {state}: readings {r:.0f} + raw archive {a:.0f};"
                f" raw_frames in the table {f:.0f}; CSV {csv_bytes / n:.0f}, gzip CSV {gz_bytes / n:.1f};"
                f" {n:,} readings)")

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "reprocess": "cli.commands.decoder:reprocess",
     "readings": "cli.commands.readings:readings",
     "billing": "cli.commands.billing:billing",
+    "tariffs": "cli.commands.tariffs:tariffs",
     "leaks": "cli.commands.leaks:leaks",
     "alerts": "cli.commands.alerts:alerts",
     "lists": "cli.commands.alerts:lists",

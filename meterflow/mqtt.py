@@ -11,14 +11,14 @@ import ssl
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from pydantic import BaseModel, Field, SecretStr, field_validator
+
+if TYPE_CHECKING:  # paho is imported where a client is made: settings alone stay free of it
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.properties import Properties
 
 SCHEMES = ("mqtt", "mqtts", "tcp", "ssl")
 TLS_SCHEMES = ("mqtts", "ssl")
@@ -94,6 +94,9 @@ class MqttSettings(BaseModel):
 def make_client(cfg: MqttSettings, client_id: str, v5: bool, *, persistent: bool = False) -> mqtt.Client:
     """A paho client with the settings' credentials and TLS. `persistent`: MQTT 3.1.1 clean session off
     (for MQTT 5, pass clean_start/session expiry to `connect`)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
     if v5:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     else:
@@ -113,6 +116,9 @@ def make_client(cfg: MqttSettings, client_id: str, v5: bool, *, persistent: bool
 
 
 def connect_properties(session_expiry: int | None = None, receive_maximum: int | None = None) -> Properties:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     if session_expiry is not None:
         props.SessionExpiryInterval = session_expiry
@@ -123,6 +129,9 @@ def connect_properties(session_expiry: int | None = None, receive_maximum: int |
 
 def end_session_properties() -> Properties:
     """DISCONNECT properties that end an MQTT 5 session at the broker (session expiry 0)."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
     props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 0
     return props

@@ -3,13 +3,18 @@
 Thin by design: storage.billing loads and stores, analytics.vee.core.compute_billing computes.
 Run by hand:     meterflow billing run --from 2024-03-01 --to 2024-04-01
 Scheduled:       meterflow billing serve            (monthly cron, previous calendar month)
-Several workers: the chunks are independent tasks; with a Prefect work pool each chunk can run elsewhere.
+Several workers: the chunks are independent; `billing_period_pool` runs each chunk as a run of the deployment
+                 billing-chunk/pool-chunk on a Prefect work pool (`pool_deployment`), served by process workers.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from analytics.vee.core import compute_billing
@@ -22,15 +27,19 @@ from storage.db import connect, resolve_dsn
 log = get_logger(__name__)
 DEFAULT_CHUNK = 2000
 MONTHLY_CRON = "0 3 2 * *"  # 03:00 on the 2nd: the previous month, once late reads of the 1st are in
+CHUNK_DEPLOYMENT = "billing-chunk/pool-chunk"  # flow name / deployment name of one chunk on a work pool
+WORKER_NAME_ENV = "METERFLOW_WORKER_NAME"  # set on a worker so each chunk says who ran it
 
 
 def compute_chunk(
     dsn: str, settings: Settings, run_id: int, period_start: date, period_end: date,
     meter_range: tuple[str, str] | None, as_of: datetime | None = None,
 ) -> dict[str, int]:
-    """Load one meter range, compute, store; returns the chunk's counts (meters, results, flags...)."""
+    """Load one chunk (a range of family keys from store.meter_ranges), compute, store; returns the chunk's counts
+    (meters, results, flags...)."""
     with connect(dsn) as conn:
-        inputs = store.load_inputs(conn, period_start, period_end, settings.vee, settings.timezone, meter_range)
+        inputs = store.load_inputs(conn, period_start, period_end, settings.vee, settings.timezone, meter_range,
+                                   families=True)
         out = compute_billing(inputs["readings"], inputs["registry"], period_start, period_end, settings.vee,
                               history=inputs["history"], tariffs=inputs["tariffs"], as_of=as_of,
                               timezone=settings.timezone)
@@ -115,17 +124,109 @@ def _build_flow() -> dict[str, Any]:
         print(f"billing run {run_id}: {totals}")
         return totals
 
+    @flow(name="billing-chunk", persist_result=True)
+    def billing_chunk_run(run_id: int, period_start: date, period_end: date, first_meter: str, last_meter: str,
+                          as_of: datetime | None = None) -> dict[str, Any]:
+        """One chunk as its own flow run: what a work-pool worker runs. Says which worker ran it."""
+        settings = load_settings()
+        counts = compute_chunk(resolve_dsn(settings), settings, run_id, period_start, period_end,
+                               (first_meter, last_meter), as_of)
+        return {"worker": os.environ.get(WORKER_NAME_ENV) or f"{socket.gethostname()}:{os.getppid()}", **counts}
+
+    @flow(name="billing-period-pool", log_prints=True)
+    def billing_period_pool(
+        period_start: date | None = None, period_end: date | None = None, chunk_size: int = DEFAULT_CHUNK,
+        deployment_name: str = CHUNK_DEPLOYMENT, timeout_s: float = 900.0,
+    ) -> dict[str, Any]:
+        """The billing period with every chunk a run of the chunk deployment on its work pool; the workers
+        that serve the pool share the chunks. Returns the totals and which worker ran each chunk."""
+        if period_start is None or period_end is None:
+            period_start, period_end = previous_month()
+        workers: list[str] = []
+
+        def on_pool(dsn: str, settings: Settings, run_id: int, start: date, end: date,
+                    ranges: Sequence[tuple[str, str] | None], as_of: datetime | None) -> Iterator[dict[str, int]]:
+            for out in _run_on_pool(deployment_name, run_id, start, end, ranges, as_of, timeout_s):
+                workers.append(str(out.pop("worker")))
+                yield {k: int(v) for k, v in out.items()}
+
+        run_id, counts = run_billing(load_settings(), period_start, period_end, chunk_size=chunk_size,
+                                     run_chunks=on_pool)
+        totals = {"run_id": run_id, **counts, "workers": workers}
+        print(f"billing run {run_id} on the work pool: {totals}")
+        return totals
+
     # entrypoints (pipelines/billing.py:billing_period) resolve through the module __getattr__ below
     billing_period.fn.__qualname__ = "billing_period"
     billing_chunk.fn.__qualname__ = "billing_chunk"
-    return {"billing_period": billing_period, "billing_chunk": billing_chunk}
+    billing_chunk_run.fn.__qualname__ = "billing_chunk_run"
+    billing_period_pool.fn.__qualname__ = "billing_period_pool"
+    return {"billing_period": billing_period, "billing_chunk": billing_chunk, "billing_chunk_run": billing_chunk_run,
+            "billing_period_pool": billing_period_pool}
+
+
+def _run_on_pool(deployment_name: str, run_id: int, start: date, end: date,
+                 ranges: Sequence[tuple[str, str] | None], as_of: datetime | None,
+                 timeout_s: float) -> Iterator[dict[str, Any]]:
+    """Submit one deployment run per chunk at once, wait for all, yield each chunk's result in order."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    runs = [run_deployment(deployment_name, timeout=0, as_subflow=False,
+                           parameters={"run_id": run_id, "period_start": start, "period_end": end,
+                                       "first_meter": r[0], "last_meter": r[1], "as_of": as_of})
+            for r in ranges if r is not None]
+    deadline = time.monotonic() + timeout_s
+    with get_client(sync_client=True) as client:
+        pending = {fr.id for fr in runs}
+        while pending:
+            for fid in list(pending):
+                state = client.read_flow_run(fid).state
+                if state is not None and state.is_final():
+                    pending.discard(fid)
+            if pending and time.monotonic() > deadline:
+                raise RuntimeError(f"{len(pending)} of {len(runs)} billing chunks not finished after {timeout_s:.0f} s;"
+                                   " are workers serving the pool? (prefect worker start --pool ...)")
+            if pending:
+                time.sleep(1.0)
+        for fr in runs:
+            state = client.read_flow_run(fr.id).state
+            if state is None or not state.is_completed():
+                raise RuntimeError(f"billing chunk run {fr.name} ended {state.name if state else 'without a state'}")
+            yield state.result()
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent  # process workers run the flows from this checkout
+
+
+def pool_deployment(work_pool: str, env: dict[str, str] | None = None, *, apply: bool = True) -> Any:
+    """The chunk deployment on a work pool (registered with the Prefect API unless apply=False)."""
+    flow_obj = __getattr__("billing_chunk_run")
+    name = CHUNK_DEPLOYMENT.split("/", 1)[1]
+    dep = flow_obj.to_deployment(name=name, work_pool_name=work_pool, tags=["billing"],
+                                 job_variables={"working_dir": str(REPO_ROOT), "env": env or {}})
+    if apply:
+        dep.apply(work_pool_name=work_pool)
+    return dep
+
+
+def pool_monthly_deployment(work_pool: str, cron: str = MONTHLY_CRON, name: str = "monthly",
+                            timezone: str = "UTC") -> Any:
+    """The monthly billing on a work pool: billing-period-pool on its cron, run by a worker of the pool, its
+    chunks runs of the chunk deployment on the same pool. The parent waits while chunks run, so the pool needs
+    room for both (two workers, or a worker limit of 2 or more)."""
+    from prefect.schedules import Cron
+
+    flow_obj = __getattr__("billing_period_pool")
+    return flow_obj.to_deployment(name=name, schedules=[Cron(cron, timezone=timezone)], tags=["billing"],
+                                  work_pool_name=work_pool, job_variables={"working_dir": str(REPO_ROOT)})
 
 
 _PREFECT: dict[str, Any] = {}
 
 
-def __getattr__(name: str) -> Any:  # PEP 562: pipelines.billing.billing_period / billing_chunk
-    if name in ("billing_period", "billing_chunk"):
+def __getattr__(name: str) -> Any:  # PEP 562: pipelines.billing.billing_period / billing_chunk / ..._pool
+    if name in ("billing_period", "billing_chunk", "billing_chunk_run", "billing_period_pool"):
         if not _PREFECT:
             _PREFECT.update(_build_flow())
         return _PREFECT[name]

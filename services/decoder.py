@@ -138,7 +138,9 @@ class DecoderService:
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
-    def start(self, connect_timeout: float = 15.0) -> None:
+    def start(self, connect_timeout: float = 15.0, stop: threading.Event | None = None) -> None:
+        """Migrate, load keys, start the writer and connect; while the broker cannot be reached at all this
+        waits (common back-off) until it can or `stop` is set."""
         from storage.migrate import upgrade
 
         if self.migrate:
@@ -153,7 +155,7 @@ class DecoderService:
         UP.set(1)
         self._thread = threading.Thread(target=self._supervised_writer, name="decoder-writer", daemon=True)
         self._thread.start()
-        self.consumer.start(self._abandon)
+        self.consumer.start(stop or self._abandon)
         if not self.consumer.subscribed.wait(connect_timeout):
             log.warning("broker not reachable yet; still trying", extra=ctx(client_id=self.client_id))
 

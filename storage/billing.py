@@ -15,45 +15,59 @@ import polars as pl
 import psycopg
 
 from analytics.vee.config import VeeConfig
-from analytics.vee.core import HISTORY_SCHEMA, BillingOutput
+from analytics.vee.core import HISTORY_SCHEMA, REGISTRY_SCHEMA, BillingOutput
 from meterflow.periods import add_months, local_midnight
+from storage.tariffs import load_tariffs
 
 Progress = Callable[[str, int, int], None]
 
+# one list for the CLI export and the HTTP API (the same rows, the same columns); new columns go at the end
 EXPORT_COLUMNS = ["meter_id", "period_start", "period_end", "start_index_m3", "end_index_m3", "consumption_m3",
-                  "quality", "method", "exceptions"]
+                  "quality", "method", "exceptions", "customer_ref", "premise_ref", "tariff_group", "role",
+                  "segment_start", "segment_end", "water_m3", "sewage_m3"]
+# chunks are ranges of this family key: the premise (else the meter), and for a garden sub-meter its main meter's,
+# so a garden, its main meter and an exchanged main meter's successor are billed together (sewage, rule 15)
+FAMILY_KEY = ("coalesce((SELECT coalesce(p.premise_ref, p.meter_id) FROM meters p WHERE p.meter_id ="
+              " meters.parent_meter_id AND meters.role = 'garden'), meters.premise_ref, meters.meter_id)")
 
 
-def _meter_filter(meter_range: tuple[str, str] | None, col: str = "meter_id") -> tuple[str, list[Any]]:
+def _meter_filter(meter_range: tuple[str, str] | None, col: str = "meter_id",
+                  families: bool = False) -> tuple[str, list[Any]]:
+    """Meters with meter_id in the range, or (families: a chunk of meter_ranges) whose FAMILY_KEY is in it."""
     if meter_range is None:
         return "", []
-    return f" AND {col} >= %s AND {col} <= %s", [meter_range[0], meter_range[1]]
+    if not families:
+        return f" AND {col} >= %s AND {col} <= %s", [meter_range[0], meter_range[1]]
+    return (f" AND {col} IN (SELECT meter_id FROM meters WHERE {FAMILY_KEY} BETWEEN %s AND %s)",
+            [meter_range[0], meter_range[1]])
 
 
-def load_registry(conn: psycopg.Connection, meter_range: tuple[str, str] | None = None) -> pl.DataFrame:
-    where, params = _meter_filter(meter_range)
+def load_registry(conn: psycopg.Connection, meter_range: tuple[str, str] | None = None,
+                  families: bool = False) -> pl.DataFrame:
+    where, params = _meter_filter(meter_range, families=families)
     rows = conn.execute(
         "SELECT meter_id, premise_ref, install_date, install_index_m3, removal_date, removal_index_m3,"
-        f" register_digits::bigint FROM meters WHERE true{where} ORDER BY meter_id", params
+        " register_digits::bigint, customer_ref, role, parent_meter_id, tariff_group"
+        f" FROM meters WHERE true{where} ORDER BY meter_id", params
     ).fetchall()
-    return pl.DataFrame(rows, schema={"meter_id": pl.String, "premise_ref": pl.String, "install_date": pl.Date,
-                                      "install_index_m3": pl.Float64, "removal_date": pl.Date,
-                                      "removal_index_m3": pl.Float64, "register_digits": pl.Int64}, orient="row")
+    return pl.DataFrame(rows, schema=REGISTRY_SCHEMA, orient="row")
 
 
 def meter_ranges(conn: psycopg.Connection, chunk: int) -> list[tuple[str, str]]:
-    """The registry split into consecutive meter_id ranges of at most `chunk` meters (one task per range)."""
-    ids = [r[0] for r in conn.execute("SELECT meter_id FROM meters ORDER BY meter_id")]
+    """The registry split into consecutive family-key ranges of at most `chunk` families (one task per range):
+    a garden sub-meter always lands in its main meter's chunk, meters of one premise in one chunk."""
+    ids = [r[0] for r in conn.execute(f"SELECT DISTINCT {FAMILY_KEY} AS k FROM meters ORDER BY k")]
     return [(ids[i], ids[min(i + chunk, len(ids)) - 1]) for i in range(0, len(ids), chunk)]
 
 
 def load_readings(
-    conn: psycopg.Connection, start: datetime, end: datetime, meter_range: tuple[str, str] | None = None
+    conn: psycopg.Connection, start: datetime, end: datetime, meter_range: tuple[str, str] | None = None,
+    families: bool = False,
 ) -> pl.DataFrame:
     """Reads in [start, end), the nearest read on either side of that window for each meter (however far: a
     boundary inside a long gap is still interpolated), and stored conflicts; `seq` is the arrival order per meter."""
-    where, params = _meter_filter(meter_range)
-    mwhere, mparams = _meter_filter(meter_range, "m.meter_id")
+    where, params = _meter_filter(meter_range, families=families)
+    mwhere, mparams = _meter_filter(meter_range, "m.meter_id", families)
     cols = "r.meter_id, r.time, r.total_m3, r.source, r.received_at, r.fields"
     sql = (
         "SELECT meter_id, time, total_m3, source, (row_number() OVER (PARTITION BY meter_id ORDER BY"
@@ -76,10 +90,11 @@ def load_readings(
 
 
 def load_history(
-    conn: psycopg.Connection, period_start: date, timezone: str, meter_range: tuple[str, str] | None = None
+    conn: psycopg.Connection, period_start: date, timezone: str, meter_range: tuple[str, str] | None = None,
+    families: bool = False,
 ) -> pl.DataFrame:
     """Earlier periods: stored billing results (latest run) and, where none cover a month, months from readings."""
-    where, params = _meter_filter(meter_range, "r.meter_id")
+    where, params = _meter_filter(meter_range, "r.meter_id", families)
     lo = add_months(period_start, -13)
     billed = conn.execute(
         "SELECT DISTINCT ON (r.meter_id, r.period_start) r.meter_id, r.period_start, r.period_end,"
@@ -88,7 +103,7 @@ def load_history(
         " ORDER BY r.meter_id, r.period_start, r.run_id DESC", [period_start, lo, *params]
     ).fetchall()
     hist = pl.DataFrame(billed, schema=HISTORY_SCHEMA, orient="row")
-    where2, params2 = _meter_filter(meter_range)
+    where2, params2 = _meter_filter(meter_range, families=families)
     derived = conn.execute(
         "SELECT meter_id, (date_trunc('month', time AT TIME ZONE %s))::date AS m,"
         " extract(epoch FROM max(time) - min(time)) / 86400.0 AS span_d,"
@@ -117,21 +132,18 @@ def load_history(
     return pl.concat([hist, months]).sort(["meter_id", "period_start"])
 
 
-def load_tariffs(conn: psycopg.Connection) -> pl.DataFrame:
-    rows = conn.execute("SELECT effective_date FROM tariff_changes ORDER BY effective_date").fetchall()
-    return pl.DataFrame(rows, schema={"effective_date": pl.Date}, orient="row")
-
-
 def load_inputs(
     conn: psycopg.Connection, period_start: date, period_end: date, config: VeeConfig, timezone: str,
-    meter_range: tuple[str, str] | None = None,
+    meter_range: tuple[str, str] | None = None, families: bool = False,
 ) -> dict[str, pl.DataFrame]:
+    """The frames of compute_billing for the meters of `meter_range` (meter_ids; with families=True a chunk of
+    meter_ranges: family keys, so gardens come with their main meter)."""
     b0, b1 = local_midnight(period_start, timezone), local_midnight(period_end, timezone)
     return {
         "readings": load_readings(conn, b0 - timedelta(days=config.lookback_days),
-                                  b1 + timedelta(days=config.lookahead_days), meter_range),
-        "registry": load_registry(conn, meter_range),
-        "history": load_history(conn, period_start, timezone, meter_range),
+                                  b1 + timedelta(days=config.lookahead_days), meter_range, families),
+        "registry": load_registry(conn, meter_range, families),
+        "history": load_history(conn, period_start, timezone, meter_range, families),
         "tariffs": load_tariffs(conn),
     }
 
@@ -146,18 +158,20 @@ def start_run(conn: psycopg.Connection, period_start: date, period_end: date, co
     return int(row[0])
 
 
+STORED_COLUMNS = ["meter_id", "period_start", "period_end", "start_index_m3", "end_index_m3", "consumption_m3",
+                  "pre_vee_consumption_m3", "quality", "method", "exceptions", "flags", "details", "water_m3",
+                  "sewage_m3", "segment_start", "segment_end", "customer_ref", "premise_ref", "tariff_group", "role"]
+
+
 def save_output(conn: psycopg.Connection, run_id: int, output: BillingOutput) -> None:
     """Append one chunk's results and audit rows to a run (COPY)."""
     res = output.results
     with conn.cursor() as cur:
         with cur.copy(
-            "COPY billing_results (run_id, meter_id, period_start, period_end, start_index_m3, end_index_m3,"
-            " consumption_m3, pre_vee_consumption_m3, quality, method, exceptions, flags, details) FROM STDIN"
+            f"COPY billing_results (run_id, {', '.join(STORED_COLUMNS)}) FROM STDIN"
         ) as copy:
-            for r in res.iter_rows(named=True):
-                copy.write_row((run_id, r["meter_id"], r["period_start"], r["period_end"], r["start_index_m3"],
-                                r["end_index_m3"], r["consumption_m3"], r["pre_vee_consumption_m3"], r["quality"],
-                                r["method"], r["exceptions"], r["flags"], r["details"]))
+            for row in res.select(STORED_COLUMNS).iter_rows():
+                copy.write_row((run_id, *row))
         with cur.copy("COPY billing_audit (run_id, meter_id, rule, action, before, after, reason) FROM STDIN") as copy:
             for a in output.audit.iter_rows(named=True):
                 copy.write_row((run_id, a["meter_id"], a["rule"], a["action"], a["before"], a["after"], a["reason"]))
@@ -186,7 +200,8 @@ def load_results(
         params += [after[0], after[1]]
     sql = (
         "SELECT * FROM (SELECT DISTINCT ON (r.meter_id, r.period_start) r.meter_id, r.period_start, r.period_end,"
-        " r.start_index_m3, r.end_index_m3, r.consumption_m3, r.quality, r.method, r.exceptions, r.run_id"
+        " r.start_index_m3, r.end_index_m3, r.consumption_m3, r.quality, r.method, r.exceptions, r.customer_ref,"
+        " r.premise_ref, r.tariff_group, r.role, r.segment_start, r.segment_end, r.water_m3, r.sewage_m3, r.run_id"
         " FROM billing_results r JOIN billing_runs b USING (run_id)"
         " WHERE b.status = 'finished' AND r.period_start >= %s AND r.period_end <= %s" + only +
         " ORDER BY r.meter_id, r.period_start, r.run_id DESC) latest" + page + " ORDER BY meter_id, period_start"
@@ -198,4 +213,7 @@ def load_results(
     return pl.DataFrame(rows, schema={"meter_id": pl.String, "period_start": pl.Date, "period_end": pl.Date,
                                       "start_index_m3": pl.Float64, "end_index_m3": pl.Float64,
                                       "consumption_m3": pl.Float64, "quality": pl.String, "method": pl.String,
-                                      "exceptions": pl.List(pl.String), "run_id": pl.Int64}, orient="row")
+                                      "exceptions": pl.List(pl.String), "customer_ref": pl.String,
+                                      "premise_ref": pl.String, "tariff_group": pl.String, "role": pl.String,
+                                      "segment_start": pl.Date, "segment_end": pl.Date, "water_m3": pl.Float64,
+                                      "sewage_m3": pl.Float64, "run_id": pl.Int64}, orient="row")

@@ -6,7 +6,8 @@ while it is being set up`), and then nothing is ever compressed or expired. `mai
 from an ordinary connection, idempotently, so running it hourly next to healthy jobs costs little:
   TimescaleDB  compress the chunks older than COMPRESS_AFTER, drop chunks past RETAIN_FOR, refresh the
                continuous aggregates over the last REFRESH_WINDOW (only invalidated ranges are recomputed);
-  PostgreSQL   detach and drop the monthly partitions wholly past RETAIN_FOR, refresh the rollup tables;
+  PostgreSQL   detach and drop the monthly partitions wholly past RETAIN_FOR, rebuild the indexes of each
+               closed month once (compact), refresh the rollup tables;
   both         move raw frames older than Settings.storage.raw_hot_days into archive files (storage/raw_archive).
 `status` reports failing jobs and what is still due, on both flavours; the last run is kept in meterflow_meta.
 """
@@ -29,6 +30,8 @@ from storage.refresh import refresh_derived
 
 REFRESH_WINDOW = timedelta(days=7)  # as the continuous-aggregate policies' start_offset
 LAST_RUN_KEY = "maintenance_last_run"
+COMPACTED_KEY = "compacted_partitions"
+COMPACT_AFTER = timedelta(days=3)  # late readings (a gateway's outbox after an outage) are in by then
 PARTITION_NAME = re.compile(r"^readings_y(\d{4})m(\d{2})$")
 
 
@@ -83,6 +86,7 @@ class Report:
     compressed_chunks: int = 0
     dropped_chunks: int = 0
     dropped_partitions: list[str] = field(default_factory=list)
+    compacted_partitions: list[str] = field(default_factory=list)
     refreshed_from: str = ""
     refreshed_to: str = ""
     archived_frames: int = 0
@@ -94,12 +98,19 @@ class Report:
         else:
             done = f"dropped {len(self.dropped_partitions)} partition(s)" + (
                 f" ({', '.join(self.dropped_partitions)})" if self.dropped_partitions else "")
+            done += f", compacted {len(self.compacted_partitions)}" + (
+                f" ({', '.join(self.compacted_partitions)})" if self.compacted_partitions else "")
         return (f"{done}, archived {self.archived_frames} raw frame(s) in {len(self.archive_files)} file(s),"
                 f" refreshed rollups {self.refreshed_from} .. {self.refreshed_to}")
 
 
 def _expired_partitions(conn: psycopg.Connection, cutoff: datetime) -> list[str]:
     """Monthly partitions of readings whose whole month lies before `cutoff`."""
+    return [name for name, end in _partitions(conn) if end <= cutoff]
+
+
+def _partitions(conn: psycopg.Connection) -> list[tuple[str, datetime]]:
+    """Monthly partitions of readings with the end of their month."""
     names = [r[0] for r in conn.execute(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
         " WHERE i.inhparent = 'readings'::regclass ORDER BY c.relname")]
@@ -109,10 +120,31 @@ def _expired_partitions(conn: psycopg.Connection, cutoff: datetime) -> list[str]
         if not m:
             continue
         year, month = int(m[1]), int(m[2])
-        end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-        if end <= cutoff:
-            out.append(name)
+        out.append((name, datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)))
     return out
+
+
+def compact_closed_partitions(conn: psycopg.Connection, now: datetime, limit: int | None = 1) -> list[str]:
+    """Rebuild the indexes of monthly partitions closed for COMPACT_AFTER, once each: rows arrive in time
+    order across meters, so the (meter_id, time) key splits its pages half full; rebuilt, it takes about
+    40 instead of 65 bytes per reading. CONCURRENTLY: readers and late writers are not blocked; `limit`
+    partitions per run (the hourly flow catches up on a large database one month at a time)."""
+    row = conn.execute("SELECT value FROM meterflow_meta WHERE key = %s", (COMPACTED_KEY,)).fetchone()
+    done = set(json.loads(row[0])) if row else set()
+    names = [n for n, end in _partitions(conn) if end <= now - COMPACT_AFTER and n not in done][:limit]
+    conn.commit()
+    autocommit = conn.autocommit
+    conn.autocommit = True
+    try:
+        for name in names:
+            conn.execute(sql.SQL("REINDEX TABLE CONCURRENTLY {}").format(sql.Identifier(name)))
+    finally:
+        conn.autocommit = autocommit
+    live = {n for n, _ in _partitions(conn)}
+    conn.execute("INSERT INTO meterflow_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
+                 " SET value = excluded.value", (COMPACTED_KEY, json.dumps(sorted((done | set(names)) & live))))
+    conn.commit()
+    return names
 
 
 def _chunks(conn: psycopg.Connection, older_than: datetime, compressed: bool | None) -> int:
@@ -195,6 +227,7 @@ def maintain(conn: psycopg.Connection, now: datetime | None = None, raw: RawArch
             conn.execute("DELETE FROM readings_default WHERE time < %s", (cutoff,))
             for name in flavors.ROLLUPS:
                 conn.execute(sql.SQL("DELETE FROM {} WHERE bucket < %s").format(sql.Identifier(name)), (cutoff,))
+        report.compacted_partitions = compact_closed_partitions(conn, now)
     if raw is not None:
         moved, written = raw_archive.archive(conn, raw.directory, now - raw.after)
         report.archived_frames, report.archive_files = moved, [str(p) for p in written]

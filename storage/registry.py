@@ -48,6 +48,7 @@ class ParseResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
     columns: tuple[str, ...] = ()
+    lines: dict[str, int] = field(default_factory=dict)  # meter_id -> line of its row
 
 
 def _reader(text: str) -> tuple[list[str], Iterable[tuple[int, list[str]]]]:
@@ -207,6 +208,7 @@ def parse_meters_csv(text: str) -> ParseResult:
             out.errors.append((line, f"meter {meter_id} already given on line {seen[meter_id]}; this line is skipped"))
             continue
         seen[meter_id] = line
+        out.lines[meter_id] = line
         out.rows.append(record)
     return out
 
@@ -290,6 +292,36 @@ def reseal_keys(conn: psycopg.Connection, keyring: Keyring) -> int:
                         [(keyring.seal(m, keyring.open(m, v)), m) for m, v in stale])
     conn.commit()
     return len(stale)
+
+
+def check_parents(conn: psycopg.Connection, parsed: ParseResult) -> int:
+    """A garden sub-meter's parent_meter_id must name a main meter (in this file or already registered): its
+    water is taken off that meter's sewage volume. Bad rows move from `rows` to `errors`; returns how many."""
+    gardens = [r for r in parsed.rows if r.get("role") == "garden"]
+    if not gardens:
+        return 0
+    in_file = {r["meter_id"]: r.get("role") or "main" for r in parsed.rows}
+    if "role" not in parsed.columns:
+        in_file = {m: "main" for m in in_file}
+    wanted = sorted({str(r["parent_meter_id"]) for r in gardens if r.get("parent_meter_id")})
+    stored = dict(conn.execute("SELECT meter_id, role FROM meters WHERE meter_id = ANY(%s)", (wanted,)).fetchall())
+    bad: set[str] = set()
+    for r in gardens:
+        parent = r.get("parent_meter_id")
+        role = in_file.get(parent) if parent in in_file else stored.get(parent)
+        reason = ""
+        if not parent:
+            reason = "a garden sub-meter needs parent_meter_id (the main meter it sits behind)"
+        elif role is None:
+            reason = f"parent_meter_id {parent} is not a registered meter; import the main meter first or in this file"
+        elif role != "main":
+            reason = f"parent_meter_id {parent} is a {role} meter; a garden sub-meter's parent must be a main meter"
+        if reason:
+            bad.add(r["meter_id"])
+            parsed.errors.append((parsed.lines.get(r["meter_id"], 0), f"meter {r['meter_id']}: {reason}"))
+    parsed.rows = [r for r in parsed.rows if r["meter_id"] not in bad]
+    parsed.errors.sort()
+    return len(bad)
 
 
 def import_meters(conn: psycopg.Connection, parsed: ParseResult, progress: Progress | None = None) -> int:

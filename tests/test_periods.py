@@ -29,3 +29,24 @@ def test_local_midnight_follows_daylight_saving() -> None:
     assert local_midnight(date(2024, 3, 1), "Europe/Warsaw") == datetime(2024, 2, 29, 23, tzinfo=UTC)
     assert local_midnight(date(2024, 4, 1), "Europe/Warsaw") == datetime(2024, 3, 31, 22, tzinfo=UTC)
     assert local_midnight(date(2024, 4, 1), "UTC") == datetime(2024, 4, 1, tzinfo=UTC)
+
+
+def test_one_period_convention() -> None:
+    import pytest
+
+    from meterflow.periods import PeriodError, period_bounds
+
+    assert period_bounds("2026-06-01", "2026-07-01", None) == (date(2026, 6, 1), date(2026, 7, 1))
+    assert period_bounds("2026-06", "2026-07", None) == (date(2026, 6, 1), date(2026, 7, 1))
+    assert period_bounds(None, None, "2026-12") == (date(2026, 12, 1), date(2027, 1, 1))
+    assert period_bounds("2026-06-10", "2026-06-20", None) == (date(2026, 6, 10), date(2026, 6, 20))
+    with pytest.raises(PeriodError, match="use --to 2026-07-01 or --period 2026-06"):
+        period_bounds("2026-06-01", "2026-06-30", None)
+    with pytest.raises(PeriodError, match="use to 2024-03-01 or period 2024-02"):
+        period_bounds("2024-02-01", "2024-02-29", None, names=("from", "to", "period"))
+    with pytest.raises(PeriodError, match="must be after"):
+        period_bounds("2026-07-01", "2026-06-01", None)
+    with pytest.raises(PeriodError, match="not both"):
+        period_bounds("2026-06-01", None, "2026-06")
+    with pytest.raises(PeriodError, match="is not a month"):
+        period_bounds(None, None, "2026-06-01")

@@ -128,6 +128,26 @@ def _index_at(df: pl.DataFrame, t: datetime) -> pl.DataFrame:
                        .alias("idx"))
 
 
+def detect_causal(data: pl.DataFrame, premises: pl.DataFrame, cfg: Any, tz: str, history_days: int = 56,
+                  step_days: int = 7, skip_days: int = 28) -> tuple[pl.DataFrame, datetime]:
+    """Detections as the hourly flow makes them: each `step_days` window is detected with only the
+    `history_days` before it (and itself) as history, keeping the interruptions that start in it; the first
+    `skip_days` (no history yet) are left out. Returns the detections and the first time covered."""
+    from analytics.interruptions.detect import detect_interruptions
+
+    lo, hi = data.get_column("time").min(), data.get_column("time").max()
+    assert isinstance(lo, datetime) and isinstance(hi, datetime)
+    first = lo + timedelta(days=skip_days)
+    parts, t = [empty()], first
+    while t < hi:
+        end = t + timedelta(days=step_days)
+        window = data.filter((pl.col("time") >= t - timedelta(days=history_days)) & (pl.col("time") < end))
+        det = detect_interruptions(window, premises, cfg, tz, end=end)
+        parts.append(det.filter((pl.col("start") >= t) & (pl.col("start") < end)))
+        t = end
+    return pl.concat(parts), first
+
+
 def plain_rule(readings: pl.DataFrame, premises: pl.DataFrame, tz: str, hours: int = 2,
                day_from: int = 7, day_to: int = 20) -> pl.DataFrame:
     """The baseline: every reporting meter of a district at zero for `hours` hours in a row, in daytime."""

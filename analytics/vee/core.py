@@ -7,9 +7,11 @@ Input frames (extra columns are ignored):
   readings  meter_id str, time datetime (UTC), total_m3 f64, optional: source str, seq i64 (arrival order,
             e.g. file line or receive order), notation str ("scientific" when the source wrote 4e+05),
             dst_fold bool (a local time of the repeated DST hour, taken as its second occurrence)
-  registry  meter_id, premise_ref, install_date, install_index_m3, removal_date, removal_index_m3, register_digits
+  registry  meter_id, premise_ref, install_date, install_index_m3, removal_date, removal_index_m3, register_digits,
+            optional: customer_ref, role ('main'|'garden'|'inlet'), parent_meter_id, tariff_group
   history   earlier periods: meter_id, period_start date, period_end date, consumption_m3, quality, end_index_m3
-  tariffs   effective_date date (a tariff change takes effect at local midnight of that date)
+  tariffs   effective_date date (a tariff change takes effect at local midnight of that date), optional
+            tariff_group (null or missing: a change of every group; a meter without a group is in 'default')
 """
 
 from __future__ import annotations
@@ -24,16 +26,24 @@ import polars as pl
 from analytics.vee.config import VeeConfig
 from analytics.vee.profile import fill_gaps, hour_profile
 from analytics.vee.rules import Period, bill_meter
+from analytics.vee.sewage import apply_sewage
 from meterflow.periods import add_months, local_midnight
 
 RESULT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "meter_id": pl.String,
     "premise_ref": pl.String,
+    "customer_ref": pl.String,
+    "tariff_group": pl.String,
+    "role": pl.String,
     "period_start": pl.Date,
     "period_end": pl.Date,
+    "segment_start": pl.Date,
+    "segment_end": pl.Date,
     "start_index_m3": pl.Float64,
     "end_index_m3": pl.Float64,
     "consumption_m3": pl.Float64,
+    "water_m3": pl.Float64,
+    "sewage_m3": pl.Float64,
     "pre_vee_consumption_m3": pl.Float64,
     "quality": pl.String,
     "method": pl.String,
@@ -57,7 +67,13 @@ REGISTRY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "removal_date": pl.Date,
     "removal_index_m3": pl.Float64,
     "register_digits": pl.Int64,
+    "customer_ref": pl.String,
+    "role": pl.String,
+    "parent_meter_id": pl.String,
+    "tariff_group": pl.String,
 }
+DEFAULT_TARIFF_GROUP = "default"  # the group of a meter the registry gives none
+ALL_GROUPS = "*"  # key of the tariff changes that apply to every group (a tariffs frame without tariff_group)
 HISTORY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "meter_id": pl.String,
     "period_start": pl.Date,
@@ -307,11 +323,16 @@ def summarise_meters(iv: pl.DataFrame, rejected: pl.DataFrame, reg: pl.DataFrame
     return summary, rej_counts
 
 
-def _tariff_dates(tariffs: pl.DataFrame | None, period_start: date, period_end: date) -> list[date]:
+def _tariff_dates(tariffs: pl.DataFrame | None, period_start: date, period_end: date) -> dict[str, list[date]]:
+    """Rule 13: tariff group -> its change dates strictly inside the period (ALL_GROUPS: changes of every group)."""
     if tariffs is None:
-        return []
-    dates = _conform(tariffs, {"effective_date": pl.Date})["effective_date"].to_list()
-    return sorted(d for d in dates if d is not None and period_start < d < period_end)
+        return {}
+    df = _conform(tariffs, {"effective_date": pl.Date, "tariff_group": pl.String})
+    out: dict[str, list[date]] = {}
+    for d, group in df.iter_rows():
+        if d is not None and period_start < d < period_end:
+            out.setdefault(group if group is not None else ALL_GROUPS, []).append(d)
+    return {g: sorted(set(ds)) for g, ds in out.items()}
 
 
 def _boundary_profiles(summary: pl.DataFrame, iv: pl.DataFrame, config: VeeConfig,
@@ -383,15 +404,22 @@ def compute_billing(
         if p is not None:
             premises.setdefault(p, []).append(m)
     tariff_dates = _tariff_dates(tariffs, period_start, period_end)
+    all_dates = sorted({d for ds in tariff_dates.values() for d in ds})
     period = Period(period_start, period_end, b0, b1, config, timezone, rej_map, hist_map, tariff_dates,
-                    _tariff_day_reads(iv, tariff_dates, timezone), _boundary_profiles(summary, iv, config, timezone),
+                    _tariff_day_reads(iv, all_dates, timezone), _boundary_profiles(summary, iv, config, timezone),
                     premises)
     lap("profiles")
     for s in summary.iter_rows(named=True):
         bill_meter(period, s)
+    lap("per_meter")
+    roles = {m: r or "main" for m, r in reg.select("meter_id", "role").iter_rows()}
+    parents = {m: p for m, p in reg.select("meter_id", "parent_meter_id").iter_rows() if p is not None}
+    premise_of = {m: p for m, p in reg.select("meter_id", "premise_ref").iter_rows() if p is not None}
+    period.audit.extend(apply_sewage(period.results, roles, parents, premise_of, config.decimals, period.counts))
+    lap("sewage")
     res = pl.DataFrame(period.results, schema=RESULT_SCHEMA) if period.results else _empty(RESULT_SCHEMA)
     aud = pl.DataFrame(period.audit, schema=AUDIT_SCHEMA) if period.audit else _empty(AUDIT_SCHEMA)
-    lap("per_meter")
+    lap("results")
     return BillingOutput(res.sort(["meter_id", "period_start"]), aud, period.counts, timings)
 
 

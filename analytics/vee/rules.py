@@ -43,7 +43,7 @@ class Period:
     timezone: str
     rejected: dict[str, dict[str, int]]  # meter -> reason -> rejected reads in the period
     history: dict[str, list[dict[str, Any]]]  # meter -> earlier billed periods
-    tariff_dates: list[date]  # tariff changes strictly inside the period
+    tariff_dates: dict[str, list[date]]  # tariff group ("*": every group) -> its changes strictly inside the period
     day_reads: dict[tuple[str, date], float]  # (meter, tariff change day) -> that day's first unwrapped index
     profiles: dict[str, list[float]]  # meter -> use per local hour (only meters with a boundary in a gap)
     premises: dict[str, list[str]]  # premise_ref -> its meters
@@ -60,13 +60,15 @@ class MeterBill:
     """One meter's bill under construction: indexes (unwrapped across rollovers), quality and findings."""
 
     __slots__ = ("active_from", "active_to", "consumption", "details", "end_u", "exceptions", "flags", "history",
-                 "meter_id", "methods", "nd", "period", "pre_vee", "quality", "removed", "s", "span", "start_u")
+                 "meter_id", "methods", "nd", "period", "pre_vee", "quality", "removed", "s", "span", "start_u",
+                 "tariff_group")
 
     def __init__(self, period: Period, summary_row: dict[str, Any]) -> None:
         s = summary_row
         self.period = period
         self.s = s  # the meter's summary row
         self.meter_id: str = s["meter_id"]
+        self.tariff_group: str = s.get("tariff_group") or "default"
         self.span = 10.0 ** int(s["register_digits"] or 5)  # the register range: where the index rolls over
         self.history: list[dict[str, Any]] = period.history.get(self.meter_id, [])
         install: date | None = s["install_date"]
@@ -212,8 +214,10 @@ def use_on_inactive_meter(bill: MeterBill) -> None:
         return
     bill.exception("USE_ON_INACTIVE", "8", None, {"use_m3": bill.rounded(used)}, "use recorded on an inactive meter")
     p = bill.period
-    p.results.append({"meter_id": bill.meter_id, "premise_ref": s["premise_ref"], "period_start": p.start,
-                      "period_end": p.end, "start_index_m3": None, "end_index_m3": None, "consumption_m3": None,
+    p.results.append({"meter_id": bill.meter_id, "premise_ref": s["premise_ref"], "customer_ref": s["customer_ref"],
+                      "tariff_group": bill.tariff_group, "role": s["role"] or "main", "period_start": p.start,
+                      "period_end": p.end, "segment_start": p.start, "segment_end": p.end,
+                      "start_index_m3": None, "end_index_m3": None, "consumption_m3": None,
                       "pre_vee_consumption_m3": bill.rounded(used), "quality": "ACTUAL", "method": "inactive",
                       "exceptions": bill.exceptions, "flags": bill.flags, "details": json.dumps(bill.details)})
 
@@ -399,13 +403,14 @@ Segment = tuple[date, date, float | None, float | None, float | None, str]  # st
 
 
 def segments(bill: MeterBill) -> list[Segment]:
-    """Rule 13: the active period, split at each tariff change inside it (at that day's first read, else
-    prorated by days); one segment when there is none or the indexes are unknown."""
+    """Rule 13: the active period, split at each change of the meter's own tariff group inside it (at that day's
+    first read, else prorated by days); one segment when there is none or the indexes are unknown."""
     p = bill.period
     method = ";".join(bill.methods)
     a, b = bill.active_from, bill.active_to
     start_u, end_u, used = bill.start_u, bill.end_u, bill.consumption
-    splits = [d for d in p.tariff_dates if a < d < b]
+    own = {*p.tariff_dates.get("*", []), *p.tariff_dates.get(bill.tariff_group, [])}  # only its own group's
+    splits = sorted(d for d in own if a < d < b)
     if not splits or used is None or start_u is None or end_u is None:
         return [(a, b, start_u, end_u, used, method)]
     cuts: list[tuple[date, float, str]] = []
@@ -428,7 +433,8 @@ def segments(bill: MeterBill) -> list[Segment]:
 
 def result_rows(bill: MeterBill, parts: list[Segment]) -> None:
     """One result row per segment; consumption is exactly the difference of the printed (rounded) indexes."""
-    base = {"meter_id": bill.meter_id, "premise_ref": bill.s["premise_ref"], "quality": bill.quality,
+    base = {"meter_id": bill.meter_id, "premise_ref": bill.s["premise_ref"], "customer_ref": bill.s["customer_ref"],
+            "tariff_group": bill.tariff_group, "role": bill.s["role"] or "main", "quality": bill.quality,
             "exceptions": bill.exceptions, "flags": bill.flags, "details": json.dumps(bill.details, sort_keys=True)}
     for ps_, pe_, su, eu, c, method in parts:
         su_r = None if su is None else bill.rounded(su)
@@ -436,7 +442,7 @@ def result_rows(bill: MeterBill, parts: list[Segment]) -> None:
         c_r = bill.rounded(eu_r - su_r) if su_r is not None and eu_r is not None else (
             None if c is None else bill.rounded(c))
         bill.period.results.append({
-            **base, "period_start": ps_, "period_end": pe_,
+            **base, "period_start": ps_, "period_end": pe_, "segment_start": ps_, "segment_end": pe_,
             "start_index_m3": None if su_r is None else bill.rounded(su_r % bill.span),
             "end_index_m3": None if eu_r is None else bill.rounded(eu_r % bill.span),
             "consumption_m3": c_r, "method": method,

@@ -45,8 +45,9 @@ class AsOf:
     tz: str
 
 
-def as_of(request: Request, now: str | None = Query(None, description="as-of time (ISO); default the current time"),
-          ) -> AsOf:
+async def as_of(request: Request,
+                now: str | None = Query(None, description="as-of time (ISO); default the current time")) -> AsOf:
+    """No I/O: async, so FastAPI runs it on the event loop instead of handing it to the thread pool."""
     settings: Settings = request.app.state.settings
     return AsOf(parse_now(now, settings.timezone), now, settings.timezone)
 

@@ -64,7 +64,7 @@ def decoder(settings: Settings, instance: str | None, receive_maximum: int, prot
         for attempt in retry.DEFAULT.retrying("decoder start (database)", (psycopg.OperationalError, OSError),
                                               stop, instance=name):
             with attempt:
-                service.start()
+                service.start(stop=stop)
     except (psycopg.OperationalError, OSError):
         sys.exit(0)  # stopped before the database came
     log.info("decoder running", extra=ctx(instance=name))

@@ -227,10 +227,12 @@ def notify(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
               help="public holidays of the homes' country (DAIAD trial A: Spain)")
 @click.option("--holidays-subdiv", "holiday_subdiv", default="VC", show_default=True,
               help="and region (DAIAD trial A: Valencian Community)")
+@click.option("--causal", is_flag=True,
+              help="as the hourly flow: each week detected with only interruptions.history_days before it as history")
 @click.option("--json", "as_json", is_flag=True, help="the figures as one JSON object")
 @click.pass_context
 def eval_interruptions(ctx: click.Context, daiad: str, street_size: int, seed: int, repeat: int, every_days: float,
-                       holiday_country: str, holiday_subdiv: str, as_json: bool) -> None:
+                       holiday_country: str, holiday_subdiv: str, causal: bool, as_json: bool) -> None:
     """Inject interruptions and communication outages into real homes; recall, delay and false interruptions
     per district-year of the detector and of the plain rule (baseline), in the same run."""
     from analytics.interruptions import evaluate as ev
@@ -252,12 +254,25 @@ def eval_interruptions(ctx: click.Context, daiad: str, street_size: int, seed: i
         _progress(f"run {k + 1}/{repeat} (seed {seed + k}): {premises.height} homes in "
                   f"{premises.get_column('district').n_unique()} districts, {years:.2f} district-years, "
                   f"{truth.height} events injected")
-        mine.append(ev.score("detector", detect_interruptions(data, premises, cfg, DAIAD_TZ), truth, years))
-        plain.append(ev.score("plain rule", ev.plain_rule(data, premises, DAIAD_TZ), truth, years))
+        if causal:
+            det, first = ev.detect_causal(data, premises, cfg, DAIAD_TZ, cfg.history_days)
+            lo = data.get_column("time").min()
+            assert isinstance(lo, datetime)
+            n_districts = premises.get_column("district").n_unique()
+            skipped = min((first - lo).total_seconds() / 86400 / 365.25, years / n_districts)
+            years -= n_districts * skipped  # the first weeks, without history, are not scored
+            truth = truth.filter(truth.get_column("start") >= first)
+            plain_det = ev.plain_rule(data, premises, DAIAD_TZ)
+            plain_det = plain_det.filter(plain_det.get_column("start") >= first)
+        else:
+            det = detect_interruptions(data, premises, cfg, DAIAD_TZ)
+            plain_det = ev.plain_rule(data, premises, DAIAD_TZ)
+        mine.append(ev.score("detector", det, truth, years))
+        plain.append(ev.score("plain rule", plain_det, truth, years))
         runs.append({"seed": seed + k, "detector": mine[-1].as_dict(), "plain_rule": plain[-1].as_dict()})
     m, p = ev.combine(mine), ev.combine(plain)
     out = {"homes": readings.get_column("meter_id").n_unique(), "street_size": street_size, "seed": seed,
-           "repeat": repeat, "district_years": round(m.district_years, 2), "detector": m.as_dict(),
+           "repeat": repeat, "causal": causal, "district_years": round(m.district_years, 2), "detector": m.as_dict(),
            "plain_rule": p.as_dict(), "runs": runs}
     if as_json:
         click.echo(json.dumps(out, default=str))

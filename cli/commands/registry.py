@@ -128,12 +128,13 @@ def meters_import(settings: Settings, file: str) -> None:
     """Insert or update meters from CSV (header names as in table meters; optional move_in: the day the row's
     customer_ref took the meter over). Only the named columns are written. Bad rows are reported with their
     line number and reason and the good rows imported; exits 1 when any row was rejected."""
-    from storage.registry import import_meters, parse_meters_csv
+    from storage.registry import check_parents, import_meters, parse_meters_csv
 
     parsed = parse_meters_csv(read_text_file(file))
     n = 0
-    if parsed.rows:
-        with migrated_connection(settings) as conn:
+    with migrated_connection(settings) as conn:
+        check_parents(conn, parsed)  # a garden's parent must be a main meter: a bad row otherwise
+        if parsed.rows:
             n = import_meters(conn, parsed, progress=_progress("meters") if len(parsed.rows) > 5000 else None)
     _finish("meters", n, parsed.errors, file)
 

@@ -3,6 +3,8 @@ customer's signed link."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from meterflow.config import Settings
@@ -46,8 +48,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None, refresh_minute
     uvicorn.run(app, host=h, port=p, log_level=settings.log_level.lower(), access_log=False, log_config=None)
 
 
-def _refresh_loop(dsn: str, every_s: float) -> None:
-    """serve's background refresh: at start, then every `every_s` seconds; a failed run is logged and retried."""
+def _refresh_loop(dsn: str, every_s: float, stop: Any = None) -> None:
+    """serve's background refresh: at start, then every `every_s` seconds until `stop` (a threading.Event) is
+    set; a failed run is logged and retried."""
+    import threading
     import time
 
     import psycopg
@@ -56,7 +60,8 @@ def _refresh_loop(dsn: str, every_s: float) -> None:
     from storage.refresh import refresh_recent
 
     log = get_logger("meterflow.serve")
-    while True:
+    stop = stop or threading.Event()
+    while not stop.is_set():
         started = time.monotonic()
         try:
             with psycopg.connect(dsn) as conn:
@@ -65,7 +70,7 @@ def _refresh_loop(dsn: str, every_s: float) -> None:
                                                        seconds=round(time.monotonic() - started, 2)))
         except Exception as exc:  # the database may be restarting: try again next round
             log.warning("dashboard refresh failed", extra=ctx(reason=str(exc).splitlines()[0] if str(exc) else ""))
-        time.sleep(max(every_s - (time.monotonic() - started), 1.0))
+        stop.wait(max(every_s - (time.monotonic() - started), 0.05))
 
 
 @serve.command("link", epilog="Example: meterflow serve link --customer C-000123 --now 2026-03-01")

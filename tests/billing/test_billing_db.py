@@ -65,7 +65,8 @@ def test_run_store_export_and_next_period(bdb: psycopg.Connection, settings: Set
     assert out.exit_code == 0, out.output
     lines = out.stdout.strip().splitlines()
     assert lines[0] == ("meter_id,period_start,period_end,start_index_m3,end_index_m3,consumption_m3,quality,method,"
-                        "exceptions")
+                        "exceptions,customer_ref,premise_ref,tariff_group,role,segment_start,segment_end,water_m3,"
+                        "sewage_m3")
     assert lines[1].startswith("A,2024-03-01,2024-04-01,100.0,131.0,31.0,ACTUAL,")
     out = runner.invoke(cli, ["billing", "export", "--from", "2024-03-01", "--to", "2024-04-01", "--format", "json"])
     assert [r["consumption_m3"] for r in json.loads(out.stdout)] == [31.0, 12.0, 21.0]

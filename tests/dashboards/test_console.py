@@ -68,6 +68,23 @@ def test_zero_reads_stuck_verification_and_dead_letters(conn: psycopg.Connection
     assert worklists.fetch(conn, "stuck", worklists.Query(), NOW, TZ).total == 0
 
 
+def test_open_supply_interruptions_are_incidents(conn: psycopg.Connection) -> None:
+    conn.execute("INSERT INTO interruptions (kind, cause, district, street, start_at, meters) VALUES"
+                 " ('supply', 'standstill', 'South', 'Polna', %s, '{M3,M4}'),"
+                 " ('communication', 'silence', 'East', NULL, %s, '{M5}')",
+                 (NOW - timedelta(hours=3), NOW + timedelta(hours=1)))  # the second starts after NOW
+    conn.commit()
+    try:
+        south = worklists.fetch(conn, "incidents", worklists.Query(district="South"), NOW, TZ)
+        assert [(r["kind"], r["street"], r["address"], r["severity"]) for r in south.rows] == [
+            ("interruption", "Polna", "Polna (2 meters, standstill)", "critical")]
+        everything = worklists.fetch(conn, "incidents", worklists.Query(), NOW, TZ)
+        assert [r["kind"] for r in everything.rows] == ["continuous_flow", "interruption"]
+    finally:
+        conn.execute("DELETE FROM interruptions")
+        conn.commit()
+
+
 def test_lists_sort_and_page(conn: psycopg.Connection) -> None:
     asc = worklists.fetch(conn, "no-reads", worklists.Query(days=1, sort="meter_id", descending=False,
                                                             per_page=2), NOW, TZ)

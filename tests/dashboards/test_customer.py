@@ -68,7 +68,10 @@ def test_first_month_exchange_and_burst_pages(client: TestClient, customers: Cus
     assert f'id="avg-now">{average} <small>' in new
     assert re.search(r'id="avg-last-year"><span class="nodata">brak danych', new)
     exc = client.get(link(customers.settings, "K-EXC")).text
-    assert 'id="missing-days">0<' in exc and "wymiana wodomierza: zużycie starego i nowego zsumowane" in exc
+    assert 'id="missing-days">0<' in exc
+    assert "W miesiącu wymiany wodomierza zużycie starego i nowego jest zsumowane." in exc
+    february = re.search(r'<tr data-month="2026-02".*?</tr>', exc, re.S)
+    assert february and '<span class="exchange">wymiana wodomierza</span>' in february.group(0)
     assert 'data-status="removed"' in exc and "Wodomierz nr E1" in exc and "Wodomierz nr E2" in exc
     burst = client.get(link(customers.settings, "K-BRS")).text
     assert "Możliwy wyciek." in burst and "Nie wykryto wycieku" not in burst

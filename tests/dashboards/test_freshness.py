@@ -46,3 +46,30 @@ def test_a_new_radio_reading_reaches_the_pages_after_the_refresh(console_seeded:
                      "/dashboards/balance", "/dashboards/audit", "/dashboards/search?q=c-"):
             page = client.get(path + ("&" if "?" in path else "?") + f"now={NOW_PARAM}", headers=auth)
             assert page.status_code == 200 and "data as of 2026-03-01 12:00 · refreshed" in page.text, path
+
+
+def test_serves_refresh_loop_picks_up_a_reading_that_just_arrived(console_seeded: Seeded) -> None:
+    import threading
+    import time
+    from datetime import UTC, datetime
+
+    from cli.commands.serve import _refresh_loop
+
+    heard_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    with psycopg.connect(console_seeded.dsn) as conn:
+        conn.execute("INSERT INTO readings (meter_id, time, total_m3, gateway_id, received_at, source)"
+                     " VALUES ('M5', %s, 3.5, 'GW9', %s, 'wmbus')", (heard_at, heard_at))
+        conn.commit()
+        stop = threading.Event()
+        loop = threading.Thread(target=_refresh_loop, args=(console_seeded.dsn, 0.2, stop), daemon=True)
+        loop.start()
+        deadline = time.monotonic() + 30
+        heard = None
+        while time.monotonic() < deadline and heard is None:
+            heard = conn.execute("SELECT last_heard, gateway_id FROM meter_last_heard WHERE meter_id = 'M5'"
+                                 ).fetchone()
+            conn.rollback()
+            time.sleep(0.1)
+        stop.set()
+        loop.join(timeout=30)
+    assert heard == (heard_at, "GW9") and not loop.is_alive()

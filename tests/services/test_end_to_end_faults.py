@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import signal
 import socket
 import sqlite3
@@ -284,6 +285,8 @@ port = "socket://127.0.0.1:{self.feed.port}"
 
 @pytest.fixture
 def rig_factory(private_pg: PrivatePostgres, tmp_path: Path) -> Iterator[Callable[[int], Rig]]:
+    if not shutil.which("mosquitto") or not shutil.which("mosquitto_passwd"):
+        pytest.skip("mosquitto / mosquitto_passwd not installed")
     rigs: list[Rig] = []
 
     def make(seed: int) -> Rig:

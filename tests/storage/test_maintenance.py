@@ -40,8 +40,8 @@ def test_plain_maintain_drops_partitions_past_retention_and_refreshes(clean_db: 
         database_url, "db", "status")
 
     out = _run(database_url, "db", "maintain")
-    assert "maintenance (postgres): dropped 1 partition(s) (readings_y2014m03), archived 0 raw frame(s) in 0 file(s)," \
-           " refreshed rollups" in out
+    assert "maintenance (postgres): dropped 1 partition(s) (readings_y2014m03), compacted " in out
+    assert ", archived 0 raw frame(s) in 0 file(s), refreshed rollups" in out
     assert clean_db.execute("SELECT to_regclass('readings_y2014m03')").fetchone() == (None,)
     assert clean_db.execute("SELECT meter_id, count(*) FROM readings GROUP BY 1").fetchall() == [("new", 36)]
     # the rollups were brought up to date by maintenance alone
@@ -61,6 +61,26 @@ def test_plain_maintain_drops_partitions_past_retention_and_refreshes(clean_db: 
     # which the next run expires again, and then nothing is left to drop
     assert maintenance.maintain(clean_db).dropped_partitions == ["readings_y2014m03"]
     assert maintenance.maintain(clean_db).dropped_partitions == []
+
+
+def test_plain_maintain_compacts_each_closed_month_once(clean_db: psycopg.Connection) -> None:
+    if flavor.current(clean_db) != "postgres":
+        pytest.skip("partitions are the plain flavour's")
+    start = datetime(2016, 12, 1, tzinfo=UTC)  # the oldest month within retention: compacted first
+    rows = [(f"m{i:03d}", start + timedelta(minutes=15 * k), 1.0 + k) for k in range(200) for i in range(60)]
+    flavor.ensure_partitions(clean_db, rows[0][1], rows[-1][1])
+    with clean_db.cursor() as cur:
+        cur.executemany("INSERT INTO readings (meter_id, time, total_m3) VALUES (%s, %s, %s)", rows)
+    clean_db.commit()
+    size = "SELECT pg_relation_size('readings_y2016m12_pkey')"
+    before = clean_db.execute(size).fetchone()[0]
+    assert maintenance.maintain(clean_db).compacted_partitions == ["readings_y2016m12"]
+    after = clean_db.execute(size).fetchone()[0]
+    assert after < 0.8 * before  # time-ordered inserts left the (meter_id, time) pages about half full
+    assert clean_db.execute("SELECT count(*), sum(total_m3) FROM readings_y2016m12").fetchone() == (
+        len(rows), sum(r[2] for r in rows))
+    assert "readings_y2016m12" not in maintenance.maintain(clean_db).compacted_partitions  # once
+    flavor.drop_partition(clean_db, "readings_y2016m12")
 
 
 @pytest.mark.timescale

@@ -25,7 +25,7 @@ def _store(dsn: str, received: datetime, tels: list[omsgen.Telegram], gw: str) -
     frames: list[dict[str, object]] = [{"t": received.timestamp() + k, "hex": t.frame.hex(), "rssi": -70 - k % 9}
                                        for k, t in enumerate(tels)]
     rows, dead = FrameProcessor({omsgen.meter_id(i): omsgen.meter_key(omsgen.meter_id(i)) for i in range(METERS)}
-                                ).process(f"p/v1/{gw}/wmbus", encode_batch(FrameBatch(gw, "wmbus", frames)))
+                                ).process(f"p/v1/{gw}/wmbus", encode_batch(FrameBatch(gw, "wmbus", frames))).split()
     assert dead == []
     writer = BatchWriter(dsn)
     try:
