@@ -64,7 +64,7 @@ def load(dsn: str, meters: int, days: int, timezone: str, echo: Callable[[str], 
     from cli.demo import registry_csv
     from fixtures.fleet import FleetConfig, build_fleet
     from meterflow.envelope import FrameBatch, encode_batch, topic
-    from services.decoder import FrameProcessor
+    from services.processor import FrameProcessor
     from storage.registry import import_keys, import_meters, parse_keys_csv, parse_meters_csv
     from storage.writer import BatchWriter
 

@@ -81,8 +81,9 @@ class SecretsSettings(BaseModel):
 class StorageSettings(BaseModel):
     """How long raw frames stay in the database before `db maintain` moves them to compressed archive files."""
 
-    raw_hot_days: int = Field(35, ge=1, description="days a raw frame stays in raw_frames (dedup of resends)")
-    raw_archive_dir: Path | None = Field(None, description="archived raw frames; unset = <data_dir>/raw-archive")
+    raw_hot_days: int = Field(default=35, ge=1, description="days a raw frame stays in raw_frames (dedup of resends)")
+    raw_archive_dir: Path | None = Field(default=None,
+                                         description="archived raw frames; unset = <data_dir>/raw-archive")
 
 
 class Settings(BaseSettings):

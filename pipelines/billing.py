@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from analytics.vee.core import compute_billing
 from meterflow.config import Settings, load_settings
@@ -23,6 +23,9 @@ from meterflow.logs import ctx, get_logger
 from meterflow.periods import previous_month
 from storage import billing as store
 from storage.db import connect, resolve_dsn
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 log = get_logger(__name__)
 DEFAULT_CHUNK = 2000
@@ -172,9 +175,9 @@ def _run_on_pool(deployment_name: str, run_id: int, start: date, end: date,
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
-    runs = [run_deployment(deployment_name, timeout=0, as_subflow=False,
+    runs = [cast("FlowRun", run_deployment(deployment_name, timeout=0, as_subflow=False,
                            parameters={"run_id": run_id, "period_start": start, "period_end": end,
-                                       "first_meter": r[0], "last_meter": r[1], "as_of": as_of})
+                                       "first_meter": r[0], "last_meter": r[1], "as_of": as_of}))
             for r in ranges if r is not None]
     deadline = time.monotonic() + timeout_s
     with get_client(sync_client=True) as client:

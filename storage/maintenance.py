@@ -172,7 +172,7 @@ def jobs(conn: psycopg.Connection) -> list[Job]:
                 " ORDER BY job_id, finish_time DESC").fetchall())
     except psycopg.Error:
         pass  # job_errors needs more privileges than job_stats; the status is still reported
-    return [Job(*r, error=errors.get(r[0])) for r in rows]
+    return [Job(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], error=errors.get(r[0])) for r in rows]
 
 
 @dataclass(frozen=True)

@@ -304,10 +304,11 @@ def check_parents(conn: psycopg.Connection, parsed: ParseResult) -> int:
     if "role" not in parsed.columns:
         in_file = {m: "main" for m in in_file}
     wanted = sorted({str(r["parent_meter_id"]) for r in gardens if r.get("parent_meter_id")})
-    stored = dict(conn.execute("SELECT meter_id, role FROM meters WHERE meter_id = ANY(%s)", (wanted,)).fetchall())
+    stored: dict[str, str] = dict(
+        conn.execute("SELECT meter_id, role FROM meters WHERE meter_id = ANY(%s)", (wanted,)).fetchall())
     bad: set[str] = set()
     for r in gardens:
-        parent = r.get("parent_meter_id")
+        parent = str(r.get("parent_meter_id") or "")
         role = in_file.get(parent) if parent in in_file else stored.get(parent)
         reason = ""
         if not parent:
