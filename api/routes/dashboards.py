@@ -73,9 +73,12 @@ def _fmt_age(now: datetime, then: datetime | None) -> str:
     return f"{seconds / 86400:.0f} days ago"
 
 
-def _local(value: Any, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+def _local(value: Any, tz: str, fmt: str = "%Y-%m-%d %H:%M", lang: i18n.Lang | None = None) -> str:
+    """ISO date (and time) in English, the locale's day / date-and-time format otherwise (01.03.2026 12:00)."""
     if value is None:
         return "—"
+    if lang is not None and lang.code != "en" and isinstance(value, date) and fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        return lang.when(value) if fmt.endswith("%M") and isinstance(value, datetime) else lang.day(value)
     if isinstance(value, datetime):
         return value.astimezone(ZoneInfo(tz)).strftime(fmt)
     if isinstance(value, date):
@@ -84,7 +87,7 @@ def _local(value: Any, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 #: pages whose every text goes through the catalogue (api/locales); the others are still English-only
-TRANSLATED_PAGES = frozenset({"customer.html", "customer_error.html"})
+TRANSLATED_PAGES = frozenset({"customer.html", "customer_error.html", "fleet.html", "login.html"})
 
 
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
@@ -97,7 +100,7 @@ def render(request: Request, name: str, context: dict[str, Any], status_code: in
         lang = i18n.activate(i18n.Lang("en", settings.timezone))
     context.setdefault("lang", lang)
     context.setdefault("tz", settings.timezone)
-    context["local"] = lambda v, fmt="%Y-%m-%d %H:%M": _local(v, settings.timezone, fmt)
+    context["local"] = lambda v, fmt="%Y-%m-%d %H:%M": _local(v, settings.timezone, fmt, lang)
     context["fmt_age"] = _fmt_age
     response: HTMLResponse = templates.TemplateResponse(request, name, context, status_code=status_code)
     return response
