@@ -222,9 +222,12 @@ def test_fleet_page_in_polish_and_english(client: TestClient) -> None:
     assert "<td>Awaria (pęknięcie)</td>" in fleet.text and ">Bilans wodny strefy</a>" in fleet.text
     assert 'Odczytane w ostatnich 24 h</div><div class="value">100,0 <small>%</small>' in fleet.text  # decimal comma
     assert "stan na 01.03.2026 12:00 (Europe/Warsaw)" in fleet.text and ">20.02.2026 03:00</td>" in fleet.text
+    assert "<h2>Zdarzenia <small" in fleet.text and "12,0 h temu" in fleet.text and "<td>15.04.2026</td>" in fleet.text
     english = client.get("/dashboards/fleet?now=2026-03-01T12:00&lang=en", headers=auth)
     assert '<html lang="en">' in english.text and ">Fleet overview</h1>" in english.text
     assert 'Heard in the last 24 h</div><div class="value">100.0 <small>%</small>' in english.text
     assert "as of 2026-03-01 12:00" in english.text and "<td>Burst</td>" in english.text
+    assert "<h2>Incidents <small" in english.text and "12.0 h ago" in english.text
+    assert "<td>2026-04-15</td>" in english.text
     login = client.get("/login")
     assert '<html lang="pl">' in login.text and "<h1>Zaloguj się</h1>" in login.text
