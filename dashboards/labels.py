@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+
+def N_(message: str) -> str:
+    """Mark a label for the translation catalogue (api/locales); pages translate it with `_()` when shown."""
+    return message
+
+
 KIND_LABELS: dict[str, str] = {
-    "leak": "Leak",
-    "continuous_flow": "Continuous flow (leak)",
-    "night_flow": "Night flow (leak)",
-    "burst": "Burst",
-    "backflow": "Backflow (reverse flow)",
-    "stuck": "Stuck register",
-    "silent": "Silent meter (no reading)",
-    "interruption": "Supply interruption",
+    "leak": N_("Leak"),
+    "continuous_flow": N_("Continuous flow (leak)"),
+    "night_flow": N_("Night flow (leak)"),
+    "burst": N_("Burst"),
+    "backflow": N_("Backflow (reverse flow)"),
+    "stuck": N_("Stuck register"),
+    "silent": N_("Silent meter (no reading)"),
+    "interruption": N_("Supply interruption"),
 }
 ALARM_LABELS: dict[str, str] = {
     "leak": "leak", "burst": "burst", "tamper": "tamper", "dry": "dry pipe", "reverse": "reverse flow",

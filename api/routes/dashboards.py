@@ -67,22 +67,26 @@ def fig_json(fig: go.Figure | dict[str, Any]) -> str:
     return text.replace("</", "<\\/")
 
 
-def _fmt_age(now: datetime, then: datetime | None) -> str:
+def _fmt_age(now: datetime, then: datetime | None, lang: i18n.Lang = i18n.Lang("en", "UTC")) -> str:
+    """How long ago, in the page's language: "12.0 h ago", "12,0 h temu"."""
     if then is None:
-        return "never"
+        return lang.gettext("never")
     seconds = (now - then).total_seconds()
     if seconds < 0:
-        return "in the future"
+        return lang.gettext("in the future")
     if seconds < 3600:
-        return f"{seconds / 60:.0f} min ago"
+        return lang.gettext("%(n)s min ago") % {"n": lang.num(seconds / 60)}
     if seconds < 172800:
-        return f"{seconds / 3600:.1f} h ago"
-    return f"{seconds / 86400:.0f} days ago"
+        return lang.gettext("%(n)s h ago") % {"n": lang.num(seconds / 3600, 1)}
+    return lang.gettext("%(n)s days ago") % {"n": lang.num(seconds / 86400)}
 
 
-def _local(value: Any, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+def _local(value: Any, tz: str, fmt: str = "%Y-%m-%d %H:%M", lang: i18n.Lang | None = None) -> str:
+    """ISO date (and time) in English, the locale's day / date-and-time format otherwise (01.03.2026 12:00)."""
     if value is None:
         return "—"
+    if lang is not None and lang.code != "en" and isinstance(value, date) and fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        return lang.when(value) if fmt.endswith("%M") and isinstance(value, datetime) else lang.day(value)
     if isinstance(value, datetime):
         return value.astimezone(ZoneInfo(tz)).strftime(fmt)
     if isinstance(value, date):
@@ -91,7 +95,7 @@ def _local(value: Any, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 #: pages whose every text goes through the catalogue (api/locales); the others are still English-only
-TRANSLATED_PAGES = frozenset({"customer.html", "customer_error.html"})
+TRANSLATED_PAGES = frozenset({"customer.html", "customer_error.html", "fleet.html", "login.html"})
 
 
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
@@ -104,8 +108,8 @@ def render(request: Request, name: str, context: dict[str, Any], status_code: in
         lang = i18n.activate(i18n.Lang("en", settings.timezone))
     context.setdefault("lang", lang)
     context.setdefault("tz", settings.timezone)
-    context["local"] = lambda v, fmt="%Y-%m-%d %H:%M": _local(v, settings.timezone, fmt)
-    context["fmt_age"] = _fmt_age
+    context["local"] = lambda v, fmt="%Y-%m-%d %H:%M": _local(v, settings.timezone, fmt, lang)
+    context["fmt_age"] = lambda now, then: _fmt_age(now, then, lang)
     response: HTMLResponse = templates.TemplateResponse(request, name, context, status_code=status_code)
     return response
 

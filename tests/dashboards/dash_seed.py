@@ -120,7 +120,8 @@ def web_settings(seeded: Seeded, tmp_path: object) -> Settings:
     return web_settings_for(seeded.dsn)
 
 
-def web_settings_for(dsn: str) -> Settings:
+def web_settings_for(dsn: str, locale: str = "en") -> Settings:
+    """The analyst tests read the pages in English (`api.locale` en); the default locale of the app is pl."""
     return Settings.model_validate({"database_url": dsn, "timezone": "Europe/Warsaw",
-                                    "api": {"tokens": [TOKEN], "customer_link_secret": SECRET,
+                                    "api": {"tokens": [TOKEN], "customer_link_secret": SECRET, "locale": locale,
                                             "as_of_for_customers": True}})  # simulated data: ?now= for all

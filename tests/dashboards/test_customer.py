@@ -187,7 +187,8 @@ def test_date_formats_in_warsaw_time() -> None:
 
 def test_every_page_message_has_a_polish_translation() -> None:
     """Extract the messages of the code and templates now (as babel.cfg does) and look each up in pl."""
-    method_map = [("api/**.py", "python"), ("dashboards/customer*.py", "python"), ("api/templates/**.html", "jinja2")]
+    method_map = [("api/**.py", "python"), ("dashboards/customer*.py", "python"), ("dashboards/labels.py", "python"),
+                  ("api/templates/**.html", "jinja2")]
     ids = {msg[2] if isinstance(msg[2], str) else msg[2][0]
            for msg in extract_from_dir(str(REPO), method_map, keywords={"_": None, "gettext": None, "N_": None})}
     assert len(ids) > 100
@@ -211,9 +212,23 @@ def test_static_files_are_gzipped_and_cached(client: TestClient, customers: Cust
     assert packed.content == raw.content  # the client inflated it
 
 
-def test_untranslated_pages_say_they_are_english(client: TestClient) -> None:
-    """The analyst pages are not in the catalogue yet: with the locale pl they still declare lang="en"."""
+def test_fleet_page_in_polish_and_english(client: TestClient) -> None:
+    """The fleet page follows the locale (pl by default, `?lang=en`): Polish labels, decimal comma, dd.mm.yyyy."""
     from dash_seed import TOKEN
 
-    fleet = client.get("/dashboards/fleet?now=2026-03-01T12:00&lang=pl", headers={"authorization": f"Bearer {TOKEN}"})
-    assert fleet.status_code == 200 and '<html lang="en">' in fleet.text and "as of 2026-03-01 12:00" in fleet.text
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    fleet = client.get("/dashboards/fleet?now=2026-03-01T12:00", headers=auth)
+    assert fleet.status_code == 200 and '<html lang="pl">' in fleet.text
+    assert ">Przegląd sieci wodomierzy</h1>" in fleet.text and "<th>Strefa</th>" in fleet.text
+    assert "<td>Awaria (pęknięcie)</td>" in fleet.text and ">Bilans wodny strefy</a>" in fleet.text
+    assert 'Odczytane w ostatnich 24 h</div><div class="value">100,0 <small>%</small>' in fleet.text  # decimal comma
+    assert "stan na 01.03.2026 12:00 (Europe/Warsaw)" in fleet.text and ">20.02.2026 03:00</td>" in fleet.text
+    assert "<h2>Zdarzenia <small" in fleet.text and "12,0 h temu" in fleet.text and "<td>15.04.2026</td>" in fleet.text
+    english = client.get("/dashboards/fleet?now=2026-03-01T12:00&lang=en", headers=auth)
+    assert '<html lang="en">' in english.text and ">Fleet overview</h1>" in english.text
+    assert 'Heard in the last 24 h</div><div class="value">100.0 <small>%</small>' in english.text
+    assert "as of 2026-03-01 12:00" in english.text and "<td>Burst</td>" in english.text
+    assert "<h2>Incidents <small" in english.text and "12.0 h ago" in english.text
+    assert "<td>2026-04-15</td>" in english.text
+    login = client.get("/login")
+    assert '<html lang="pl">' in login.text and "<h1>Zaloguj się</h1>" in login.text

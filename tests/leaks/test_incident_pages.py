@@ -53,7 +53,7 @@ def test_one_running_toilet_is_one_incident_on_every_page(clean_db: psycopg.Conn
     now = "2026-06-20T23:00"
     auth = {"authorization": f"Bearer {TOKEN}"}
     with TestClient(create_app(settings, database_url)) as client:
-        fleet = client.get(f"/dashboards/fleet?now={now}", headers=auth)
+        fleet = client.get(f"/dashboards/fleet?lang=en&now={now}", headers=auth)
         assert fleet.status_code == 200, fleet.text
         table = fleet.text[fleet.text.index('id="incidents-table"'):]
         table = table[:table.index("</table>")]
