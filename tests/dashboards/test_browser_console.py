@@ -14,14 +14,16 @@ import psycopg
 import pytest
 from browser_support import CHROMIUM, SCREENSHOTS, running_app
 from console_seed import console_seeded
-from dash_seed import NOW_PARAM, TOKEN, Seeded
+from dash_seed import NOW_PARAM, Seeded
+
+from storage.tokens import add_token
 
 __all__ = ["console_seeded"]
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium not installed at /usr/bin/chromium"),
 ]
-USER = "analyst"  # the name require_analyst gives the seed's token
+USER = "anna.nowak"  # a named dispatcher's token (meterflow tokens add), not the shared bootstrap one
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,16 @@ def _cells(page: Any, table: str) -> list[list[str]]:
     return rows
 
 
-def test_a_dispatchers_morning(browser: Any, base_url: str, console_seeded: Seeded) -> None:
+@pytest.fixture(scope="module")
+def dispatcher_token(console_seeded: Seeded) -> str:
+    """The dispatcher signs in with her own named, hashed token."""
+    with psycopg.connect(console_seeded.dsn) as conn:
+        token = add_token(conn, USER, ["analyst"])
+        conn.commit()
+    return token
+
+
+def test_a_dispatchers_morning(browser: Any, base_url: str, console_seeded: Seeded, dispatcher_token: str) -> None:
     ctx = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
     page = ctx.new_page()
     errors: list[str] = []
@@ -51,7 +62,7 @@ def test_a_dispatchers_morning(browser: Any, base_url: str, console_seeded: Seed
     # sign in: the no-read list asks for it first
     page.goto(f"{base_url}/dashboards/lists/no-reads?now={NOW_PARAM}")
     assert "/login" in page.url
-    page.fill("#token", TOKEN)
+    page.fill("#token", dispatcher_token)
     page.click("button[type=submit]")
     page.wait_for_load_state("networkidle")
     assert "/dashboards/lists/no-reads" in page.url and USER in page.inner_text("header")
