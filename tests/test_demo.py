@@ -90,7 +90,9 @@ def _check_customer_page(settings: Settings, result: DemoResult) -> None:
     from api.app import create_app
 
     assert result.customer_link.startswith(f"http://{settings.api.host}:{settings.api.port}/c/C")
-    with TestClient(create_app(settings, result.dsn)) as client:
+    # the link shows the simulated month (?now=): served as the README says, with as_of_for_customers
+    web = settings.model_copy(update={"api": settings.api.model_copy(update={"as_of_for_customers": True})})
+    with TestClient(create_app(web, result.dsn)) as client:
         page = client.get(result.customer_link.split(str(settings.api.port), 1)[1])
     assert page.status_code == 200
     for chart in ("daily", "monthly", "hourly"):
