@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,54 +100,47 @@ def show(settings: Settings, alert_id: int) -> None:
         click.echo(f"  {_text(e.at)}  {e.actor:<12} {e.action:<11} {extra:<18} {e.note}")
 
 
-@alerts.command("ack", epilog="Example: meterflow alerts ack 42 --by anna --note 'calling the customer'")
-@click.argument("alert_id", type=int)
-@click.option("--by", help=BY_HELP)
-@click.option("--note", default="")
-@click.pass_obj
+def _action(name: str, epilog: str, note_required: bool = False) -> Callable[[Callable[..., None]], click.Command]:
+    """One workflow action command: the alert id, who acts (--by) and a note, the same for every action."""
+
+    def wrap(func: Callable[..., None]) -> click.Command:
+        func = click.pass_obj(func)
+        func = click.option("--note", required=note_required, default=None if note_required else "")(func)
+        func = click.option("--by", help=BY_HELP)(func)
+        func = click.argument("alert_id", type=int)(func)
+        return alerts.command(name, epilog=epilog)(func)
+
+    return wrap
+
+
+@_action("ack", "Example: meterflow alerts ack 42 --by anna --note 'calling the customer'")
 def ack(settings: Settings, alert_id: int, by: str | None, note: str) -> None:
     """Acknowledge an open alert (someone is looking at it)."""
     _act(settings, alert_id, "acknowledge", by, note=note)
 
 
-@alerts.command("assign", epilog="Example: meterflow alerts assign 42 --to crew-7 --by anna")
-@click.argument("alert_id", type=int)
+@_action("assign", "Example: meterflow alerts assign 42 --to crew-7 --by anna")
 @click.option("--to", "assignee", required=True, help="The user the alert is assigned to.")
-@click.option("--by", help=BY_HELP)
-@click.option("--note", default="")
-@click.pass_obj
 def assign(settings: Settings, alert_id: int, assignee: str, by: str | None, note: str) -> None:
     """Assign an open alert to a named user."""
     _act(settings, alert_id, "assign", by, note=note, assignee=assignee)
 
 
-@alerts.command("comment", epilog="Example: meterflow alerts comment 42 --note 'valve replaced' --by bob")
-@click.argument("alert_id", type=int)
-@click.option("--note", required=True)
-@click.option("--by", help=BY_HELP)
-@click.pass_obj
+@_action("comment", "Example: meterflow alerts comment 42 --note 'valve replaced' --by bob", note_required=True)
 def comment(settings: Settings, alert_id: int, note: str, by: str | None) -> None:
     """Add a comment to an alert's history."""
     _act(settings, alert_id, "comment", by, note=note)
 
 
-@alerts.command("close", epilog="Example: meterflow alerts close 42 --reason repaired --by bob")
-@click.argument("alert_id", type=int)
+@_action("close", "Example: meterflow alerts close 42 --reason repaired --by bob")
 @click.option("--reason", required=True,
               type=click.Choice(["repaired", "customer_informed", "false_alarm", "meter_exchanged"]))
-@click.option("--by", help=BY_HELP)
-@click.option("--note", default="")
-@click.pass_obj
 def close(settings: Settings, alert_id: int, reason: str, by: str | None, note: str) -> None:
     """Close an open alert with a reason."""
     _act(settings, alert_id, "close", by, note=note, reason=reason)
 
 
-@alerts.command("reopen", epilog="Example: meterflow alerts reopen 42 --by anna --note 'leaking again'")
-@click.argument("alert_id", type=int)
-@click.option("--by", help=BY_HELP)
-@click.option("--note", default="")
-@click.pass_obj
+@_action("reopen", "Example: meterflow alerts reopen 42 --by anna --note 'leaking again'")
 def reopen(settings: Settings, alert_id: int, by: str | None, note: str) -> None:
     """Reopen a closed alert."""
     _act(settings, alert_id, "reopen", by, note=note)
