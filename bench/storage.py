@@ -3,9 +3,10 @@
 A simulated fleet (fixtures.fleet: real OMS telegrams, losses, repeats, exchanges) goes through the
 decoder's own path (FrameProcessor -> BatchWriter) into a scratch database, so `readings` and `raw_frames`
 hold exactly what production stores. Reported per reading: readings with its indexes, raw_frames with its
-indexes and TOAST, readings again after compressing every chunk on TimescaleDB, and the raw frames once
-`db maintain` has moved them to archive files (storage/raw_archive); the last line is readings plus raw
-archive, the steady state past Settings.storage.raw_hot_days. The baseline, measured in the same run, is
+indexes and TOAST, readings again after compressing every chunk (TimescaleDB) or packing every month
+(plain PostgreSQL, storage/packing), and the raw frames once `db maintain` has moved them to archive files
+(storage/raw_archive); the last line is readings plus raw archive, the steady state a year on. The hourly
+and daily rollups are reported on a line of their own: derived data, not counted in the total. The baseline, measured in the same run, is
 the same readings exported as CSV (and gzip-compressed CSV)."""
 
 from __future__ import annotations
@@ -40,13 +41,28 @@ class Sizes:
 
 
 def measure(conn: psycopg.Connection, kind: str) -> Sizes:
-    """Bytes on disk of readings (all partitions or chunks, compressed ones included) and raw_frames."""
+    """Bytes on disk of readings (all partitions or chunks, compressed ones included, and packed months) and
+    raw_frames."""
+    from storage import packing
+
     if kind == "timescale":
         row = conn.execute("SELECT hypertable_size('readings')").fetchone()
     else:
         row = conn.execute("SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('readings')").fetchone()
     raw = conn.execute("SELECT pg_total_relation_size('raw_frames')").fetchone()
-    return Sizes(int(row[0] or 0) if row else 0, int(raw[0] or 0) if raw else 0)
+    return Sizes((int(row[0] or 0) if row else 0) + packing.packed_size(conn), int(raw[0] or 0) if raw else 0)
+
+
+def rollup_bytes(conn: psycopg.Connection, kind: str) -> int:
+    """Bytes of the hourly and daily consumption rollups (tables, or continuous aggregates' hypertables)."""
+    if kind == "timescale":
+        row = conn.execute("SELECT sum(hypertable_size(format('%I.%I', materialization_hypertable_schema,"
+                           " materialization_hypertable_name)::regclass))"
+                           " FROM timescaledb_information.continuous_aggregates").fetchone()
+    else:
+        row = conn.execute("SELECT pg_total_relation_size('consumption_hourly')"
+                           " + pg_total_relation_size('consumption_daily')").fetchone()
+    return int(row[0] or 0) if row else 0
 
 
 def csv_baseline(conn: psycopg.Connection) -> tuple[int, int]:
@@ -114,7 +130,7 @@ def bench_storage(settings: Settings, readings: int, meters: int, keep: bool) ->
     compression, against the same readings as CSV."""
     from bench.scratch import scratch_database
     from cli.embedded import database_dsn
-    from storage import flavor, maintenance, raw_archive
+    from storage import flavor, packing, raw_archive
     from storage.migrate import upgrade
 
     name = f"meterflow_bench_storage_{os.getpid()}"
@@ -128,7 +144,9 @@ def bench_storage(settings: Settings, readings: int, meters: int, keep: bool) ->
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE readings")
             conn.execute("VACUUM ANALYZE raw_frames")
-            csv_bytes, gz_bytes = csv_baseline(conn)
+            csv_bytes, gz_bytes = csv_baseline(conn)  # before packing: the CSV reads the hot table
+            flavor.refresh_rollups(conn, datetime.now(UTC) - timedelta(days=days + 2), datetime.now(UTC))
+            rollups = rollup_bytes(conn, kind)
             before = measure(conn, kind)
             after = before
             if kind == "timescale":
@@ -136,10 +154,9 @@ def bench_storage(settings: Settings, readings: int, meters: int, keep: bool) ->
                                       " FROM show_chunks('readings') c").fetchone()
                 click.echo(f"compressed {chunks[0] if chunks else 0} chunk(s) of readings")
                 after = measure(conn, kind)
-            if kind == "postgres":  # every month closed, as a year on: db maintain compacts each once
-                compacted = maintenance.compact_closed_partitions(conn, datetime.now(UTC) + timedelta(days=400),
-                                                                  limit=None)
-                click.echo(f"compacted {len(compacted)} closed monthly partition(s) of readings")
+            if kind == "postgres":  # every month closed, as a year on: db maintain packs each once
+                packed = packing.pack_closed_months(conn, datetime.now(UTC) + timedelta(days=400), limit=None)
+                click.echo(f"packed {len(packed)} closed month(s) of readings")
                 after = measure(conn, kind)
             with tempfile.TemporaryDirectory(prefix="meterflow-raw-archive-") as tmp:
                 moved, written = raw_archive.archive(conn, Path(tmp), datetime.now(UTC) + timedelta(days=1))
@@ -153,11 +170,12 @@ def bench_storage(settings: Settings, readings: int, meters: int, keep: bool) ->
     r, f, t = before.per(n)
     click.echo(f"{kind + ', as written':<34} {r:>9.1f} {f:>11.1f} {t:>8.1f}")
     r, f, t = after.per(n)
-    click.echo(f"{kind + (', chunks compressed' if kind == 'timescale' else ', months compacted'):<34}"
+    click.echo(f"{kind + (', chunks compressed' if kind == 'timescale' else ', closed months packed'):<34}"
                f" {r:>9.1f} {f:>11.1f} {t:>8.1f}")
     a = archive_bytes / n
     click.echo(f"{kind + ', raw frames archived':<34} {r:>9.1f} {a:>11.1f} {r + a:>8.1f}")
-    state = "chunks compressed" if kind == "timescale" else "closed months compacted"
+    click.echo(f"{'(not above) hourly + daily rollups':<34} {rollups / n:>9.1f}")
+    state = "chunks compressed" if kind == "timescale" else "closed months packed"
     click.echo(f"storage: {r + a:.0f} bytes per reading ({kind}, {state}: readings {r:.0f} + raw archive {a:.0f};"
                f" raw_frames in the table {f:.0f}; CSV {csv_bytes / n:.0f}, gzip CSV {gz_bytes / n:.1f};"
                f" {n:,} readings)")

@@ -79,11 +79,15 @@ class SecretsSettings(BaseModel):
 
 
 class StorageSettings(BaseModel):
-    """How long raw frames stay in the database before `db maintain` moves them to compressed archive files."""
+    """How long raw frames stay in the database before `db maintain` moves them to compressed archive files,
+    and how long a closed month's readings stay hot before they are packed."""
 
     raw_hot_days: int = Field(default=35, ge=1, description="days a raw frame stays in raw_frames (dedup of resends)")
     raw_archive_dir: Path | None = Field(default=None,
                                          description="archived raw frames; unset = <data_dir>/raw-archive")
+    pack_after_days: int = Field(default=35, ge=1,
+                                 description="days after a month ends before `db maintain` packs its readings"
+                                             " (plain PostgreSQL)")
 
 
 class Settings(BaseSettings):

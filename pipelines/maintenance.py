@@ -8,7 +8,7 @@ import psycopg
 
 from meterflow.config import Settings
 from meterflow.logs import ctx, get_logger
-from storage.maintenance import maintain, raw_archive_of
+from storage.maintenance import maintain, policy_of
 
 log = get_logger(__name__)
 
@@ -16,7 +16,7 @@ log = get_logger(__name__)
 def maintenance_step(conn: psycopg.Connection, settings: Settings) -> str:
     """Run `maintain` on this connection; returns its one-line summary (or the error, prefixed 'failed:')."""
     try:
-        report = maintain(conn, raw=raw_archive_of(settings))
+        report = maintain(conn, policy=policy_of(settings))
     except (psycopg.Error, OSError) as exc:
         conn.rollback()
         log.error("storage maintenance failed", extra=ctx(error=str(exc).strip()))

@@ -128,8 +128,8 @@ def load_input(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.D
              AND meter_id NOT IN (SELECT meter_id FROM meters WHERE role = 'inlet')
            ORDER BY meter_id, bucket""", (start, end)).fetchall()
     alarms = conn.execute(
-        """SELECT meter_id, time, total_m3, alarms FROM readings
-           WHERE time >= %s AND time < %s AND alarms <> '{}' ORDER BY meter_id, time""", (start, end)).fetchall()
+        """SELECT meter_id, time, total_m3, alarms FROM readings_between(%s, %s)
+           WHERE alarms <> '{}' ORDER BY meter_id, time""", (start, end)).fetchall()
     cols = {"meter_id": pl.String(), "time": pl.Datetime("us", "UTC"), "total_m3": pl.Float64(),
             "alarms": pl.List(pl.String())}
     hourly = pl.DataFrame([(*r, []) for r in rows], schema=cols, orient="row")
@@ -142,7 +142,9 @@ def load_input(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.D
 
 def data_span(conn: psycopg.Connection) -> tuple[datetime, datetime] | None:
     """First and last reading time in the database (the default window of `leaks detect`)."""
-    row = conn.execute("SELECT min(time), max(time) FROM readings").fetchone()
+    row = conn.execute("SELECT least((SELECT min(time) FROM readings), (SELECT min(first_time) FROM readings_packed)),"
+                       " greatest((SELECT max(time) FROM readings), (SELECT max(last_time) FROM readings_packed))"
+                       ).fetchone()
     return (row[0].astimezone(UTC), row[1].astimezone(UTC)) if row and row[0] is not None else None
 
 
@@ -152,7 +154,8 @@ def registry_context(conn: psycopg.Connection, meters: list[str], tz: str) -> tu
     install date after its first reading, or its removal date; local midnight)."""
     rows = conn.execute(
         """SELECT m.meter_id, m.register_digits, m.install_date, m.removal_date,
-                  (SELECT min(time) FROM readings r WHERE r.meter_id = m.meter_id)
+                  least((SELECT min(time) FROM readings r WHERE r.meter_id = m.meter_id),
+                        (SELECT min(first_time) FROM readings_packed p WHERE p.meter_id = m.meter_id))
            FROM meters m WHERE m.meter_id = ANY(%s)""", (meters,)).fetchall()
     zone = ZoneInfo(tz)
     digits: dict[str, int] = {}

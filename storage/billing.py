@@ -73,12 +73,10 @@ def load_readings(
         "SELECT meter_id, time, total_m3, source, (row_number() OVER (PARTITION BY meter_id ORDER BY"
         " received_at NULLS FIRST, (fields->>'line')::bigint NULLS FIRST, time))::bigint AS seq,"
         " fields->>'notation' AS notation, coalesce((fields->>'dst_fold')::boolean, false) AS dst_fold FROM ("
-        f" SELECT {cols} FROM readings r WHERE total_m3 IS NOT NULL AND time >= %s AND time < %s{where}"
-        f" UNION ALL SELECT {cols} FROM meters m CROSS JOIN LATERAL (SELECT * FROM readings r WHERE"
-        " r.meter_id = m.meter_id AND r.time < %s AND r.total_m3 IS NOT NULL ORDER BY r.time DESC LIMIT 1) r"
+        f" SELECT {cols} FROM readings_between(%s, %s) r WHERE total_m3 IS NOT NULL{where}"
+        f" UNION ALL SELECT {cols} FROM meters m CROSS JOIN LATERAL last_index_before(m.meter_id, %s) r"
         f" WHERE true{mwhere}"
-        f" UNION ALL SELECT {cols} FROM meters m CROSS JOIN LATERAL (SELECT * FROM readings r WHERE"
-        " r.meter_id = m.meter_id AND r.time >= %s AND r.total_m3 IS NOT NULL ORDER BY r.time LIMIT 1) r"
+        f" UNION ALL SELECT {cols} FROM meters m CROSS JOIN LATERAL first_index_after(m.meter_id, %s, true) r"
         f" WHERE true{mwhere}) w"
         " UNION ALL SELECT meter_id, time, total_m3, source, 1000000000 + id, NULL, false"
         f" FROM reading_conflicts WHERE time >= %s AND time < %s{where}"
@@ -108,9 +106,9 @@ def load_history(
         "SELECT meter_id, (date_trunc('month', time AT TIME ZONE %s))::date AS m,"
         " extract(epoch FROM max(time) - min(time)) / 86400.0 AS span_d,"
         " (array_agg(total_m3 ORDER BY time DESC))[1] - (array_agg(total_m3 ORDER BY time))[1] AS used"
-        " FROM readings WHERE total_m3 IS NOT NULL AND time >= %s AND time < %s" + where2 +
+        " FROM readings_between(%s, %s) r WHERE total_m3 IS NOT NULL" + where2 +
         # only meters without a billed previous period (in steady state: new meters only)
-        " AND NOT EXISTS (SELECT 1 FROM billing_results br WHERE br.meter_id = readings.meter_id"
+        " AND NOT EXISTS (SELECT 1 FROM billing_results br WHERE br.meter_id = r.meter_id"
         " AND br.period_end = %s AND br.consumption_m3 IS NOT NULL) GROUP BY 1, 2",
         [timezone, local_midnight(lo, timezone), local_midnight(period_start, timezone), *params2, period_start],
     ).fetchall()

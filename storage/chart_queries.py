@@ -512,8 +512,8 @@ def refresh_dashboards(conn: psycopg.Connection, start: datetime, end: datetime)
     # heard = heard by radio: a manual or imported read neither credits a gateway nor hides a no-read
     conn.execute(
         """INSERT INTO meter_last_heard (meter_id, gateway_id, last_heard)
-           SELECT DISTINCT ON (meter_id) meter_id, gateway_id, time FROM readings
-           WHERE time >= %s AND time < %s AND source NOT IN ('manual', 'import') ORDER BY meter_id, time DESC
+           SELECT DISTINCT ON (meter_id) meter_id, gateway_id, time FROM readings_between(%s, %s)
+           WHERE source NOT IN ('manual', 'import') ORDER BY meter_id, time DESC
            ON CONFLICT (meter_id) DO UPDATE
              SET gateway_id = coalesce(excluded.gateway_id, meter_last_heard.gateway_id),
                  last_heard = excluded.last_heard

@@ -66,8 +66,9 @@ def readings_page(conn: psycopg.Connection, meter_ids: Sequence[str], until: dat
     as an estimated read at the period end. Returns the page and the number of rows of all pages."""
     params = {"m": list(meter_ids), "until": until, "tz": tz,
               "since": datetime(1900, 1, 1) if since is None else datetime(since.year, since.month, since.day)}
-    union = """SELECT meter_id, time, total_m3, coalesce(source, 'remote') AS source FROM readings
-               WHERE meter_id = ANY(%(m)s) AND time <= %(until)s AND total_m3 IS NOT NULL
+    union = """SELECT meter_id, time, total_m3, coalesce(source, 'remote') AS source
+               FROM readings_between('-infinity', %(until)s::timestamptz + interval '1 microsecond')
+               WHERE meter_id = ANY(%(m)s) AND total_m3 IS NOT NULL
                UNION ALL
                (SELECT DISTINCT ON (r.meter_id, r.period_start) r.meter_id,
                       (r.period_end::timestamp AT TIME ZONE %(tz)s),
@@ -93,9 +94,7 @@ def readings_page(conn: psycopg.Connection, meter_ids: Sequence[str], until: dat
 
 def last_read(conn: psycopg.Connection, meter_id: str, before: datetime) -> tuple[datetime, float] | None:
     """The meter's latest stored index at or before `before`."""
-    row = conn.execute(
-        "SELECT time, total_m3 FROM readings WHERE meter_id = %s AND time <= %s AND total_m3 IS NOT NULL"
-        " ORDER BY time DESC LIMIT 1", (meter_id, before)).fetchone()
+    row = conn.execute("SELECT time, total_m3 FROM last_index_before(%s, %s, true)", (meter_id, before)).fetchone()
     return (row[0], float(row[1])) if row else None
 
 
@@ -106,7 +105,7 @@ def reads_fingerprint(conn: psycopg.Connection, meter_id: str, lo: datetime, hi:
         """SELECT count(*), max(time), max(received_at), sum(total_m3),
                   (SELECT updated_at FROM meters WHERE meter_id = %(m)s),
                   (SELECT max(run_id) FROM billing_runs WHERE status = 'finished')
-           FROM readings WHERE meter_id = %(m)s AND time >= %(lo)s AND time < %(hi)s""",
+           FROM readings_between(%(lo)s, %(hi)s) WHERE meter_id = %(m)s""",
         {"m": meter_id, "lo": lo, "hi": hi}).fetchone()
     return tuple(row) if row else ()
 

@@ -40,8 +40,6 @@ READINGS_COLUMNS = """
     source        text NOT NULL DEFAULT 'wmbus',  -- wmbus | modbus | wmbusmeters | manual | import
     gateway_id    text,
     received_at   timestamptz,
-    rssi          smallint,
-    frame_digest  bytea,
     fields        jsonb
 """
 
@@ -125,7 +123,7 @@ def _rollup_select(bucket_expr: str) -> str:
                {{first}} AS first_m3, {{last}} AS last_m3,
                min(total_m3) AS min_m3, max(total_m3) AS max_m3,
                max(flow_m3h) AS max_flow_m3h, count(*)::integer AS n_readings
-        FROM readings WHERE total_m3 IS NOT NULL {{window}}
+        FROM {{source}} WHERE total_m3 IS NOT NULL
         GROUP BY meter_id, bucket"""
 
 
@@ -134,7 +132,7 @@ def create_rollups(conn: psycopg.Connection, flavor: Flavor, timezone: str) -> N
         if flavor == "timescale":
             tz = f", '{timezone}'" if width == "1 day" else ""
             select = _rollup_select(f"time_bucket(INTERVAL '{width}', time{tz})").format(
-                first="first(total_m3, time)", last="last(total_m3, time)", window=""
+                first="first(total_m3, time)", last="last(total_m3, time)", source="readings"
             )
             conn.execute(f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name} WITH (timescaledb.continuous) AS {select}"
                          " WITH NO DATA")
@@ -191,7 +189,7 @@ def refresh_rollups(conn: psycopg.Connection, start: datetime, end: datetime) ->
         select = _rollup_select(bucket).format(
             first="(array_agg(total_m3 ORDER BY time))[1]",
             last="(array_agg(total_m3 ORDER BY time DESC))[1]",
-            window="AND time >= %(lo)s AND time < %(hi)s",
+            source="readings_between(%(lo)s, %(hi)s)",  # packed months too
         )
         lo_bucket = f"date_trunc('{'hour' if width == '1 hour' else 'day'}', %(lo)s::timestamptz"
         lo_bucket += ")" if width == "1 hour" else f", '{timezone}')"
@@ -251,6 +249,11 @@ def ensure_partitions(conn: psycopg.Connection, start: datetime, end: datetime) 
         _known_partitions.add((dbname, m))
 
 
+def forget_partition(conn: psycopg.Connection, month: date) -> None:
+    """A monthly partition was dropped (retention, packing): the next write for that month makes it again."""
+    _known_partitions.discard((conn.info.dbname, month))
+
+
 def drop_partition(conn: psycopg.Connection, name: str) -> None:
     """Detach and drop one monthly partition of readings (retention, PostgreSQL flavour), in one transaction."""
     m = datetime.strptime(name, "readings_y%Ym%m").date()
@@ -258,4 +261,4 @@ def drop_partition(conn: psycopg.Connection, name: str) -> None:
         conn.execute("SET LOCAL lock_timeout = '60s'")  # a long reader makes maintenance fail, not hang
         conn.execute(sql.SQL("ALTER TABLE readings DETACH PARTITION {}").format(sql.Identifier(name)))
         conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
-    _known_partitions.discard((conn.info.dbname, m))
+    forget_partition(conn, m)

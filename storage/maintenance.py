@@ -6,8 +6,9 @@ while it is being set up`), and then nothing is ever compressed or expired. `mai
 from an ordinary connection, idempotently, so running it hourly next to healthy jobs costs little:
   TimescaleDB  compress the chunks older than COMPRESS_AFTER, drop chunks past RETAIN_FOR, refresh the
                continuous aggregates over the last REFRESH_WINDOW (only invalidated ranges are recomputed);
-  PostgreSQL   detach and drop the monthly partitions wholly past RETAIN_FOR, rebuild the indexes of each
-               closed month once (compact), refresh the rollup tables;
+  PostgreSQL   detach and drop the monthly partitions wholly past RETAIN_FOR (and expire packed days), pack
+               the oldest month closed for Settings.storage.pack_after_days (storage/packing), refresh the
+               rollup tables;
   both         move raw frames older than Settings.storage.raw_hot_days into archive files (storage/raw_archive).
 `status` reports failing jobs and what is still due, on both flavours; the last run is kept in meterflow_meta.
 """
@@ -25,13 +26,11 @@ from psycopg import sql
 
 from meterflow.config import Settings
 from storage import flavor as flavors
-from storage import raw_archive
+from storage import packing, raw_archive
 from storage.refresh import refresh_derived
 
 REFRESH_WINDOW = timedelta(days=7)  # as the continuous-aggregate policies' start_offset
 LAST_RUN_KEY = "maintenance_last_run"
-COMPACTED_KEY = "compacted_partitions"
-COMPACT_AFTER = timedelta(days=3)  # late readings (a gateway's outbox after an outage) are in by then
 PARTITION_NAME = re.compile(r"^readings_y(\d{4})m(\d{2})$")
 
 
@@ -86,7 +85,7 @@ class Report:
     compressed_chunks: int = 0
     dropped_chunks: int = 0
     dropped_partitions: list[str] = field(default_factory=list)
-    compacted_partitions: list[str] = field(default_factory=list)
+    packed_months: list[str] = field(default_factory=list)
     refreshed_from: str = ""
     refreshed_to: str = ""
     archived_frames: int = 0
@@ -98,8 +97,8 @@ class Report:
         else:
             done = f"dropped {len(self.dropped_partitions)} partition(s)" + (
                 f" ({', '.join(self.dropped_partitions)})" if self.dropped_partitions else "")
-            done += f", compacted {len(self.compacted_partitions)}" + (
-                f" ({', '.join(self.compacted_partitions)})" if self.compacted_partitions else "")
+            done += f", packed {len(self.packed_months)} month(s)" + (
+                f" ({', '.join(self.packed_months)})" if self.packed_months else "")
         return (f"{done}, archived {self.archived_frames} raw frame(s) in {len(self.archive_files)} file(s),"
                 f" refreshed rollups {self.refreshed_from} .. {self.refreshed_to}")
 
@@ -122,29 +121,6 @@ def _partitions(conn: psycopg.Connection) -> list[tuple[str, datetime]]:
         year, month = int(m[1]), int(m[2])
         out.append((name, datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)))
     return out
-
-
-def compact_closed_partitions(conn: psycopg.Connection, now: datetime, limit: int | None = 1) -> list[str]:
-    """Rebuild the indexes of monthly partitions closed for COMPACT_AFTER, once each: rows arrive in time
-    order across meters, so the (meter_id, time) key splits its pages half full; rebuilt, it takes about
-    40 instead of 65 bytes per reading. CONCURRENTLY: readers and late writers are not blocked; `limit`
-    partitions per run (the hourly flow catches up on a large database one month at a time)."""
-    row = conn.execute("SELECT value FROM meterflow_meta WHERE key = %s", (COMPACTED_KEY,)).fetchone()
-    done = set(json.loads(row[0])) if row else set()
-    names = [n for n, end in _partitions(conn) if end <= now - COMPACT_AFTER and n not in done][:limit]
-    conn.commit()
-    autocommit = conn.autocommit
-    conn.autocommit = True
-    try:
-        for name in names:
-            conn.execute(sql.SQL("REINDEX TABLE CONCURRENTLY {}").format(sql.Identifier(name)))
-    finally:
-        conn.autocommit = autocommit
-    live = {n for n, _ in _partitions(conn)}
-    conn.execute("INSERT INTO meterflow_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
-                 " SET value = excluded.value", (COMPACTED_KEY, json.dumps(sorted((done | set(names)) & live))))
-    conn.commit()
-    return names
 
 
 def _chunks(conn: psycopg.Connection, older_than: datetime, compressed: bool | None) -> int:
@@ -183,9 +159,20 @@ class RawArchive:
     after: timedelta
 
 
-def status(conn: psycopg.Connection, now: datetime | None = None, raw: RawArchive | None = None) -> Status:
+@dataclass(frozen=True)
+class Policy:
+    """Settings.storage as maintenance uses it: raw frames to archive (None: left in the table) and when a
+    closed month is packed (plain PostgreSQL)."""
+
+    raw: RawArchive | None = None
+    pack_after: timedelta = packing.PACK_AFTER
+
+
+def status(conn: psycopg.Connection, now: datetime | None = None, policy: Policy | None = None) -> Status:
     """Failing jobs (TimescaleDB) and the work still due on this database, with the last maintenance run."""
     now = now or datetime.now(UTC)
+    policy = policy or Policy()
+    raw = policy.raw
     kind = flavors.current(conn)
     if kind == "timescale":
         expiring = _chunks(conn, now - RETAIN_FOR, False)  # dropped, not compressed
@@ -193,7 +180,9 @@ def status(conn: psycopg.Connection, now: datetime | None = None, raw: RawArchiv
                "chunks past retention": _chunks(conn, now - RETAIN_FOR, None)}
         found = jobs(conn)
     else:
-        due = {"partitions past retention": len(_expired_partitions(conn, now - RETAIN_FOR))}
+        due = {"partitions past retention": len(_expired_partitions(conn, now - RETAIN_FOR)),
+               "months to pack": sum(1 for m in packing.months_to_pack(conn, now, policy.pack_after)
+                                     if datetime(m.year, m.month, 1, tzinfo=UTC) >= now - RETAIN_FOR)}
         found = []
     if raw is not None:
         old = conn.execute("SELECT count(*) FROM raw_frames WHERE received_at < %s", (now - raw.after,)).fetchone()
@@ -202,10 +191,12 @@ def status(conn: psycopg.Connection, now: datetime | None = None, raw: RawArchiv
     return Status(kind, due, found, json.loads(row[0]) if row else None)
 
 
-def maintain(conn: psycopg.Connection, now: datetime | None = None, raw: RawArchive | None = None) -> Report:
-    """Compress, expire, archive old raw frames (when `raw` is given) and refresh now, whatever the server's
-    jobs did; commits, and records the run."""
+def maintain(conn: psycopg.Connection, now: datetime | None = None, policy: Policy | None = None) -> Report:
+    """Compress or pack, expire, archive old raw frames (when the policy has `raw`) and refresh now, whatever
+    the server's jobs did; commits, and records the run."""
     now = now or datetime.now(UTC)
+    policy = policy or Policy()
+    raw = policy.raw
     kind = flavors.current(conn)
     report = Report(kind, now.isoformat(timespec="seconds"))
     conn.commit()
@@ -225,9 +216,10 @@ def maintain(conn: psycopg.Connection, now: datetime | None = None, raw: RawArch
         with conn.transaction():
             cutoff = now - RETAIN_FOR
             conn.execute("DELETE FROM readings_default WHERE time < %s", (cutoff,))
+            packing.expire_packed(conn, cutoff)
             for name in flavors.ROLLUPS:
                 conn.execute(sql.SQL("DELETE FROM {} WHERE bucket < %s").format(sql.Identifier(name)), (cutoff,))
-        report.compacted_partitions = compact_closed_partitions(conn, now)
+        report.packed_months = packing.pack_closed_months(conn, now, policy.pack_after)
     if raw is not None:
         moved, written = raw_archive.archive(conn, raw.directory, now - raw.after)
         report.archived_frames, report.archive_files = moved, [str(p) for p in written]
@@ -240,6 +232,7 @@ def maintain(conn: psycopg.Connection, now: datetime | None = None, raw: RawArch
     return report
 
 
-def raw_archive_of(settings: Settings) -> RawArchive:
+def policy_of(settings: Settings) -> Policy:
     cfg = settings.storage
-    return RawArchive(cfg.raw_archive_dir or Path(settings.data_dir) / "raw-archive", timedelta(days=cfg.raw_hot_days))
+    raw = RawArchive(cfg.raw_archive_dir or Path(settings.data_dir) / "raw-archive", timedelta(days=cfg.raw_hot_days))
+    return Policy(raw, timedelta(days=cfg.pack_after_days))

@@ -39,14 +39,8 @@ def manual_window(plausibility: PlausibilitySettings, future_tolerance_s: float)
 
 
 def _neighbours(conn: psycopg.Connection, meter_id: str, time: datetime) -> tuple[Any, Any]:
-    prev = conn.execute(
-        "SELECT time, total_m3 FROM readings WHERE meter_id = %s AND time <= %s AND total_m3 IS NOT NULL"
-        " ORDER BY time DESC LIMIT 1", (meter_id, time)
-    ).fetchone()
-    nxt = conn.execute(
-        "SELECT time, total_m3 FROM readings WHERE meter_id = %s AND time > %s AND total_m3 IS NOT NULL"
-        " ORDER BY time LIMIT 1", (meter_id, time)
-    ).fetchone()
+    prev = conn.execute("SELECT time, total_m3 FROM last_index_before(%s, %s, true)", (meter_id, time)).fetchone()
+    nxt = conn.execute("SELECT time, total_m3 FROM first_index_after(%s, %s)", (meter_id, time)).fetchone()
     return prev, nxt
 
 

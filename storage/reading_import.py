@@ -53,8 +53,8 @@ def import_readings(
     meters = good["meter_id"].unique().to_list()
     stored = pl.DataFrame(
         conn.execute(
-            "SELECT meter_id, time, total_m3 FROM readings WHERE meter_id = ANY(%s) AND time >= %s AND time <= %s",
-            (meters, tmin, tmax),
+            "SELECT meter_id, time, total_m3 FROM readings_between(%s, %s::timestamptz + interval '1 microsecond')"
+            " WHERE meter_id = ANY(%s)", (tmin, tmax, meters),
         ).fetchall(),
         schema={"meter_id": pl.String, "time": pl.Datetime("us", "UTC"), "stored_m3": pl.Float64}, orient="row",
     )

@@ -5,7 +5,8 @@ A batch of frames goes by binary COPY into a temporary staging table, then three
                failed to decode before (decoded = false) and decodes now;
   readings     INSERT .. ON CONFLICT (meter_id, time) DO NOTHING, only for frames new to raw_frames, so a
                telegram received twice (two gateways, a resend after reconnect) is one reading even when
-               the meter carries no clock and the two receive times differ;
+               the meter carries no clock and the two receive times differ; a reading of a day already
+               packed (storage/packing.py) is checked against the pack instead;
   dead_letters one row per undecodable frame (digest unique; a repeat bumps `attempts`), resolved when
                the same frame later decodes.
 The caller acknowledges the MQTT messages only after `write` returns: then nothing is lost, and a
@@ -114,10 +115,13 @@ WITH s AS (
     RETURNING digest, decoded, (xmax::text <> '0') AS was_update
 ), ins AS (
     INSERT INTO readings (meter_id, time, total_m3, target_m3, target_date, flow_m3h, status, alarms, source,
-                          gateway_id, received_at, rssi, frame_digest, fields)
+                          gateway_id, received_at, fields)
     SELECT DISTINCT ON (s.meter_id, s.time) s.meter_id, s.time, s.total_m3, s.target_m3, s.target_date,
-           s.flow_m3h, s.status, s.alarms, s.source, s.gateway_id, s.received_at, s.rssi, s.digest, s.fields
+           s.flow_m3h, s.status, s.alarms, s.source, s.gateway_id, s.received_at, s.fields
     FROM s JOIN rf ON rf.digest = s.digest AND rf.decoded
+    WHERE ((s.time AT TIME ZONE 'UTC')::date > (SELECT max(day) FROM readings_packed)) IS NOT FALSE
+       OR NOT EXISTS (SELECT 1 FROM readings_packed p CROSS JOIN LATERAL readings_unpacked(p) u
+                      WHERE p.meter_id = s.meter_id AND p.day = (s.time AT TIME ZONE 'UTC')::date AND u.time = s.time)
     ORDER BY s.meter_id, s.time, s.received_at
     ON CONFLICT DO NOTHING
     RETURNING 1

@@ -28,8 +28,8 @@ DEFAULT_MQTT = "mqtt://127.0.0.1:1883"
 TEST_TIMEZONE = "Europe/Warsaw"
 TIMESCALE_ENV = "METERFLOW_TIMESCALE_URL"  # a server preloading TimescaleDB: the timescale variants run on it
 FLAVOUR_AREAS = ("storage", "billing", "leaks", "dashboards")
-DATA_TABLES = ("readings", "raw_frames", "dead_letters", "alerts", "billing_audit", "billing_results",
-               "billing_runs", "meters", "consumption_hourly", "consumption_daily", "district_daily",
+DATA_TABLES = ("readings", "readings_packed", "raw_frames", "dead_letters", "alerts", "billing_audit",
+               "billing_results", "billing_runs", "meters", "consumption_hourly", "consumption_daily", "district_daily",
                "meter_last_heard", "heard_hourly", "reading_conflicts", "tariff_changes", "alert_events",
                "api_tokens", "api_sessions", "meter_customers",
                "interruption_notices", "notice_subscriptions", "interruptions", "planned_works")

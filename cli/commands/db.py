@@ -60,8 +60,13 @@ def status_cmd(settings: Settings) -> None:
             click.echo(f"{version}  {name:<28} {at:%Y-%m-%d %H:%M}")
         for table in ("meters", "readings", "raw_frames", "dead_letters", "alerts", "billing_results"):
             n = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+            if table == "readings":
+                packed = conn.execute("SELECT coalesce(sum(n), 0) FROM readings_packed").fetchone()
+                hot, cold = (n[0] if n else 0), int(packed[0]) if packed else 0
+                click.echo(f"{table:<16} {hot + cold}" + (f" ({cold} in packed months)" if cold else ""))
+                continue
             click.echo(f"{table:<16} {n[0] if n else 0}")
-        state = maintenance.status(conn, raw=maintenance.raw_archive_of(settings))
+        state = maintenance.status(conn, policy=maintenance.policy_of(settings))
     for job in state.jobs:
         health = "FAILING" if job.failing else "ok"
         when = f"{job.last_run:%Y-%m-%d %H:%M}" if job.last_run else "never"
@@ -85,7 +90,7 @@ def maintain_cmd(settings: Settings) -> None:
     from storage.db import connect
 
     with connect(database_dsn(settings)) as conn:
-        report = maintenance.maintain(conn, raw=maintenance.raw_archive_of(settings))
+        report = maintenance.maintain(conn, policy=maintenance.policy_of(settings))
     click.echo(f"maintenance ({report.flavor}): {report.summary()}")
 
 

@@ -42,8 +42,8 @@ BURST = datetime(2026, 2, 20, 2, 0, tzinfo=UTC)
 MIGRATED = datetime(2026, 2, 20, 9, 0, tzinfo=UTC)  # M9: installed in 2020, read by meterflow since then
 GARDEN_GAP = (datetime(2026, 1, 20, tzinfo=UTC), datetime(2026, 2, 10, tzinfo=UTC))
 BILLED = ((date(2026, 1, 1), date(2026, 2, 1)), (date(2026, 2, 1), date(2026, 3, 1)))
-CUSTOMER_TABLES = ("readings", "alerts", "billing_audit", "billing_results", "billing_runs", "meters",
-                   "consumption_hourly", "consumption_daily", "district_daily", "meter_last_heard",
+CUSTOMER_TABLES = ("readings", "readings_packed", "alerts", "billing_audit", "billing_results", "billing_runs",
+                   "meters", "consumption_hourly", "consumption_daily", "district_daily", "meter_last_heard",
                    "reading_conflicts")
 
 

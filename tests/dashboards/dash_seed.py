@@ -25,8 +25,9 @@ START = NOW - timedelta(days=400)
 GAP = (NOW - timedelta(days=21), NOW - timedelta(days=18))
 TOKEN = "analyst-token-123"
 SECRET = "link-secret-xyz-0123456789"
-TABLES = ("readings", "raw_frames", "dead_letters", "alerts", "billing_audit", "billing_results", "billing_runs",
-          "meters", "consumption_hourly", "consumption_daily", "district_daily", "meter_last_heard", "alert_events")
+TABLES = ("readings", "readings_packed", "raw_frames", "dead_letters", "alerts", "billing_audit", "billing_results",
+          "billing_runs", "meters", "consumption_hourly", "consumption_daily", "district_daily", "meter_last_heard",
+          "alert_events")
 
 
 @dataclass(frozen=True)

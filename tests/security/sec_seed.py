@@ -25,9 +25,9 @@ START = datetime(2025, 12, 1, tzinfo=UTC)
 BOOTSTRAP = "bootstrap-token-for-tests-0123456789"
 MASTER = base64.urlsafe_b64encode(bytes(range(32))).decode()
 SEC_TABLES = ("api_tokens", "api_sessions", "meter_customers")
-ALL_TABLES = ("readings", "raw_frames", "dead_letters", "alerts", "billing_audit", "billing_results", "billing_runs",
-              "meters", "consumption_hourly", "consumption_daily", "district_daily", "meter_last_heard",
-              "heard_hourly", "reading_conflicts")
+ALL_TABLES = ("readings", "readings_packed", "raw_frames", "dead_letters", "alerts", "billing_audit",
+              "billing_results", "billing_runs", "meters", "consumption_hourly", "consumption_daily", "district_daily",
+              "meter_last_heard", "heard_hourly", "reading_conflicts")
 
 
 @pytest.fixture

@@ -29,6 +29,6 @@ def test_bench_storage_on_a_tiny_fleet(settings: Settings, db: psycopg.Connectio
     assert 2700 <= int(n.replace(",", "")) <= 3100
     assert 40 <= int(csv) <= 90  # meter_id, time, index, ... as text: tens of bytes, not hundreds
     assert any(line.startswith("baseline: CSV of the readings") for line in lines)
-    second = "chunks compressed" if kind == "timescale" else "months compacted"
+    second = "chunks compressed" if kind == "timescale" else "closed months packed"
     assert any(line.startswith(f"{kind}, {second}") for line in lines)
     assert any("dropped meterflow_bench_storage_" in line for line in lines)

@@ -21,8 +21,7 @@ def _no_earlier_maintenance(clean_db: psycopg.Connection) -> None:
     if flavor.current(clean_db) == "postgres":
         for name, _ in maintenance._partitions(clean_db):
             flavor.drop_partition(clean_db, name)
-    clean_db.execute("DELETE FROM meterflow_meta WHERE key = ANY(%s)",
-                     ([maintenance.LAST_RUN_KEY, maintenance.COMPACTED_KEY],))
+    clean_db.execute("DELETE FROM meterflow_meta WHERE key = %s", (maintenance.LAST_RUN_KEY,))
     clean_db.commit()
 
 
@@ -48,11 +47,11 @@ def test_plain_maintain_drops_partitions_past_retention_and_refreshes(clean_db: 
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     _insert(clean_db, "old", datetime(2014, 3, 10, tzinfo=UTC), 48)  # past the 10-year retention
     _insert(clean_db, "new", now - timedelta(days=2), 36)
-    assert "maintenance: due partitions past retention 1, raw frames to archive 0; last run never" in _run(
-        database_url, "db", "status")
+    assert ("maintenance: due partitions past retention 1, months to pack 0, raw frames to archive 0; last run never"
+            in _run(database_url, "db", "status"))
 
     out = _run(database_url, "db", "maintain")
-    assert "maintenance (postgres): dropped 1 partition(s) (readings_y2014m03), compacted " in out
+    assert "maintenance (postgres): dropped 1 partition(s) (readings_y2014m03), packed 0 month(s)," in out
     assert ", archived 0 raw frame(s) in 0 file(s), refreshed rollups" in out
     assert clean_db.execute("SELECT to_regclass('readings_y2014m03')").fetchone() == (None,)
     assert clean_db.execute("SELECT meter_id, count(*) FROM readings GROUP BY 1").fetchall() == [("new", 36)]
@@ -60,12 +59,14 @@ def test_plain_maintain_drops_partitions_past_retention_and_refreshes(clean_db: 
     assert clean_db.execute("SELECT sum(n_readings) FROM consumption_hourly WHERE meter_id = 'new'"
                             ).fetchone() == (36,)
     state = maintenance.status(clean_db)
-    assert state.due == {"partitions past retention": 0} and state.jobs == []
-    assert maintenance.status(clean_db, raw=maintenance.RawArchive(Path("unused"), timedelta(days=1))).due == {
-        "partitions past retention": 0, "raw frames to archive": 0}
+    assert state.due == {"partitions past retention": 0, "months to pack": 0} and state.jobs == []
+    policy = maintenance.Policy(maintenance.RawArchive(Path("unused"), timedelta(days=1)))
+    assert maintenance.status(clean_db, policy=policy).due == {
+        "partitions past retention": 0, "months to pack": 0, "raw frames to archive": 0}
     assert state.last_run is not None and state.last_run["dropped_partitions"] == ["readings_y2014m03"]
     status = _run(database_url, "db", "status")
-    assert f"maintenance: due partitions past retention 0, raw frames to archive 0; last run {state.last_run['at']}" \
+    assert f"maintenance: due partitions past retention 0, months to pack 0, raw frames to archive 0; last run" \
+        f" {state.last_run['at']}" \
         in status
     # the month can be written again: its partition is recreated
     _insert(clean_db, "old", datetime(2014, 3, 12, tzinfo=UTC), 2)
@@ -73,26 +74,6 @@ def test_plain_maintain_drops_partitions_past_retention_and_refreshes(clean_db: 
     # which the next run expires again, and then nothing is left to drop
     assert maintenance.maintain(clean_db).dropped_partitions == ["readings_y2014m03"]
     assert maintenance.maintain(clean_db).dropped_partitions == []
-
-
-def test_plain_maintain_compacts_each_closed_month_once(clean_db: psycopg.Connection) -> None:
-    if flavor.current(clean_db) != "postgres":
-        pytest.skip("partitions are the plain flavour's")
-    start = datetime(2016, 12, 1, tzinfo=UTC)  # the oldest month within retention: compacted first
-    rows = [(f"m{i:03d}", start + timedelta(minutes=15 * k), 1.0 + k) for k in range(200) for i in range(60)]
-    flavor.ensure_partitions(clean_db, rows[0][1], rows[-1][1])
-    with clean_db.cursor() as cur:
-        cur.executemany("INSERT INTO readings (meter_id, time, total_m3) VALUES (%s, %s, %s)", rows)
-    clean_db.commit()
-    size = "SELECT pg_relation_size('readings_y2016m12_pkey')"
-    before = clean_db.execute(size).fetchone()[0]
-    assert maintenance.maintain(clean_db).compacted_partitions == ["readings_y2016m12"]
-    after = clean_db.execute(size).fetchone()[0]
-    assert after < 0.8 * before  # time-ordered inserts left the (meter_id, time) pages about half full
-    assert clean_db.execute("SELECT count(*), sum(total_m3) FROM readings_y2016m12").fetchone() == (
-        len(rows), sum(r[2] for r in rows))
-    assert "readings_y2016m12" not in maintenance.maintain(clean_db).compacted_partitions  # once
-    flavor.drop_partition(clean_db, "readings_y2016m12")
 
 
 @pytest.mark.timescale

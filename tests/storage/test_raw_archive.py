@@ -1,8 +1,9 @@
-"""Old raw frames leave the hot table for gzip files that `reprocess --archive` (and `decode`) still read."""
+"""Old raw frames leave the hot table for xz files that `reprocess --archive` (and `decode`) still read."""
 
 from __future__ import annotations
 
 import gzip
+import lzma
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -61,14 +62,14 @@ def test_old_frames_are_archived_and_reprocess_reads_them_back(clean_db: psycopg
     out = _cli(database_url, archive, "db", "maintain")
     assert "archived 48 raw frame(s) in 1 file(s)" in out
     (path,) = raw_archive.files(archive)
-    assert path.relative_to(archive).as_posix() == f"{old_at:%Y/%m}/raw-{old_at:%Y-%m-%d}.0.frames.gz"
+    assert path.relative_to(archive).as_posix() == f"{old_at:%Y/%m}/raw-{old_at:%Y-%m-%d}.0.frames.xz"
     assert clean_db.execute("SELECT count(*), min(gateway_id) FROM raw_frames").fetchone() == (12, "gw-new")
     # the frames, their receive times, RSSI and gateway survive; each line is an ordinary frame line
     got = list(raw_archive.read(path))
     assert [f.data for f in got] == [t.frame for t in tels[:48]]
     assert got[5].received_at == old_at + timedelta(seconds=5) and got[5].rssi == -75
     assert {(f.kind, f.gateway_id) for f in got} == {("wmbus", "gw-old")}
-    with gzip.open(path, "rt") as lines:
+    with lzma.open(path, "rt") as lines:
         first = parse_frame_line(next(lines))
     assert isinstance(first, FrameLine) and first.data == tels[0].frame
     assert path.stat().st_size / 48 < 120  # a table row with its indexes costs about 200 bytes
@@ -76,10 +77,25 @@ def test_old_frames_are_archived_and_reprocess_reads_them_back(clean_db: psycopg
 
     # readings lost (say, a bad restore): reprocess --archive brings them back, identical; nothing doubles
     clean_db.execute("DELETE FROM readings r WHERE NOT EXISTS (SELECT FROM raw_frames f"
-                     " WHERE f.digest = r.frame_digest)")
+                     " WHERE f.meter_id = r.meter_id AND f.received_at = r.received_at)")
     clean_db.commit()
     out = _cli(database_url, archive, "reprocess", "--archive", str(archive))
     assert "reprocess: 48 archived frames, 48 readings added, 0 dead letters" in out
     assert clean_db.execute("SELECT meter_id, time, total_m3 FROM readings ORDER BY 1, 2").fetchall() == readings
     again = _cli(database_url, archive, "reprocess", "--archive", str(path))
     assert "reprocess: 48 archived frames, 0 readings added" in again
+
+
+def test_gzip_archives_of_earlier_releases_are_still_read(tmp_path: Path) -> None:
+    day = datetime(2026, 3, 4, tzinfo=UTC)
+    folder = tmp_path / "2026" / "03"
+    folder.mkdir(parents=True)
+    tel = next(iter(omsgen.fleet_telegrams(1, 1, start=day)))
+    with gzip.open(folder / "raw-2026-03-04.0.frames.gz", "wt", encoding="ascii") as out:
+        out.write(f"{day.timestamp() + 1.5:.6f} -71 {tel.frame.hex().upper()} wmbus gw-1 {tel.meter_id}\n")
+    (old,) = raw_archive.files(tmp_path)
+    (frame,) = raw_archive.read(old)
+    assert (frame.data, frame.rssi, frame.gateway_id, frame.received_at) == (
+        tel.frame, -71, "gw-1", day + timedelta(seconds=1.5))
+    # a new archive of the same day takes the next number, in xz
+    assert raw_archive._free_path(tmp_path, day) == folder / "raw-2026-03-04.1.frames.xz"

@@ -1,0 +1,147 @@
+"""Packed months (plain PostgreSQL) answer every query exactly as the hot table did, and late readings merge in."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+from polars.testing import assert_frame_equal
+
+from cli.main import cli
+from meterflow.periods import add_months
+from storage import customer_queries, flavor, maintenance, packing
+from storage.billing import load_readings
+from storage.writer import BatchWriter, StagedFrame
+
+METERS = ("p001", "p002", "p003")
+
+
+@pytest.fixture
+def plain(clean_db: psycopg.Connection) -> psycopg.Connection:
+    if flavor.current(clean_db) != "postgres":
+        pytest.skip("packing is the plain flavour's compression (TimescaleDB compresses chunks)")
+    for name, _ in maintenance._partitions(clean_db):
+        flavor.drop_partition(clean_db, name)
+    return clean_db
+
+
+def _month() -> date:
+    today = datetime.now(UTC).date()
+    return add_months(date(today.year, today.month, 1), -3)
+
+
+def _seed(conn: psycopg.Connection, month: date) -> None:
+    """Three meters over the month's first four days, every column used: clock times with and without
+    microseconds, alarms, targets, a missing index, manual and imported reads."""
+    start = datetime(month.year, month.month, 1, tzinfo=UTC)
+    rows: list[tuple[Any, ...]] = []
+    for i, meter in enumerate(METERS):
+        t, index = start + timedelta(minutes=7 * i), 100.0 * (i + 1)
+        for k in range(4 * 96):
+            t += timedelta(minutes=15, microseconds=(k % 7) * 1001 if i == 1 else 0)
+            index += 0.001 * (k % 5)
+            alarms = ["leak", "backflow"] if k % 97 == 5 else []
+            total = None if k == 40 else round(index, 3)
+            source = "manual" if k == 100 else "import" if k == 200 else "wmbus"
+            fields = f'{{"line": {k}, "notation": "comma"}}' if source == "import" else (
+                '{"error_flags": 0}' if k % 2 else None)
+            rows.append((meter, t, total, 99.5 if k > 50 else None, date(month.year, month.month, 1) if k > 50
+                         else None, 0.012 * (k % 3) if k % 4 else None, "OK" if k % 50 else "LOW_BATTERY", alarms,
+                         source, None if source != "wmbus" else f"gw-{i}",
+                         t + timedelta(seconds=3, microseconds=137 * k) if k % 11 else None, fields))
+    flavor.ensure_partitions(conn, rows[0][1], rows[-1][1])
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO readings (meter_id, time, total_m3, target_m3, target_date, flow_m3h, status, alarms,"
+            " source, gateway_id, received_at, fields) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            rows)
+    conn.commit()
+
+
+def _everything(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
+    return conn.execute("SELECT r.* FROM readings_between('-infinity', 'infinity') r ORDER BY meter_id, time"
+                        ).fetchall()
+
+
+def _nearest(conn: psycopg.Connection, month: date) -> list[Any]:
+    out = []
+    start = datetime(month.year, month.month, 1, tzinfo=UTC)
+    for meter in METERS:
+        for t in (start, start + timedelta(hours=10, minutes=15), start + timedelta(days=2, minutes=3),
+                  start + timedelta(days=9)):
+            for fn in ("last_index_before", "first_index_after"):
+                for inclusive in (False, True):
+                    out.append(conn.execute(f"SELECT time, total_m3 FROM {fn}(%s, %s, %s)",
+                                            (meter, t, inclusive)).fetchall())
+    return out
+
+
+def test_a_packed_month_answers_every_query_as_the_hot_one(plain: psycopg.Connection, database_url: str) -> None:
+    month = _month()
+    _seed(plain, month)
+    lo = datetime(month.year, month.month, 1, tzinfo=UTC)
+    before = _everything(plain)
+    nearest = _nearest(plain, month)
+    billing = load_readings(plain, lo + timedelta(days=1), lo + timedelta(days=3))
+    page, total = customer_queries.readings_page(plain, ["p002"], lo + timedelta(days=30), 50, 20, "Europe/Warsaw")
+    assert len(before) == 3 * 4 * 96 and billing.height > 500 and total == 4 * 96 - 1
+    assert maintenance.status(plain).due["months to pack"] == 1
+
+    report = maintenance.maintain(plain)
+    assert report.packed_months == [f"{month:%Y-%m}"]
+    assert plain.execute("SELECT count(*) FROM readings").fetchone() == (0,)
+    assert plain.execute("SELECT to_regclass(%s)", (packing.partition_name(month),)).fetchone() == (None,)
+    assert plain.execute("SELECT count(*), sum(n) FROM readings_packed").fetchone() == (3 * 5, 3 * 4 * 96)
+    # every column of every reading comes back exactly (times to the microsecond, NULLs, alarm lists, JSON)
+    assert _everything(plain) == before
+    assert _nearest(plain, month) == nearest
+    assert_frame_equal(load_readings(plain, lo + timedelta(days=1), lo + timedelta(days=3)), billing)
+    again, again_total = customer_queries.readings_page(plain, ["p002"], lo + timedelta(days=30), 50, 20,
+                                                        "Europe/Warsaw")
+    assert_frame_equal(again, page)
+    assert again_total == total
+    assert maintenance.maintain(plain).packed_months == []  # once
+    status = CliRunner().invoke(cli, ["db", "status"], env={"METERFLOW_DATABASE_URL": database_url})
+    assert status.exit_code == 0, status.output
+    assert f"readings         {3 * 4 * 96} ({3 * 4 * 96} in packed months)" in status.output
+    assert "months to pack 0" in status.output
+
+
+def _staged(meter: str, t: datetime, total: float, n: int) -> StagedFrame:
+    received = t + timedelta(seconds=2)
+    return StagedFrame(hashlib.sha256(f"late-{n}".encode()).digest(), "wmbus", meter, "gw-late", received, -80,
+                       bytes([n]) * 20, True, t, total, None, None, None, "OK", [], "wmbus", None)
+
+
+def test_late_readings_of_a_packed_month_are_deduplicated_and_merged(plain: psycopg.Connection,
+                                                                    database_url: str) -> None:
+    month = _month()
+    _seed(plain, month)
+    packing.pack_month(plain, month)
+    count = len(_everything(plain))
+    packed_time, packed_total = plain.execute(
+        "SELECT time, total_m3 FROM last_index_before('p001', %s)",
+        (datetime(month.year, month.month, 2, 12, tzinfo=UTC),)).fetchone()
+    new_time = packed_time + timedelta(minutes=1)
+    plain.commit()
+    writer = BatchWriter(database_url)
+    try:
+        # a gateway's outbox replays a packed reading (its frame long archived) and brings one never seen
+        result = writer.write([_staged("p001", packed_time, packed_total, 1), _staged("p001", new_time, 5.0, 2)])
+    finally:
+        writer.close()
+    assert (result.new_frames, result.readings) == (2, 1)
+    assert plain.execute("SELECT meter_id, time, total_m3 FROM readings").fetchall() == [("p001", new_time, 5.0)]
+    assert len(_everything(plain)) == count + 1
+    assert maintenance.status(plain).due["months to pack"] == 1
+    plain.commit()
+    assert packing.pack_month(plain, month) == 1  # merged into the meter's packed day
+    assert plain.execute("SELECT count(*) FROM readings").fetchone() == (0,)
+    merged = _everything(plain)
+    assert len(merged) == count + 1
+    assert [r[:3] for r in merged if r[0] == "p001" and r[1] == new_time] == [("p001", new_time, 5.0)]
+    assert plain.execute("SELECT sum(n), count(*) FROM readings_packed").fetchone() == (count + 1, 3 * 5)
