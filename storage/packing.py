@@ -1,11 +1,11 @@
 """Closed months of readings packed one row per meter and UTC day (plain PostgreSQL's compression).
 
-A reading row costs about 90 bytes with its key; packed, a meter's day is one row of arrays that lz4 shrinks
-to about 20 bytes per reading (migration 0190 describes the layout). `pack_month` moves a month in one
-transaction: its rows (monthly partition and DEFAULT partition) and any packs of the same meters and days
-(late readings that arrived after an earlier packing) are merged, deduplicated on (meter_id, time), packed,
-and the month's partition dropped. Readers never notice: readings_between and the nearest-index functions
-read both tables, and a transaction sees a month either hot or packed, never both or neither.
+A reading row costs about 240 bytes with its indexes; packed, a meter's day is one row of arrays that lz4
+shrinks to about 25 bytes per reading (migration 0190 describes the layout). `pack_month` moves a month a day
+per transaction: the day's rows (monthly partition and DEFAULT partition) and any packs of the same meters
+and day (late readings that arrived after an earlier packing) are merged, deduplicated on (meter_id, time)
+and packed; the emptied partition is dropped at the end. Readers never notice: readings_between and the
+nearest-index functions read both tables, and a transaction sees a day either hot or packed, never both.
 """
 
 from __future__ import annotations
@@ -66,11 +66,8 @@ def months_to_pack(conn: psycopg.Connection, now: datetime, after: timedelta = P
     return sorted(m for (m,) in rows if _bounds(m)[1] <= cutoff)
 
 
-def pack_month(conn: psycopg.Connection, month: date) -> int:
-    """Pack the readings of one UTC month; returns how many readings were moved from the hot table."""
-    month = month_start(month)
-    lo, hi = _bounds(month)
-    conn.commit()
+def _pack_day(conn: psycopg.Connection, lo: datetime, hi: datetime) -> int:
+    """Move the hot readings of [lo, hi) (one UTC day) into packs, in one transaction; returns how many."""
     with conn.transaction():
         conn.execute("SET LOCAL lock_timeout = '60s'")  # a long reader makes packing fail, not hang
         conn.execute("SET LOCAL work_mem = '256MB'")
@@ -79,19 +76,45 @@ def pack_month(conn: psycopg.Connection, month: date) -> int:
         row = conn.execute("SELECT count(*) FROM pack_rows").fetchone()
         moved = int(row[0]) if row else 0
         if moved:
+            # late readings of a day packed before: unpack the meter's day and pack it again with them
             conn.execute(
                 """WITH gone AS (
-                        DELETE FROM readings_packed p USING (
-                            SELECT DISTINCT meter_id, (time AT TIME ZONE 'UTC')::date AS day FROM pack_rows) k
-                        WHERE p.meter_id = k.meter_id AND p.day = k.day RETURNING p)
-                    INSERT INTO pack_rows SELECT u.*, true FROM gone CROSS JOIN LATERAL readings_unpacked(gone.p) u""")
+                        DELETE FROM readings_packed p USING (SELECT DISTINCT meter_id FROM pack_rows) k
+                        WHERE p.meter_id = k.meter_id AND p.day = (%s::timestamptz AT TIME ZONE 'UTC')::date
+                        RETURNING p)
+                    INSERT INTO pack_rows SELECT u.*, true FROM gone CROSS JOIN LATERAL readings_unpacked(gone.p) u""",
+                (lo,))
             conn.execute(PACK_SQL)
-        name = partition_name(month)
+            conn.execute("DELETE FROM readings WHERE time >= %s AND time < %s", (lo, hi))
+    return moved
+
+
+def pack_month(conn: psycopg.Connection, month: date) -> int:
+    """Pack the readings of one UTC month a day per transaction (a large fleet's month is hundreds of millions
+    of rows; a reader sees each day hot or packed, never both), then drop the emptied partition. Interrupted,
+    the next run goes on where this one stopped. Returns how many readings were moved."""
+    month = month_start(month)
+    lo, hi = _bounds(month)
+    conn.commit()
+    moved = 0
+    day = lo
+    while day < hi:
+        moved += _pack_day(conn, day, day + timedelta(days=1))
+        day += timedelta(days=1)
+    name = partition_name(month)
+    dropped = False
+    with conn.transaction():
+        conn.execute("SET LOCAL lock_timeout = '60s'")
         if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone() == (True,):
-            conn.execute(sql.SQL("ALTER TABLE readings DETACH PARTITION {}").format(sql.Identifier(name)))
-            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
-        conn.execute("DELETE FROM readings_default WHERE time >= %s AND time < %s", (lo, hi))
-    forget_partition(conn, month)
+            ident = sql.Identifier(name)
+            conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(ident))
+            # a reading that arrived meanwhile keeps the partition for the next run
+            if conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT FROM {})").format(ident)).fetchone() == (True,):
+                conn.execute(sql.SQL("ALTER TABLE readings DETACH PARTITION {}").format(ident))
+                conn.execute(sql.SQL("DROP TABLE {}").format(ident))
+                dropped = True
+    if dropped:
+        forget_partition(conn, month)
     return moved
 
 
