@@ -6,8 +6,8 @@ hold exactly what production stores. Reported per reading: readings with its ind
 indexes and TOAST, readings again after compressing every chunk (TimescaleDB) or packing every month
 (plain PostgreSQL, storage/packing), and the raw frames once `db maintain` has moved them to archive files
 (storage/raw_archive); the last line is readings plus raw archive, the steady state a year on. The hourly
-and daily rollups are reported on a line of their own: derived data, not counted in the total. The baseline, measured in the same run, is
-the same readings exported as CSV (and gzip-compressed CSV)."""
+and daily rollups are reported on a line of their own: derived data, not counted in the total. The
+baseline, measured in the same run, is the same readings exported as CSV (and gzip-compressed CSV)."""
 
 from __future__ import annotations
 
