@@ -7,6 +7,7 @@ M4 (C-C, South) was never heard; M5 (East) must be verified within 30 days.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -126,3 +127,8 @@ def web_settings_for(dsn: str, locale: str = "en") -> Settings:
     return Settings.model_validate({"database_url": dsn, "timezone": "Europe/Warsaw",
                                     "api": {"tokens": [TOKEN], "customer_link_secret": SECRET, "locale": locale,
                                             "as_of_for_customers": True}})  # simulated data: ?now= for all
+
+
+def shows(html: str, word: str) -> bool:
+    """`word` (a meter id) as a word of the page: a signature or token in a link may contain 'M1' by chance."""
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(word)}(?![A-Za-z0-9])", html) is not None
