@@ -154,6 +154,10 @@ def bench_storage(settings: Settings, readings: int, meters: int, keep: bool) ->
                                       " FROM show_chunks('readings') c").fetchone()
                 click.echo(f"compressed {chunks[0] if chunks else 0} chunk(s) of readings")
                 after = measure(conn, kind)
+                for name in flavor.ROLLUPS:
+                    conn.execute("SELECT count(compress_chunk(c, if_not_compressed => true)) FROM show_chunks(%s) c",
+                                 (name,))
+                rollups = rollup_bytes(conn, kind)
             if kind == "postgres":  # every month closed, as a year on: db maintain packs each once
                 packed = packing.pack_closed_months(conn, datetime.now(UTC) + timedelta(days=400), limit=None)
                 click.echo(f"packed {len(packed)} closed month(s) of readings")
@@ -174,7 +178,8 @@ def bench_storage(settings: Settings, readings: int, meters: int, keep: bool) ->
                f" {r:>9.1f} {f:>11.1f} {t:>8.1f}")
     a = archive_bytes / n
     click.echo(f"{kind + ', raw frames archived':<34} {r:>9.1f} {a:>11.1f} {r + a:>8.1f}")
-    click.echo(f"{'(not above) hourly + daily rollups':<34} {rollups / n:>9.1f}")
+    click.echo(f"{'(not above) hourly + daily rollups':<34} {rollups / n:>9.1f}"
+               + ("  (compressed)" if kind == "timescale" else ""))
     state = "chunks compressed" if kind == "timescale" else "closed months packed"
     click.echo(f"storage: {r + a:.0f} bytes per reading ({kind}, {state}: readings {r:.0f} + raw archive {a:.0f};"
                f" raw_frames in the table {f:.0f}; CSV {csv_bytes / n:.0f}, gzip CSV {gz_bytes / n:.1f};"

@@ -7,7 +7,7 @@ Both flavours expose the same relations with the same columns, so every query wo
 PostgreSQL: readings is natively range-partitioned by month (plus a DEFAULT partition as a safety net),
 and the rollups are ordinary tables that `refresh_rollups` (called by the flows) upserts.
 TimescaleDB: readings is a hypertable with compression and retention policies, and the rollups are
-continuous aggregates with refresh policies; `refresh_rollups` forces a refresh of a window.
+continuous aggregates with refresh and compression policies; `refresh_rollups` forces a refresh of a window.
 """
 
 from __future__ import annotations
@@ -141,6 +141,7 @@ def create_rollups(conn: psycopg.Connection, flavor: Flavor, timezone: str) -> N
                 " end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes', if_not_exists => true)",
                 (name,),
             )
+            compress_rollup(conn, name)
         else:
             conn.execute(
                 f"""CREATE TABLE IF NOT EXISTS {name} (
@@ -157,6 +158,15 @@ def create_rollups(conn: psycopg.Connection, flavor: Flavor, timezone: str) -> N
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         (timezone,),
     )
+
+
+def compress_rollup(conn: psycopg.Connection, name: str) -> None:
+    """Compress a continuous aggregate like readings (by meter, after COMPRESS_AFTER): uncompressed, the hourly
+    one costs more than the compressed readings themselves (55 against 13 bytes per reading; 9 compressed)."""
+    conn.execute(f"ALTER MATERIALIZED VIEW {name} SET (timescaledb.compress = true,"
+                 " timescaledb.compress_segmentby = 'meter_id', timescaledb.compress_orderby = 'bucket')")
+    conn.execute("SELECT add_compression_policy(%s, compress_after => %s::interval, if_not_exists => true)",
+                 (name, COMPRESS_AFTER))
 
 
 def current(conn: psycopg.Connection) -> Flavor:

@@ -4,8 +4,9 @@ TimescaleDB runs compression, retention and continuous-aggregate refresh as back
 can fail for good (on PostgreSQL 15.20 with TimescaleDB 2.28.3 every one fails with `cannot drop portal ""
 while it is being set up`), and then nothing is ever compressed or expired. `maintain` does the same work
 from an ordinary connection, idempotently, so running it hourly next to healthy jobs costs little:
-  TimescaleDB  compress the chunks older than COMPRESS_AFTER, drop chunks past RETAIN_FOR, refresh the
-               continuous aggregates over the last REFRESH_WINDOW (only invalidated ranges are recomputed);
+  TimescaleDB  compress the chunks older than COMPRESS_AFTER, drop chunks past RETAIN_FOR (of readings and of
+               the continuous aggregates), refresh the continuous aggregates over the last REFRESH_WINDOW (only
+               invalidated ranges are recomputed);
   PostgreSQL   detach and drop the monthly partitions wholly past RETAIN_FOR (and expire packed days), pack
                the oldest month closed for Settings.storage.pack_after_days (storage/packing), refresh the
                rollup tables;
@@ -124,10 +125,13 @@ def _partitions(conn: psycopg.Connection) -> list[tuple[str, datetime]]:
 
 
 def _chunks(conn: psycopg.Connection, older_than: datetime, compressed: bool | None) -> int:
+    """Chunks of readings and of the continuous aggregates' hypertables ending before `older_than`."""
     row = conn.execute(
-        "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'readings'"
+        "SELECT count(*) FROM timescaledb_information.chunks WHERE (hypertable_name = 'readings'"
+        " OR hypertable_name IN (SELECT materialization_hypertable_name"
+        " FROM timescaledb_information.continuous_aggregates WHERE view_name = ANY(%s)))"
         " AND range_end <= %s AND (%s::boolean IS NULL OR is_compressed = %s)",
-        (older_than, compressed, compressed)).fetchone()
+        (list(flavors.ROLLUPS), older_than, compressed, compressed)).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -201,14 +205,15 @@ def maintain(conn: psycopg.Connection, now: datetime | None = None, policy: Poli
     report = Report(kind, now.isoformat(timespec="seconds"))
     conn.commit()
     if kind == "timescale":
-        dropped = conn.execute("SELECT count(*) FROM drop_chunks('readings', older_than => %s::timestamptz)",
-                               (now - RETAIN_FOR,)).fetchone()
-        report.dropped_chunks = int(dropped[0]) if dropped else 0
-        conn.commit()
-        report.compressed_chunks = _chunks(conn, now - COMPRESS_AFTER, False)
-        conn.execute("SELECT compress_chunk(c, if_not_compressed => true)"
-                     " FROM show_chunks('readings', older_than => %s::timestamptz) c", (now - COMPRESS_AFTER,))
-        conn.commit()
+        report.compressed_chunks = _chunks(conn, now - COMPRESS_AFTER, False) - _chunks(conn, now - RETAIN_FOR, False)
+        for relation in ("readings", *flavors.ROLLUPS):  # the rollups expire and compress with the readings
+            dropped = conn.execute("SELECT count(*) FROM drop_chunks(%s, older_than => %s::timestamptz)",
+                                   (relation, now - RETAIN_FOR)).fetchone()
+            report.dropped_chunks += int(dropped[0]) if dropped else 0
+            conn.commit()
+            conn.execute("SELECT compress_chunk(c, if_not_compressed => true)"
+                         " FROM show_chunks(%s, older_than => %s::timestamptz) c", (relation, now - COMPRESS_AFTER))
+            conn.commit()
     else:
         for name in _expired_partitions(conn, now - RETAIN_FOR):
             flavors.drop_partition(conn, name)
