@@ -151,3 +151,30 @@ def test_late_readings_of_a_packed_month_are_deduplicated_and_merged(plain: psyc
     assert len(merged) == count + 1
     assert [r[:3] for r in merged if r[0] == "p001" and r[1] == new_time] == [("p001", new_time, 5.0)]
     assert plain.execute("SELECT sum(n), count(*) FROM readings_packed").fetchone() == (count + 1, 3 * 5)
+
+
+def test_the_readings_page_reads_a_window_yet_equals_the_whole_history(plain: psycopg.Connection) -> None:
+    """Pages of a customer with several meters, half packed, half hot, against the whole history in Python."""
+    month = _month()
+    _seed(plain, month)
+    packing.pack_month(plain, month)
+    _seed(plain, add_months(month, 1))  # the next month stays hot
+    meters = ["p001", "p003"]
+    until = datetime(month.year, month.month, 1, tzinfo=UTC) + timedelta(days=45)
+    rows = sorted((r[1], r[0], r[2]) for r in _everything(plain) if r[0] in meters and r[2] is not None)
+    previous: dict[str, float] = {}
+    expected = []
+    for t, meter, index in rows:
+        expected.append((meter, t, index, None if meter not in previous else index - previous[meter]))
+        previous[meter] = index
+    expected.sort(key=lambda e: (-e[1].timestamp(), e[0]))
+    for offset, limit in ((0, 50), (50, 50), (700, 100), (2200, 100), (len(expected) - 10, 50)):
+        page, total = customer_queries.readings_page(plain, meters, until, limit, offset, "UTC")
+        assert total == len(expected)
+        got = [(r["meter_id"], r["time"], r["index_m3"], r["consumption_m3"]) for r in page.iter_rows(named=True)]
+        want = expected[offset:offset + limit]
+        assert [g[:3] for g in got] == [w[:3] for w in want]
+        def rounded(values: list[Any]) -> list[Any]:
+            return [None if v is None else round(v, 9) for v in values]
+
+        assert rounded([g[3] for g in got]) == rounded([w[3] for w in want])  # consumption since the meter's last
