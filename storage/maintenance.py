@@ -170,6 +170,7 @@ class Policy:
 
     raw: RawArchive | None = None
     pack_after: timedelta = packing.PACK_AFTER
+    pack_months: int | None = 1  # months packed per run (None: all due); the hourly flow catches up one an hour
 
 
 def status(conn: psycopg.Connection, now: datetime | None = None, policy: Policy | None = None) -> Status:
@@ -224,7 +225,7 @@ def maintain(conn: psycopg.Connection, now: datetime | None = None, policy: Poli
             packing.expire_packed(conn, cutoff)
             for name in flavors.ROLLUPS:
                 conn.execute(sql.SQL("DELETE FROM {} WHERE bucket < %s").format(sql.Identifier(name)), (cutoff,))
-        report.packed_months = packing.pack_closed_months(conn, now, policy.pack_after)
+        report.packed_months = packing.pack_closed_months(conn, now, policy.pack_after, policy.pack_months)
     if raw is not None:
         moved, written = raw_archive.archive(conn, raw.directory, now - raw.after)
         report.archived_frames, report.archive_files = moved, [str(p) for p in written]

@@ -81,16 +81,24 @@ def status_cmd(settings: Settings) -> None:
                    " refreshed by the server; run `meterflow db maintain` (the hourly flow runs it too)", err=True)
 
 
-@db.command("maintain", epilog="Example: meterflow db maintain")
+@db.command("maintain", epilog="Examples: meterflow db maintain; after importing years of history:"
+                                " meterflow db maintain --pack-months all")
+@click.option("--pack-months", default="1", show_default=True, metavar="N|all",
+              help="Closed months to pack in this run (plain PostgreSQL), oldest first.")
 @click.pass_obj
-def maintain_cmd(settings: Settings) -> None:
-    """Compress, expire, archive old raw frames and refresh now, whatever the server's jobs did."""
+def maintain_cmd(settings: Settings, pack_months: str) -> None:
+    """Compress or pack, expire, archive old raw frames and refresh now, whatever the server's jobs did."""
+    from dataclasses import replace
+
     from cli.embedded import database_dsn
     from storage import maintenance
     from storage.db import connect
 
+    if pack_months != "all" and not (pack_months.isdigit() and int(pack_months) >= 1):
+        raise click.BadParameter("give a number of months (1, 2, ...) or 'all'", param_hint="--pack-months")
+    policy = replace(maintenance.policy_of(settings), pack_months=None if pack_months == "all" else int(pack_months))
     with connect(database_dsn(settings)) as conn:
-        report = maintenance.maintain(conn, policy=maintenance.policy_of(settings))
+        report = maintenance.maintain(conn, policy=policy)
     click.echo(f"maintenance ({report.flavor}): {report.summary()}")
 
 

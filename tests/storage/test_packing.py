@@ -178,3 +178,22 @@ def test_the_readings_page_reads_a_window_yet_equals_the_whole_history(plain: ps
             return [None if v is None else round(v, 9) for v in values]
 
         assert rounded([g[3] for g in got]) == rounded([w[3] for w in want])  # consumption since the meter's last
+
+
+def test_db_maintain_packs_one_month_a_run_or_all_when_asked(plain: psycopg.Connection, database_url: str) -> None:
+    month = _month()
+    for m in (add_months(month, -2), add_months(month, -1), month):
+        _seed(plain, m)
+
+    def maintain(*args: str) -> str:
+        out = CliRunner().invoke(cli, ["db", "maintain", *args], env={"METERFLOW_DATABASE_URL": database_url})
+        assert out.exit_code == 0, out.output
+        return out.output
+
+    assert f"packed 1 month(s) ({add_months(month, -2):%Y-%m})" in maintain()
+    assert f"packed 2 month(s) ({add_months(month, -1):%Y-%m}, {month:%Y-%m})" in maintain("--pack-months", "all")
+    assert plain.execute("SELECT count(*) FROM readings").fetchone() == (0,)
+    assert plain.execute("SELECT sum(n) FROM readings_packed").fetchone() == (3 * 3 * 4 * 96,)
+    refused = CliRunner().invoke(cli, ["db", "maintain", "--pack-months", "0"],
+                                 env={"METERFLOW_DATABASE_URL": database_url})
+    assert refused.exit_code == 2 and "give a number of months" in refused.output
