@@ -10,17 +10,20 @@ nearest-index functions read both tables, and a transaction sees a day either ho
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 from psycopg import sql
 
+from meterflow.logs import ctx, get_logger
 from meterflow.periods import month_start, next_month
 from storage.flavor import forget_partition
 
 # a month is packed this long after it ends (Settings.storage.pack_after_days): last month's billing runs and
 # late readings (a gateway's outbox after an outage) find it hot
 PACK_AFTER = timedelta(days=35)
+log = get_logger(__name__)
 
 READING_COLUMNS = ("meter_id, time, total_m3, target_m3, target_date, flow_m3h, status, alarms, source,"
                    " gateway_id, received_at, fields")
@@ -96,6 +99,7 @@ def pack_month(conn: psycopg.Connection, month: date) -> int:
     month = month_start(month)
     lo, hi = _bounds(month)
     conn.commit()
+    started = time.perf_counter()
     moved = 0
     day = lo
     while day < hi:
@@ -115,6 +119,8 @@ def pack_month(conn: psycopg.Connection, month: date) -> int:
                 dropped = True
     if dropped:
         forget_partition(conn, month)
+    log.info("month packed", extra=ctx(month=f"{month:%Y-%m}", readings=moved, partition_dropped=dropped,
+                                       seconds=round(time.perf_counter() - started, 1)))
     return moved
 
 
