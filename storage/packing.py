@@ -70,8 +70,13 @@ def months_to_pack(conn: psycopg.Connection, now: datetime, after: timedelta = P
 
 
 def _pack_day(conn: psycopg.Connection, lo: datetime, hi: datetime) -> int:
-    """Move the hot readings of [lo, hi) (one UTC day) into packs, in one transaction; returns how many."""
+    """Move the hot readings of [lo, hi) (one UTC day) into packs, in one transaction; returns how many.
+
+    REPEATABLE READ: the final DELETE must see exactly the rows that were packed. Under READ COMMITTED it
+    would take a fresh snapshot and also delete a reading the decoder committed meanwhile, never packed."""
+    conn.commit()  # its own transaction, not a savepoint of the caller's
     with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         conn.execute("SET LOCAL lock_timeout = '60s'")  # a long reader makes packing fail, not hang
         conn.execute("SET LOCAL work_mem = '256MB'")
         conn.execute(f"CREATE TEMP TABLE pack_rows ON COMMIT DROP AS SELECT {READING_COLUMNS}, false AS was_packed"

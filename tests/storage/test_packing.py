@@ -197,3 +197,29 @@ def test_db_maintain_packs_one_month_a_run_or_all_when_asked(plain: psycopg.Conn
     refused = CliRunner().invoke(cli, ["db", "maintain", "--pack-months", "0"],
                                  env={"METERFLOW_DATABASE_URL": database_url})
     assert refused.exit_code == 2 and "give a number of months" in refused.output
+
+
+def test_a_reading_committed_while_its_day_is_packed_is_not_lost(plain: psycopg.Connection,
+                                                                 database_url: str) -> None:
+    month = _month()
+    _seed(plain, month)
+    day = datetime(month.year, month.month, 1, tzinfo=UTC)
+    late = day + timedelta(hours=5, seconds=1)
+    real = plain.execute
+
+    def execute(query: Any, params: Any = None, **kw: Any) -> Any:
+        cur = real(query, params, **kw)
+        if isinstance(query, str) and query.startswith("CREATE TEMP TABLE pack_rows"):
+            with psycopg.connect(database_url) as decoder:  # the decoder commits a reading of that day meanwhile
+                decoder.execute("INSERT INTO readings (meter_id, time, total_m3) VALUES ('p009', %s, 1.5)", (late,))
+        return cur
+
+    plain.execute = execute  # type: ignore[method-assign]
+    try:
+        moved = packing._pack_day(plain, day, day + timedelta(days=1))
+    finally:
+        del plain.execute
+    assert moved == 3 * 96 - 3
+    # not packed (it came after the packing's snapshot), and not deleted with the packed rows: still hot
+    assert plain.execute("SELECT meter_id, time FROM readings WHERE meter_id = 'p009'").fetchall() == [("p009", late)]
+    assert plain.execute("SELECT count(*) FROM readings_packed WHERE meter_id = 'p009'").fetchone() == (0,)
