@@ -223,3 +223,13 @@ def test_a_reading_committed_while_its_day_is_packed_is_not_lost(plain: psycopg.
     # not packed (it came after the packing's snapshot), and not deleted with the packed rows: still hot
     assert plain.execute("SELECT meter_id, time FROM readings WHERE meter_id = 'p009'").fetchall() == [("p009", late)]
     assert plain.execute("SELECT count(*) FROM readings_packed WHERE meter_id = 'p009'").fetchone() == (0,)
+
+
+def test_the_packed_layout_follows_the_readings_table(db: psycopg.Connection) -> None:
+    """A column added to readings must be added to the packs and the unpacking functions (migration 0190):
+    this fails first, instead of readings_between failing at run time with a row-type mismatch."""
+    table = [r[0] for r in db.execute("SELECT column_name FROM information_schema.columns WHERE table_schema ="
+                                      " 'public' AND table_name = 'readings' ORDER BY ordinal_position")]
+    assert table == [c.strip() for c in packing.READING_COLUMNS.split(",")]
+    cur = db.execute("SELECT * FROM readings_between(now(), now())")
+    assert [c.name for c in cur.description or []] == table
