@@ -12,12 +12,14 @@ from typing import Any
 
 import psycopg
 
+from meterflow.messages import N_
+
 # reason -> label; the dispatcher's reasons for closing (the detector records its own, e.g. flow_stopped)
 CLOSE_REASONS: dict[str, str] = {
-    "repaired": "repaired",
-    "customer_informed": "customer informed",
-    "false_alarm": "false alarm",
-    "meter_exchanged": "meter exchanged",
+    "repaired": N_("repaired"),
+    "customer_informed": N_("customer informed"),
+    "false_alarm": N_("false alarm"),
+    "meter_exchanged": N_("meter exchanged"),
 }
 ACTIONS = ("acknowledge", "assign", "comment", "close", "reopen")
 EVENT_COLUMNS = ("id", "alert_id", "meter_id", "at", "actor", "action", "note", "details")
@@ -27,7 +29,12 @@ ALERT_VIEW = ("id", "meter_id", "kind", "severity", "state", "first_seen", "last
 
 
 class WorkflowError(ValueError):
-    """An action that does not apply to the alert in its current state (HTTP 409 / exit status 1)."""
+    """An action that does not apply to the alert in its current state (HTTP 409 / exit status 1). `message` is
+    an English template with `%(name)s` fields filled from `values`, so a page can say it in its language."""
+
+    def __init__(self, message: str, **values: Any) -> None:
+        self.message, self.values = message, values
+        super().__init__(message % values if values else message)
 
 
 class AlertNotFound(LookupError):
@@ -103,7 +110,7 @@ def _record(conn: psycopg.Connection, alert: dict[str, Any], actor: str, action:
 def _actor(actor: str) -> str:
     name = (actor or "").strip()
     if not name:
-        raise WorkflowError("an action needs the name of who does it")
+        raise WorkflowError(N_("an action needs the name of who does it"))
     return name
 
 
@@ -113,44 +120,45 @@ def act(conn: psycopg.Connection, alert_id: int, action: str, actor: str, note: 
     actor = _actor(actor)
     note = (note or "").strip()
     if action not in ACTIONS:
-        raise WorkflowError(f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
+        raise WorkflowError(N_("unknown action %(action)r (one of %(actions)s)"), action=action,
+                            actions=", ".join(ACTIONS))
     with conn.transaction():
         alert = _lock(conn, alert_id)
         is_open = alert["state"] == "open"
         details: dict[str, Any] = {}
         if action == "acknowledge":
             if not is_open:
-                raise WorkflowError(f"alert {alert_id} is closed; reopen it first")
+                raise WorkflowError(N_("alert %(alert)s is closed; reopen it first"), alert=alert_id)
             conn.execute("UPDATE alerts SET acknowledged_at = now(), acknowledged_by = %s, updated_at = now()"
                          " WHERE id = %s", (actor, alert_id))
         elif action == "assign":
             who = (assignee or "").strip()
             if not who:
-                raise WorkflowError("assign needs the name of the assignee")
+                raise WorkflowError(N_("assign needs the name of the assignee"))
             if not is_open:
-                raise WorkflowError(f"alert {alert_id} is closed; reopen it first")
+                raise WorkflowError(N_("alert %(alert)s is closed; reopen it first"), alert=alert_id)
             details = {"assignee": who, "previous": alert["assigned_to"]}
             conn.execute("UPDATE alerts SET assigned_to = %s, assigned_at = now(), updated_at = now()"
                          " WHERE id = %s", (who, alert_id))
         elif action == "comment":
             if not note:
-                raise WorkflowError("a comment needs text")
+                raise WorkflowError(N_("a comment needs text"))
         elif action == "close":
             if reason not in CLOSE_REASONS:
-                raise WorkflowError(f"close needs a reason: one of {', '.join(CLOSE_REASONS)}")
+                raise WorkflowError(N_("close needs a reason: one of %(reasons)s"), reasons=", ".join(CLOSE_REASONS))
             if not is_open:
-                raise WorkflowError(f"alert {alert_id} is already closed")
+                raise WorkflowError(N_("alert %(alert)s is already closed"), alert=alert_id)
             details = {"reason": reason}
             conn.execute("UPDATE alerts SET state = 'resolved', resolved_at = now(), close_reason = %s,"
                          " closed_by = %s, updated_at = now() WHERE id = %s", (reason, actor, alert_id))
         elif action == "reopen":
             if is_open:
-                raise WorkflowError(f"alert {alert_id} is open")
+                raise WorkflowError(N_("alert %(alert)s is open"), alert=alert_id)
             other = conn.execute("SELECT id FROM alerts WHERE meter_id = %s AND kind = %s AND state = 'open'",
                                  (alert["meter_id"], alert["kind"])).fetchone()
             if other is not None:
-                raise WorkflowError(f"meter {alert['meter_id']} has another open {alert['kind']} alert "
-                                    f"({other[0]}); work on that one")
+                raise WorkflowError(N_("meter %(meter)s has another open %(kind)s alert (%(other)s); work on that one"),
+                                    meter=alert["meter_id"], kind=alert["kind"], other=other[0])
             details = {"previous_reason": alert["close_reason"], "previous_closed_by": alert["closed_by"]}
             conn.execute("UPDATE alerts SET state = 'open', resolved_at = NULL, close_reason = NULL,"
                          " closed_by = NULL, updated_at = now() WHERE id = %s", (alert_id,))

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from meterflow.messages import N_
+
 # a meter in service on the day `today`
 _ACTIVE = ("(m.removal_date IS NULL OR m.removal_date > %(today)s)"
            " AND (m.install_date IS NULL OR m.install_date <= %(today)s)")
@@ -31,12 +33,14 @@ NOT_INCIDENTS = (*STUCK_KINDS, "silent")  # silent meters are the no-read list's
 def _alerts_sql(where: str) -> str:
     return f"""SELECT a.id, a.meter_id, a.kind, a.severity, m.customer_ref, m.district, m.street,
                       {_ADDRESS} AS address, h.gateway_id, a.first_seen, a.last_seen, a.rate_l_h,
-                      {_LOST} AS lost_m3, a.acknowledged_by, a.assigned_to
+                      {_LOST} AS lost_m3, a.acknowledged_by, a.assigned_to, NULL::int AS meters_out,
+                      NULL::text AS cause
                FROM alerts a LEFT JOIN meters m USING (meter_id) LEFT JOIN meter_last_heard h USING (meter_id)
                WHERE a.state = 'open' AND a.first_seen <= %(now)s AND {where}"""
 
 
-# supply interruptions (area-level, their own table) beside the per-meter incidents, when that table exists
+# supply interruptions (area-level, their own table) beside the per-meter incidents, when that table exists;
+# `meters_out` and `cause` let a page word the address column in its own language
 _INTERRUPTIONS = """SELECT NULL::bigint AS id, NULL::text AS meter_id, 'interruption' AS kind,
                            CASE WHEN i.kind = 'supply' THEN 'critical' ELSE 'warning' END AS severity,
                            NULL::text AS customer_ref, i.district, i.street,
@@ -44,7 +48,8 @@ _INTERRUPTIONS = """SELECT NULL::bigint AS id, NULL::text AS meter_id, 'interrup
                              || i.cause || ')' AS address,
                            NULL::text AS gateway_id, i.start_at AS first_seen, coalesce(i.end_at, %(now)s) AS last_seen,
                            NULL::double precision AS rate_l_h, NULL::double precision AS lost_m3,
-                           NULL::text AS acknowledged_by, NULL::text AS assigned_to
+                           NULL::text AS acknowledged_by, NULL::text AS assigned_to,
+                           cardinality(i.meters) AS meters_out, i.cause
                     FROM interruptions i WHERE i.state = 'open' AND i.start_at <= %(now)s"""
 
 
@@ -52,7 +57,7 @@ _INTERRUPTIONS = """SELECT NULL::bigint AS id, NULL::text AS meter_id, 'interrup
 class Column:
     key: str
     label: str
-    kind: str = "text"  # text | meter | alert | time | date | num | m3 | kind
+    kind: str = "text"  # text | meter | alert | time | date | num | m3 | kind | severity | code
 
 
 @dataclass(frozen=True)
@@ -68,57 +73,61 @@ class WorkList:
     days_label: str = ""
 
 
-_METER_COLS = (Column("customer_ref", "Customer"), Column("district", "District"), Column("address", "Address"),
-               Column("gateway_id", "Gateway"))
-_ALERT_COLS = (Column("id", "Alert", "alert"), Column("meter_id", "Meter", "meter"), Column("kind", "Kind", "kind"),
-               Column("severity", "Severity"), *_METER_COLS, Column("first_seen", "Since", "time"),
-               Column("last_seen", "Last seen", "time"), Column("rate_l_h", "Rate (L/h)", "num"),
-               Column("lost_m3", "Est. lost (m³)", "m3"), Column("acknowledged_by", "Acknowledged by"),
-               Column("assigned_to", "Assigned to"))
+_METER_COLS = (Column("customer_ref", N_("Customer")), Column("district", N_("District")),
+               Column("address", N_("Address")), Column("gateway_id", N_("Gateway")))
+_ALERT_COLS = (Column("id", N_("Alert"), "alert"), Column("meter_id", N_("Meter"), "meter"),
+               Column("kind", N_("Kind"), "kind"), Column("severity", N_("Severity"), "severity"), *_METER_COLS,
+               Column("first_seen", N_("Since"), "time"),
+               Column("last_seen", N_("Last seen"), "time"), Column("rate_l_h", N_("Rate (L/h)"), "num"),
+               Column("lost_m3", N_("Est. lost (m³)"), "m3"), Column("acknowledged_by", N_("Acknowledged by")),
+               Column("assigned_to", N_("Assigned to")))
 
 LISTS: dict[str, WorkList] = {w.name: w for w in (
     WorkList(
-        "incidents", "Open incidents", "Leaks, bursts, meter alarms and supply interruptions still open, the most "
-        "water lost first.",
+        "incidents", N_("Open incidents"), N_("Leaks, bursts, meter alarms and supply interruptions still open, the "
+                                              "most water lost first."),
         _ALERT_COLS, _alerts_sql(f"a.kind NOT IN {NOT_INCIDENTS!r}"), "lost_m3", True),
     WorkList(
-        "no-reads", "No-reads", "Meters in service not heard by radio for N days or more (never heard included).",
-        (Column("meter_id", "Meter", "meter"), *_METER_COLS, Column("last_heard", "Last heard by radio", "time"),
-         Column("days_silent", "Days silent", "num")),
+        "no-reads", N_("No-reads"), N_("Meters in service not heard by radio for N days or more (never heard "
+                                       "included)."),
+        (Column("meter_id", N_("Meter"), "meter"), *_METER_COLS,
+         Column("last_heard", N_("Last heard by radio"), "time"), Column("days_silent", N_("Days silent"), "num")),
         f"""SELECT {_METER}, h.last_heard, extract(epoch FROM %(now)s - h.last_heard) / 86400.0 AS days_silent
             FROM meters m LEFT JOIN meter_last_heard h USING (meter_id)
             WHERE {_ACTIVE} AND (h.last_heard IS NULL OR h.last_heard < %(now)s - make_interval(days => %(days)s))""",
-        "days_silent", True, 2, "not heard for (days)"),
+        "days_silent", True, 2, N_("not heard for (days)")),
     WorkList(
-        "zero-reads", "Zero-reads", "Meters in service read every day of the last N complete days with no "
-        "consumption at all (stopped meter, empty premise, bypass).",
-        (Column("meter_id", "Meter", "meter"), *_METER_COLS, Column("index_m3", "Index (m³)", "m3"),
-         Column("days_read", "Days read", "num")),
+        "zero-reads", N_("Zero-reads"), N_("Meters in service read every day of the last N complete days with no "
+                                           "consumption at all (stopped meter, empty premise, bypass)."),
+        (Column("meter_id", N_("Meter"), "meter"), *_METER_COLS, Column("index_m3", N_("Index (m³)"), "m3"),
+         Column("days_read", N_("Days read"), "num")),
         f"""SELECT {_METER}, z.index_m3, z.days_read
             FROM (SELECT meter_id, max(max_m3) AS index_m3, count(*)::int AS days_read FROM consumption_daily
                   WHERE bucket >= %(day_lo)s AND bucket < %(day_hi)s GROUP BY meter_id
                   HAVING count(*) >= %(days)s AND max(max_m3) - min(min_m3) < 0.0005) z
             JOIN meters m USING (meter_id) LEFT JOIN meter_last_heard h USING (meter_id)
             WHERE {_ACTIVE} AND m.role <> 'inlet'""",
-        "meter_id", False, 7, "no consumption for (days)"),
+        "meter_id", False, 7, N_("no consumption for (days)")),
     WorkList(
-        "stuck", "Stuck and backflow", "Open stuck-register and reverse-flow alerts.",
+        "stuck", N_("Stuck and backflow"), N_("Open stuck-register and reverse-flow alerts."),
         _ALERT_COLS, _alerts_sql(f"a.kind IN {STUCK_KINDS!r}"), "first_seen", False),
     WorkList(
-        "verification", "Verification expiring", "Meters in service whose verification expires within N days "
-        "(or has expired).",
-        (Column("meter_id", "Meter", "meter"), *_METER_COLS, Column("verification_expiry", "Expires", "date"),
-         Column("days_left", "Days left", "num")),
+        "verification", N_("Verification expiring"), N_("Meters in service whose verification expires within N "
+                                                      "days (or has expired)."),
+        (Column("meter_id", N_("Meter"), "meter"), *_METER_COLS,
+         Column("verification_expiry", N_("Expires"), "date"), Column("days_left", N_("Days left"), "num")),
         f"""SELECT {_METER}, m.verification_expiry, (m.verification_expiry - %(today)s) AS days_left
             FROM meters m LEFT JOIN meter_last_heard h USING (meter_id)
             WHERE {_ACTIVE} AND m.verification_expiry < %(today)s + %(days)s""",
-        "verification_expiry", False, 90, "expiring within (days)"),
+        "verification_expiry", False, 90, N_("expiring within (days)")),
     WorkList(
-        "dead-letters", "Dead letters by reason", "Frames that did not decode, unresolved, per reason, gateway "
-        "and district.",
-        (Column("error_code", "Reason"), Column("gateway_id", "Gateway"), Column("district", "District"),
-         Column("frames", "Frames", "num"), Column("meters", "Meters", "num"), Column("example_meter", "Example meter"),
-         Column("last_at", "Last", "time")),
+        "dead-letters", N_("Dead letters by reason"), N_("Frames that did not decode, unresolved, per reason, "
+                                                      "gateway and district."),
+        (Column("error_code", N_("Reason"), "code"), Column("gateway_id", N_("Gateway")),
+         Column("district", N_("District")),
+         Column("frames", N_("Frames"), "num"), Column("meters", N_("Meters"), "num"),
+         Column("example_meter", N_("Example meter")),
+         Column("last_at", N_("Last"), "time")),
         """SELECT d.error_code, d.gateway_id, m.district, NULL::text AS street, count(*)::int AS frames,
                   count(DISTINCT d.meter_id)::int AS meters, min(d.meter_id) AS example_meter,
                   max(d.received_at) AS last_at

@@ -16,10 +16,11 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, sta
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import get_db
+from api.pages import i18n
 from api.pages.auth import require_analyst
-from api.routes.dashboards import fig_json, parse_now, render
+from api.routes.dashboards import fig_json, page_lang, parse_now, render
 from dashboards import figures
-from dashboards.labels import ACTION_LABELS, kind_label
+from dashboards.labels import ACTION_LABELS, Labels, kind_label
 from meterflow.config import Settings
 from meterflow.spreadsheet import safe_writer
 from storage import alert_workflow as wf
@@ -119,7 +120,7 @@ def list_page(
 
     return render(request, "list.html", {
         **page_context(conn, when),
-        "title": result.spec.title,
+        "title": page_lang(request).gettext(result.spec.title),
         "user": user,
         "result": result,
         "options": worklists.filter_options(conn),
@@ -142,8 +143,8 @@ def search_page(
     if len(found) == 1:
         target = f"/dashboards/meters/{found[0]['meter_id']}" + (f"?{urlencode({'now': when.raw})}" if when.raw else "")
         return RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
-    return render(request, "search.html", {**page_context(conn, when), "title": "Search", "user": user,
-                                           "query": q_, "found": found})
+    return render(request, "search.html", {**page_context(conn, when), "title": page_lang(request).gettext("Search"),
+                                           "user": user, "query": q_, "found": found})
 
 
 @router.get("/dashboards/alerts/{alert_id}", response_class=HTMLResponse, summary="An alert and its workflow")
@@ -160,7 +161,8 @@ def alert_page(
     except wf.AlertNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     return render(request, "alert.html", {
-        **page_context(conn, when), "title": f"Alert {alert_id}", "user": user, "alert": alert,
+        **page_context(conn, when), "user": user, "alert": alert,
+        "title": page_lang(request).gettext("Alert %(alert)s") % {"alert": alert_id},
         "info": q.meter_info(conn, alert["meter_id"]) or {}, "reasons": wf.CLOSE_REASONS, "error": error,
         "events": [e.as_dict() for e in wf.events(conn, alert_id=alert_id)],
     })
@@ -168,25 +170,40 @@ def alert_page(
 
 @router.post("/dashboards/alerts/{alert_id}/{action}", include_in_schema=False)
 def alert_action_form(
+    request: Request,
     alert_id: int,
     action: str,
     note: str = Form(""),
     assignee: str = Form(""),
     reason: str = Form(""),
     now: str = Form(""),
+    lang: str = Form(""),
     user: str = Depends(require_analyst),
     conn: psycopg.Connection = Depends(get_db),
 ) -> Response:
-    """The alert page's forms: apply the action as the signed-in user and go back to the alert."""
+    """The alert page's forms: apply the action as the signed-in user and go back to the alert; a refusal is
+    shown there in the page's language (the form's `lang`, else settings api.locale)."""
     extra = {"now": now} if now else {}
+    if lang in i18n.LOCALES:
+        extra["lang"] = lang
     try:
         wf.act(conn, alert_id, action, user, note=note, assignee=assignee or None, reason=reason or None)
     except wf.AlertNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except wf.WorkflowError as exc:
-        extra["error"] = str(exc)
+        settings: Settings = request.app.state.settings
+        extra["error"] = workflow_message(exc, i18n.for_locale(lang or settings.api.locale, settings.timezone))
     return RedirectResponse(f"/dashboards/alerts/{alert_id}" + (f"?{urlencode(extra)}" if extra else ""),
                             status_code=status.HTTP_303_SEE_OTHER)
+
+
+def workflow_message(exc: wf.WorkflowError, lang: i18n.Lang) -> str:
+    """A workflow refusal in the page's language: its template translated, a kind or reason by its label."""
+    labels = Labels(lang.gettext)
+    values = {k: labels.kind(v) if k == "kind" else v for k, v in exc.values.items()}
+    if "reasons" in values:
+        values["reasons"] = ", ".join(labels.reason(r) for r in wf.CLOSE_REASONS)
+    return lang.gettext(exc.message) % values if values else lang.gettext(exc.message)
 
 
 @router.get("/dashboards/audit", response_class=HTMLResponse, summary="Who did what on the alerts")
@@ -199,8 +216,9 @@ def audit_page(
     conn: psycopg.Connection = Depends(get_db),
 ) -> HTMLResponse:
     found = wf.events(conn, actor=actor or None, meter_id=meter or None, limit=500)
-    return render(request, "audit.html", {**page_context(conn, when), "title": "Audit", "user": user,
-                                          "events": list(reversed(found)), "actor": actor or "", "meter": meter or ""})
+    return render(request, "audit.html", {**page_context(conn, when), "title": page_lang(request).gettext("Audit"),
+                                          "user": user, "events": list(reversed(found)), "actor": actor or "",
+                                          "meter": meter or ""})
 
 
 @router.get("/dashboards/balance", response_class=HTMLResponse, summary="District water balance")
@@ -211,13 +229,15 @@ def balance_page(
     user: str = Depends(require_analyst),
     conn: psycopg.Connection = Depends(get_db),
 ) -> HTMLResponse:
+    lang = page_lang(request)
     today = when.at.astimezone(ZoneInfo(when.tz)).date()
     balance = q.water_balance(conn, today - timedelta(days=days), today)
     ranking = q.balance_ranking(balance)
-    charts = {"balance-ranking": figures.balance_ranking_figure(ranking)}
+    charts = {"balance-ranking": figures.balance_ranking_figure(ranking, lang)}
     for i, district in enumerate(ranking["district"].to_list()):
-        charts[f"balance-{i}"] = figures.balance_figure(balance.filter(balance["district"] == district), district)
+        charts[f"balance-{i}"] = figures.balance_figure(balance.filter(balance["district"] == district), district,
+                                                        lang)
     return render(request, "balance.html", {
-        **page_context(conn, when), "title": "District water balance", "user": user, "days": days,
+        **page_context(conn, when), "title": lang.gettext("District water balance"), "user": user, "days": days,
         "ranking": ranking.to_dicts(), "charts": {k: fig_json(v) for k, v in charts.items()},
     })

@@ -21,7 +21,7 @@ from api.deps import get_db
 from api.pages import i18n
 from api.pages.auth import require_analyst
 from dashboards import figures
-from dashboards.labels import ACTION_LABELS, kind_label
+from dashboards.labels import ACTION_LABELS, Labels, kind_label
 from meterflow.config import Settings
 from storage import alert_workflow as wf
 from storage import alerts as incidents_store
@@ -94,20 +94,26 @@ def _local(value: Any, tz: str, fmt: str = "%Y-%m-%d %H:%M", lang: i18n.Lang | N
     return str(value)
 
 
-#: pages whose every text goes through the catalogue (api/locales); the others are still English-only
-TRANSLATED_PAGES = frozenset({"customer.html", "customer_error.html", "fleet.html", "login.html"})
+def page_lang(request: Request) -> i18n.Lang:
+    """The language of this request's page (`?lang=`, else settings api.locale): routes word their titles,
+    charts and messages with it before `render` makes it current for the template."""
+    settings: Settings = request.app.state.settings
+    return i18n.for_locale(i18n.request_locale(request, settings.api.locale), settings.timezone)
 
 
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
-    """A page in the request's language (`?lang=`, else settings api.locale) when it is translated, else in
-    English: `<html lang>`, `_()` and the number/date filters follow."""
+    """Every page in the request's language (`?lang=`, else settings api.locale): `<html lang>`, `_()`, the
+    labels of codes (kinds, severities, states, reasons, actions) and the number/date filters follow."""
     settings: Settings = request.app.state.settings
-    if name in TRANSLATED_PAGES:
-        lang = i18n.activate_request(request, settings.api.locale, settings.timezone)
-    else:  # written in English only so far: say so in <html lang>, whatever the locale
-        lang = i18n.activate(i18n.Lang("en", settings.timezone))
+    lang = i18n.activate(page_lang(request))
+    labels = Labels(lang.gettext)
     context.setdefault("lang", lang)
     context.setdefault("tz", settings.timezone)
+    context["labels"] = labels
+    if "kind_label" in context:  # the analyst pages' kinds, in the page's language
+        context["kind_label"] = labels.kind
+    # a `?lang=` asked for explicitly rides along in the pages' forms (the configured locale needs no help)
+    context["lang_asked"] = lang.code if request.query_params.get("lang") == lang.code else ""
     context["local"] = lambda v, fmt="%Y-%m-%d %H:%M": _local(v, settings.timezone, fmt, lang)
     context["fmt_age"] = lambda now, then: _fmt_age(now, then, lang)
     response: HTMLResponse = templates.TemplateResponse(request, name, context, status_code=status_code)
@@ -146,6 +152,7 @@ def fleet_page(
     conn: psycopg.Connection = Depends(get_db),
 ) -> HTMLResponse:
     settings: Settings = request.app.state.settings
+    lang = page_lang(request)
     at = parse_now(now, settings.timezone)
     data = fleet_data(conn, at, district, days, settings.timezone)
     by_district, by_gateway, kinds, dead = data["by_district"], data["by_gateway"], data["kinds"], data["dead"]
@@ -154,18 +161,18 @@ def fleet_page(
     meters = int(by_district["meters"].sum() or 0)
     heard = int(by_district["heard"].sum() or 0)
     charts = {
-        "coverage-district": figures.coverage_figure(by_district, "district"),
-        "coverage-gateway": figures.coverage_figure(by_gateway, "gateway"),
-        "freshness": figures.freshness_figure(data["ages"]),
-        "alerts-kind": figures.alerts_by_kind_figure(kinds, kind_label),
-        "district-consumption": figures.district_consumption_figure(dd),
-        "night-flow": figures.night_flow_figure(dd),
-        "verification": figures.verification_figure(data["due_weeks"]),
-        "dead-letters": figures.dead_letters_figure(dead),
+        "coverage-district": figures.coverage_figure(by_district, "district", lang),
+        "coverage-gateway": figures.coverage_figure(by_gateway, "gateway", lang),
+        "freshness": figures.freshness_figure(data["ages"], lang),
+        "alerts-kind": figures.alerts_by_kind_figure(kinds, Labels(lang.gettext).kind, lang),
+        "district-consumption": figures.district_consumption_figure(dd, lang),
+        "night-flow": figures.night_flow_figure(dd, lang),
+        "verification": figures.verification_figure(data["due_weeks"], lang),
+        "dead-letters": figures.dead_letters_figure(dead, lang),
     }
     return render(request, "fleet.html", {
         **analyst_context(at, now, user, fresh),
-        "title": "Fleet overview",
+        "title": lang.gettext("Fleet overview"),
         "now_q": _now_param(at, now),
         "charts": {k: fig_json(v) for k, v in charts.items()},
         "kpi": {
@@ -230,6 +237,8 @@ def meter_page(
 def _meter_response(request: Request, conn: psycopg.Connection, info: dict[str, Any], now: str | None, days: int,
                     hours: int, settings: Settings, customer: str | None, user: str = "") -> HTMLResponse:
     meter_id = info["meter_id"]
+    lang = page_lang(request)
+    label = Labels(lang.gettext).kind
     at = parse_now(now, settings.timezone)
     data = meter_data(conn, meter_id, at, days, hours, customer is None)
     daily, last_year, alerts, vee, hourly = (data[k] for k in ("daily", "last_year", "alerts", "vee", "hourly"))
@@ -238,15 +247,15 @@ def _meter_response(request: Request, conn: psycopg.Connection, info: dict[str, 
     hourly = hourly.with_columns(pl.col("hour").dt.convert_time_zone(settings.timezone))
     alerts = alerts.with_columns(pl.col("first_seen", "last_seen").dt.convert_time_zone(settings.timezone))
     charts = {
-        "meter": figures.meter_figure(daily, last_year, alerts, vee, meter_id, kind_label),
-        "hourly": figures.meter_hourly_figure(hourly, meter_id),
+        "meter": figures.meter_figure(daily, last_year, alerts, vee, meter_id, label, lang),
+        "hourly": figures.meter_hourly_figure(hourly, meter_id, lang),
     }
     known = daily.filter(~pl.col("missing"))
     extra = {} if customer else {**analyst_context(at, now, user, data["data_as_of"]),
                                  "events": [e.as_dict() for e in data["events"]]}
     return render(request, "meter.html", {
         **extra,
-        "title": f"Meter {meter_id}",
+        "title": lang.gettext("Meter %(meter)s") % {"meter": meter_id},
         "at": at,
         "now_q": _now_param(at, now),
         "info": info,

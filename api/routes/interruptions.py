@@ -132,14 +132,15 @@ def public_geojson(conn: psycopg.Connection = Depends(get_db)) -> JSONResponse:
 
 
 def _page(request: Request, conn: psycopg.Connection, public: bool) -> HTMLResponse:
-    from api.routes.dashboards import fig_json, render
+    from api.routes.dashboards import fig_json, page_lang, render
     from dashboards.interruption_map import map_figure
 
+    lang = page_lang(request)
     points, open_ = _map_data(conn)
     return render(request, "interruptions_map.html", {
-        "title": "Water supply" if public else "Interruptions and alerts",
+        "title": lang.gettext("Water supply") if public else lang.gettext("Interruptions and alerts"),
         "public": public, "interruptions": open_,
-        "charts": {"map": fig_json(map_figure(points, public))},
+        "charts": {"map": fig_json(map_figure(points, public, lang))},
     })
 
 

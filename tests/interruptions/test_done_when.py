@@ -124,12 +124,18 @@ def test_a_street_loses_water_and_gets_it_back(clean_db: psycopg.Connection, app
     public = client.get("/public/interruptions.geojson").json()
     assert all("meter_id" not in f["properties"] for f in public["features"])
     assert len([f for f in public["features"] if f["properties"]["type"] == "premise"]) == lipowa.height
-    page = client.get("/dashboards/interruptions", headers=auth)
+    page = client.get("/dashboards/interruptions?lang=en", headers=auth)
     assert page.status_code == 200 and "Lipowa since" in page.text and "scatter" in page.text
     fig = json.loads(page.text.split('data-chart="chart-map">', 1)[1].split("</script>", 1)[0])
     assert {t["type"] for t in fig["data"]} == {"scatter"}  # no tile server: a plain lon/lat plane
     assert not {"mapbox", "map", "geo"} & set(fig["layout"])
-    assert "No water now in" in client.get("/outages").text
+    assert "No water now in" in client.get("/outages?lang=en").text
+    polish = client.get("/dashboards/interruptions", headers=auth).text  # the default locale: pl
+    assert "<strong>Teraz bez wody:</strong>" in polish and f"Lipowa od {local_start}" in polish
+    pl_fig = json.loads(polish.split('data-chart="chart-map">', 1)[1].split("</script>", 1)[0])
+    assert [len(t["x"]) for t in pl_fig["data"] if t["name"] == "bez wody"] == [lipowa.height]
+    assert "bez wody: Lipowa" in [text for t in pl_fig["data"] if t["name"] == "streets" for text in t["text"]]
+    assert f"Lipowa od {local_start}" in client.get("/outages").text
     customer = lipowa.get_column("customer_ref")[0]
     sig = customer_signature(app_settings, customer)
     cpage = client.get(f"/c/{customer}?sig={sig}&lang=en").text

@@ -35,7 +35,8 @@ def test_maps_draw_the_street_without_water(clean_db: psycopg.Connection, databa
     lipowa = area.registry.filter(pl.col("street") == "Lipowa").height
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with live_server(settings, database_url) as url, chromium() as browser:
-        for path, name in ((f"/dashboards/interruptions?token={TOKEN}", "dispatcher"), ("/outages", "public")):
+        for path, name in ((f"/dashboards/interruptions?lang=en&token={TOKEN}", "dispatcher"),
+                           ("/outages?lang=en", "public")):
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             errors: list[str] = []
             page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))

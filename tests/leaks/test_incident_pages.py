@@ -63,7 +63,7 @@ def test_one_running_toilet_is_one_incident_on_every_page(clean_db: psycopg.Conn
         burst_row = next(r for r in rows if r["meter_id"] == "BURST")
         kpi = re.search(r"Est\. volume lost \(incidents, 30 days\)</div><div class=\"value\">([\d,.]+)", fleet.text)
         assert kpi and float(kpi.group(1).replace(",", "")) == round(1.8 + burst_row["volume_m3"], 1)
-        meter = client.get(f"/dashboards/meters/TOILET?now={now}", headers=auth)
+        meter = client.get(f"/dashboards/meters/TOILET?lang=en&now={now}", headers=auth)
         assert meter.status_code == 200
         mt = meter.text[meter.text.index('id="incidents-table"'):]
         assert mt[:mt.index("</table>")].count("<td>Leak</td>") == 1  # kinds by their label (dashboards.labels)
