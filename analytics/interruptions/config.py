@@ -18,7 +18,11 @@ class InterruptionConfig(BaseModel):
     presence_hours: int = Field(
         default=24, description="a meter is evidence only when it drew water in this many hours before the run"
         " (a home away on holiday says nothing about the supply)")
-    prior_weight: float = Field(default=5.0, description="pseudo-days pulling a meter's rate to its broader rate")
+    pool_hours: int = Field(
+        default=1, ge=0, description="the rarity at a local hour is learnt from the hours this close to it too"
+        " (1: a 3-hour window): habits drift by the hour, and the hourly flow's 56 days give few nights a rate")
+    prior_weight: float = Field(
+        default=10.0, description="pseudo-hours pulling a meter's rate to its broader rate (pooled hours count)")
     p_floor: float = Field(
         default=0.03, description="no meter-hour counts as rarer than this (one odd home cannot open an interruption)")
     threshold_nats: float = Field(

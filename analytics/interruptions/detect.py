@@ -3,11 +3,12 @@
 A cut-off shows in the meters of a street or district as a collective standstill: they keep reporting,
 but no index moves. Idle homes stand still too (at night, at work), so a standstill is judged by how
 rare it is FOR THOSE METERS AT THAT HOUR: per meter, local hour and weekday/weekend, the share of past
-runs of the same length that stood still (learnt from the history handed in, smoothed towards the
-meter's all-days rate and the fleet's rate). The evidence of a group at hour t is the sum over its
-meters that stand still of -ln P(standstill of the run's length ending at that hour); a home that drew
-no water in the day before the run (away) is no evidence. An interruption opens when the evidence
-reaches `threshold_nats` with at least `min_meters` meters, or when meters raise dry/empty-pipe alarms.
+runs of the same length that stood still (learnt from the history handed in, that hour pooled with its
+neighbours, smoothed towards the meter's all-days rate and the fleet's rate). The evidence of a group at
+hour t is the sum over its meters that stand still of -ln P(standstill of the run's length ending at that
+hour); a home that drew no water in the day before the run (away) is no evidence. An interruption opens
+when the evidence reaches `threshold_nats` with at least `min_meters` meters, or when meters raise
+dry/empty-pipe alarms.
 Groups are each street and each district; a district interruption absorbs the street ones it covers.
 
 A communication outage (most of a district's live meters silent for hours: a gateway or its backhaul)
@@ -122,8 +123,12 @@ def meter_hours(readings: pl.DataFrame, meters: list[str], cfg: InterruptionConf
 
 def standstill_rates(mh: pl.DataFrame, cfg: InterruptionConfig) -> tuple[pl.DataFrame, ...]:
     """P(a present meter stands still at local hour hod | hours since it last moved), per fleet, per meter,
-    per meter and day type; each smoothed towards the broader one by prior_weight pseudo-hours."""
-    base = mh.filter(pl.col("rep") & pl.col("present"))
+    per meter and day type; each smoothed towards the broader one by prior_weight pseudo-hours. Each hour's
+    rate is learnt from the hours within pool_hours of it too: habits drift by the hour, not at its edges,
+    and the pooled hours give the short history of the hourly flow several times the data per rate."""
+    base = mh.filter(pl.col("rep") & pl.col("present")).select("meter_id", "hod", "weekend", "state", "still")
+    base = pl.concat([base.with_columns(((pl.col("hod") + (d + 24)) % 24).cast(pl.Int8()).alias("hod"))
+                      for d in range(-cfg.pool_hours, cfg.pool_hours + 1)])
     a = cfg.prior_weight
     fleet = base.group_by("hod", "state").agg(((pl.col("still").sum() + 1.0) / (pl.len() + 2.0)).alias("pg"))
     meter = (base.group_by("meter_id", "hod", "state").agg(pl.col("still").sum().alias("s"), pl.len().alias("c"))

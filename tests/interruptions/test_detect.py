@@ -107,3 +107,23 @@ def test_the_simulated_fleet_carries_streets_cuts_and_outages_with_truth() -> No
     det = detect_interruptions(readings, reg.select("meter_id", "district", "street"), InterruptionConfig(), TZ)
     assert det.select("kind", "district", "street", "end").rows() == [
         ("supply", "DMA-01", None, day + 4 * H), ("communication", "DMA-02", None, day + 29 * H)]
+
+
+def test_an_hours_rarity_is_learnt_with_its_neighbours() -> None:
+    """pool_hours=1: the rate at 10:00 counts the standstills at 09:00, 10:00 and 11:00 (prior_weight 0 shows
+    the raw share); pool_hours=0 sees 10:00 alone."""
+    from analytics.interruptions.detect import standstill_rates
+
+    hods = [9, 10, 11, 12] * 2
+    still = [True, False, True, True, True, True, False, False]
+    mh = pl.DataFrame({"meter_id": ["M1"] * 8, "hod": pl.Series(hods, dtype=pl.Int8()),
+                       "weekend": [False] * 8, "state": pl.Series([4] * 8, dtype=pl.Int8()),
+                       "still": still, "rep": [True] * 8, "present": [True] * 8})
+
+    def pd_at_10(pool: int) -> float:
+        day = standstill_rates(mh, InterruptionConfig(pool_hours=pool, prior_weight=0.0))[2]
+        return float(day.filter(pl.col("hod") == 10).get_column("pd").item())
+
+    assert pd_at_10(0) == 0.5  # 10:00: still once in two
+    assert pd_at_10(1) == 4 / 6  # 09:00-11:00: still four times in six
+    assert InterruptionConfig().pool_hours == 1 and InterruptionConfig().prior_weight == 10.0
