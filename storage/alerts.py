@@ -142,9 +142,7 @@ def load_input(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.D
 
 def data_span(conn: psycopg.Connection) -> tuple[datetime, datetime] | None:
     """First and last reading time in the database (the default window of `leaks detect`)."""
-    row = conn.execute("SELECT least((SELECT min(time) FROM readings), (SELECT min(first_time) FROM readings_packed)),"
-                       " greatest((SELECT max(time) FROM readings), (SELECT max(last_time) FROM readings_packed))"
-                       ).fetchone()
+    row = conn.execute("SELECT first_time, last_time FROM reading_span()").fetchone()
     return (row[0].astimezone(UTC), row[1].astimezone(UTC)) if row and row[0] is not None else None
 
 
@@ -154,8 +152,7 @@ def registry_context(conn: psycopg.Connection, meters: list[str], tz: str) -> tu
     install date after its first reading, or its removal date; local midnight)."""
     rows = conn.execute(
         """SELECT m.meter_id, m.register_digits, m.install_date, m.removal_date,
-                  least((SELECT min(time) FROM readings r WHERE r.meter_id = m.meter_id),
-                        (SELECT min(first_time) FROM readings_packed p WHERE p.meter_id = m.meter_id))
+                  (SELECT first_time FROM reading_span(m.meter_id))
            FROM meters m WHERE m.meter_id = ANY(%s)""", (meters,)).fetchall()
     zone = ZoneInfo(tz)
     digits: dict[str, int] = {}

@@ -68,17 +68,8 @@ _ESTIMATED = """SELECT DISTINCT ON (r.meter_id, r.period_start) r.meter_id,
                   AND r.end_index_m3 IS NOT NULL
                 ORDER BY r.meter_id, r.period_start, r.run_id DESC"""
 
-# reads with an index in [lo, until], counted without unpacking the packed days wholly inside it
-_COUNT = f"""SELECT (SELECT count(*) FROM readings WHERE meter_id = ANY(%(m)s) AND total_m3 IS NOT NULL
-                       AND time >= %(lo)s AND time <= %(until)s)
-                  + (SELECT coalesce(sum(CASE WHEN p.first_time >= %(lo)s AND p.last_time <= %(until)s
-                                              THEN cardinality(array_remove(p.total_m3, NULL))
-                                              ELSE (SELECT count(*) FROM readings_unpacked(p) u
-                                                    WHERE u.total_m3 IS NOT NULL AND u.time >= %(lo)s
-                                                      AND u.time <= %(until)s) END), 0)
-                     FROM readings_packed p WHERE p.meter_id = ANY(%(m)s)
-                       AND p.day >= (%(lo)s::timestamptz AT TIME ZONE 'UTC')::date
-                       AND p.day <= (%(until)s::timestamptz AT TIME ZONE 'UTC')::date)
+# the rows of the union below in [lo, until]: counted without unpacking (migration 0192)
+_COUNT = f"""SELECT index_reads_count(%(m)s, %(lo)s, %(until)s)
                   + (SELECT count(*) FROM ({_ESTIMATED}) e WHERE e.time >= %(lo)s AND e.time <= %(until)s)"""
 
 

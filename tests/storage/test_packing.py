@@ -90,6 +90,8 @@ def test_a_packed_month_answers_every_query_as_the_hot_one(plain: psycopg.Connec
     page, total = customer_queries.readings_page(plain, ["p002"], lo + timedelta(days=30), 50, 20, "Europe/Warsaw")
     assert len(before) == 3 * 4 * 96 and billing.height > 500 and total == 4 * 96 - 1
     assert maintenance.status(plain).due["months to pack"] == 1
+    spans = [plain.execute(q).fetchone() for q in ("SELECT * FROM reading_span()",
+                                                   "SELECT * FROM reading_span('p002')")]
 
     report = maintenance.maintain(plain)
     assert report.packed_months == [f"{month:%Y-%m}"]
@@ -99,6 +101,8 @@ def test_a_packed_month_answers_every_query_as_the_hot_one(plain: psycopg.Connec
     # every column of every reading comes back exactly (times to the microsecond, NULLs, alarm lists, JSON)
     assert _everything(plain) == before
     assert _nearest(plain, month) == nearest
+    assert [plain.execute(q).fetchone() for q in ("SELECT * FROM reading_span()",
+                                                  "SELECT * FROM reading_span('p002')")] == spans
     assert_frame_equal(load_readings(plain, lo + timedelta(days=1), lo + timedelta(days=3)), billing)
     again, again_total = customer_queries.readings_page(plain, ["p002"], lo + timedelta(days=30), 50, 20,
                                                         "Europe/Warsaw")
