@@ -17,7 +17,13 @@ from storage.flavor import ensure_partitions
 
 
 class ManualReadError(ValueError):
-    """A refused manual read; the message says why and what to do."""
+    """A refused manual read: the message says why and what to do (English, for the API and the CLI); `code`
+    and `values` let a page say the same in its own words and language."""
+
+    def __init__(self, message: str, code: str = "refused", **values: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.values = values
 
 
 class UnknownMeter(ManualReadError):
@@ -52,38 +58,43 @@ def add_manual_read(
     """Validate and store a customer self-read as source='manual'; raises a ManualReadError subclass."""
     now = now or datetime.now(UTC)
     if time.tzinfo is None:
-        raise ImplausibleRead("time has no timezone: give it with an offset, e.g. 2024-03-31T18:00:00+02:00")
+        raise ImplausibleRead("time has no timezone: give it with an offset, e.g. 2024-03-31T18:00:00+02:00",
+                              "naive_time", time=time)
     refused = check_time(time, now, window)
     if refused is not None:
-        raise ImplausibleRead(f"{refused.reason}; send the time the meter was read")
+        raise ImplausibleRead(f"{refused.reason}; send the time the meter was read", refused.code, time=time)
     meter = conn.execute("SELECT install_date, removal_date, register_digits FROM meters WHERE meter_id = %s",
                          (meter_id,)).fetchone()
     if meter is None:
-        raise UnknownMeter(f"unknown meter {meter_id[:64]!r}: check the number printed on the meter")
+        raise UnknownMeter(f"unknown meter {meter_id[:64]!r}: check the number printed on the meter", "unknown_meter")
     install, removal, digits = meter
     refused = check_index(index_m3, digits)
     if refused is not None:
-        raise ImplausibleRead(refused.reason)
+        raise ImplausibleRead(refused.reason, refused.code, index=index_m3)
     if install is not None and time.date() < install:
-        raise ImplausibleRead(f"meter {meter_id} was installed on {install}; this read is dated before that")
+        raise ImplausibleRead(f"meter {meter_id} was installed on {install}; this read is dated before that",
+                              "before_install", day=install)
     if removal is not None and time.date() > removal:
-        raise ImplausibleRead(f"meter {meter_id} was removed on {removal}; read the meter installed since")
+        raise ImplausibleRead(f"meter {meter_id} was removed on {removal}; read the meter installed since",
+                              "after_removal", day=removal)
     prev, nxt = _neighbours(conn, meter_id, time)
     if prev is not None and prev[0] == time:
         if prev[1] == index_m3:
             return {"meter_id": meter_id, "time": time.isoformat(), "total_m3": index_m3, "stored": False,
                     "detail": "same read already stored"}
         raise ConflictingRead(f"meter {meter_id} already has {prev[1]} m3 at {time.isoformat()}; "
-                              "send a different time or correct the stored read")
+                              "send a different time or correct the stored read", "conflict", stored=prev[1], time=time)
     if not allow_decrease:
         if prev is not None and index_m3 < prev[1]:
             raise ImplausibleRead(
                 f"index {index_m3} m3 is below the last index {prev[1]} m3 read at {prev[0].isoformat()}; "
-                "check the digits, or flag it (allow_decrease) if the meter was replaced or rolled over")
+                "check the digits, or flag it (allow_decrease) if the meter was replaced or rolled over",
+                "below_last", index=index_m3, last=prev[1], last_time=prev[0])
         if nxt is not None and index_m3 > nxt[1]:
             raise ImplausibleRead(
                 f"index {index_m3} m3 is above the later index {nxt[1]} m3 read at {nxt[0].isoformat()}; "
-                "a backdated read cannot exceed what the meter showed afterwards: check the digits and the date")
+                "a backdated read cannot exceed what the meter showed afterwards: check the digits and the date",
+                "above_next", index=index_m3, next=nxt[1], next_time=nxt[0])
     ensure_partitions(conn, time, time)
     fields: dict[str, Any] = {"entered_at": now.isoformat()}
     if entered_by:

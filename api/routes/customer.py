@@ -24,11 +24,11 @@ from dashboards import customer as cust
 from dashboards import customer_figures as cf
 from meterflow.config import Settings
 from meterflow.periods import add_months, next_month
-from meterflow.plausibility import check_index, check_time
 from meterflow.spreadsheet import safe_frame
 from storage import customer_queries as cq
 from storage.alerts import customer_incidents
 from storage.interruptions import street_interruption
+from storage.manual_reads import ManualReadError, add_manual_read, manual_window
 from storage.tenancy import customer_tenancies
 
 router = APIRouter(tags=["customer"])
@@ -295,43 +295,44 @@ def parse_index(text: str) -> float | None:
         return None
 
 
-def validate_self_read(conn: psycopg.Connection, settings: Settings, meter: dict[str, Any], time_text: str,
-                       index_text: str, now: datetime) -> tuple[datetime, float]:
-    """The read's time and index, or a PageError (422) whose message says what to fix, in the customer's words."""
+#: storage.manual_reads' refusal codes -> what the customer reads (the checks themselves live there, once)
+SELF_READ_REFUSALS = {
+    "negative_index": N_("The index cannot be negative."),
+    "beyond_register": N_("The index {index} m\u00b3 is larger than this meter can show."),
+    "time_in_future": N_("The time {time} is in the future. Give the time when you read the meter."),
+    "time_out_of_window": N_("The date {time} is too far in the past."),
+    "before_install": N_("This meter was installed on {day}; the reading is dated before that."),
+    "after_removal": N_("This meter was removed on {day}; please read your new meter."),
+    "below_last": N_("The index {index} m\u00b3 is below the last reading, {last} m\u00b3 on {last_time}. "
+                     "Check the digits (only the black ones count)."),
+    "conflict": N_("A different reading is already stored for this meter at that time. Choose the exact time you "
+                   "read the meter."),
+}
 
-    def refuse(message: str, **values: Any) -> PageError:
-        return PageError(status.HTTP_422_UNPROCESSABLE_CONTENT, N_("Your reading was not saved"), message, **values)
 
+def _not_saved(message: str, status_code: int = status.HTTP_422_UNPROCESSABLE_CONTENT, **values: Any) -> PageError:
+    return PageError(status_code, N_("Your reading was not saved"), message, **values)
+
+
+def parse_self_read(settings: Settings, time_text: str, index_text: str) -> tuple[datetime, float]:
+    """The form's time (local when it has no offset) and index, or a PageError (422) saying what to fix; the
+    reading rules are storage.manual_reads' (add_manual_read)."""
     value = parse_index(index_text)
     if value is None:
-        raise refuse(N_("The index \u201c{text}\u201d is not a number. Type the black digits on the meter, "
-                        "e.g. 123,456."), text=index_text)
-    refusal = check_index(value, meter["register_digits"])
-    if refusal is not None:
-        raise refuse(N_("The index cannot be negative.") if refusal.code == "negative_index"
-                     else N_("The index {index} m\u00b3 is larger than this meter can show."), index=value)
+        raise _not_saved(N_("The index \u201c{text}\u201d is not a number. Type the black digits on the meter, "
+                            "e.g. 123,456."), text=index_text)
     try:
         when = datetime.fromisoformat(time_text.strip())
     except ValueError as exc:
-        raise refuse(N_("Give the date and time when you read the meter.")) from exc
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=ZoneInfo(settings.timezone))
-    refusal = check_time(when, now, settings.plausibility)
-    if when > now + timedelta(seconds=settings.vee.future_tolerance_s) or (
-            refusal is not None and refusal.code == "time_in_future"):
-        raise refuse(N_("The time {time} is in the future. Give the time when you read the meter."), time=when)
-    if refusal is not None:
-        raise refuse(N_("The date {time} is too far in the past."), time=when)
-    if meter["install_date"] is not None and when.date() < meter["install_date"]:
-        raise refuse(N_("This meter was installed on {day}; the reading is dated before that."),
-                     day=meter["install_date"])
-    if meter["removal_date"] is not None and when.date() > meter["removal_date"]:
-        raise refuse(N_("This meter was removed on {day}; please read your new meter."), day=meter["removal_date"])
-    last = cq.last_read(conn, meter["meter_id"], when)
-    if last is not None and value < last[1]:
-        raise refuse(N_("The index {index} m\u00b3 is below the last reading, {last} m\u00b3 on {last_time}. "
-                        "Check the digits (only the black ones count)."), index=value, last=last[1], last_time=last[0])
-    return when, value
+        raise _not_saved(N_("Give the date and time when you read the meter.")) from exc
+    return (when if when.tzinfo else when.replace(tzinfo=ZoneInfo(settings.timezone))), value
+
+
+def refusal_page_error(exc: ManualReadError) -> PageError:
+    """A refused self-read in the customer's words; a refusal without its own words gets the general one."""
+    message = SELF_READ_REFUSALS.get(exc.code, N_("This reading cannot be accepted. Please check it and try again."))
+    code = status.HTTP_409_CONFLICT if exc.code == "conflict" else status.HTTP_422_UNPROCESSABLE_CONTENT
+    return _not_saved(message, code, **exc.values)
 
 
 @router.post("/c/{customer_ref}/meters/{meter_id}/self-read", response_class=HTMLResponse,
@@ -347,30 +348,23 @@ def self_read(
     index: str = Form("", description="the index in m3; decimal comma accepted"),
     conn: psycopg.Connection = Depends(get_db),
 ) -> Response:
-    from storage.manual_reads import ConflictingRead, ManualReadError, add_manual_read, manual_window
-
     settings = _settings(request)
     meters = authorise(request, conn, customer_ref, sig)
     meter = next((m for m in meters if m["meter_id"] == meter_id), None)
     if meter is None:
         _point(meters, meter_id)  # raises: not this customer's meter
         raise AssertionError
-    wall_now = datetime.now(UTC)
     try:
-        when, value = validate_self_read(conn, settings, meter, time, index, wall_now)
-        add_manual_read(conn, meter_id, when, value, now=wall_now,
-                        window=manual_window(settings.plausibility, settings.vee.future_tolerance_s),
-                        note=f"self-read by customer {customer_ref} (customer page)",
-                        entered_by=f"customer:{customer_ref}")
-    except (PageError, ManualReadError) as exc:
+        when, value = parse_self_read(settings, time, index)
+        try:
+            add_manual_read(conn, meter_id, when, value,
+                            window=manual_window(settings.plausibility, settings.vee.future_tolerance_s),
+                            note=f"self-read by customer {customer_ref} (customer page)",
+                            entered_by=f"customer:{customer_ref}")
+        except ManualReadError as refused:
+            raise refusal_page_error(refused) from refused
+    except PageError as exc:
         conn.rollback()
-        if isinstance(exc, ManualReadError):
-            conflict = isinstance(exc, ConflictingRead)
-            exc = PageError(status.HTTP_409_CONFLICT if conflict else status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            N_("Your reading was not saved"),
-                            N_("A different reading is already stored for this meter at that time. Choose the "
-                               "exact time you read the meter.") if conflict
-                            else N_("This reading cannot be accepted. Please check it and try again."))
         context = _page_context(request, conn, customer_ref, meters, meter_id, now, 1)
         context["form"] = {"meter_id": meter_id, "time": time, "index": index,
                            "error": say(_lang(request), exc.message, exc.values)}
