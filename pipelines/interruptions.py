@@ -4,7 +4,7 @@ is the plain function the command, the leak-detection flow and the tests share."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -12,8 +12,9 @@ import psycopg
 from prefect import flow
 
 from analytics.interruptions.detect import PREMISES_SCHEMA, detect_interruptions
-from meterflow.config import Settings, load_settings
+from meterflow.config import Settings
 from meterflow.logs import ctx, get_logger
+from pipelines.hourly import hourly_run
 from storage import interruptions as store
 from storage.alerts import load_input
 from storage.db import connect, resolve_dsn
@@ -59,7 +60,6 @@ def run_interruptions(conn: psycopg.Connection, settings: Settings, as_of: datet
 def interruption_flow(as_of: datetime | None = None, notify: bool = False, dry_run: bool = True,
                       settings: Any = None) -> dict[str, Any]:
     """Hourly: interruptions opened, updated and closed, then notices."""
-    s: Settings = settings if isinstance(settings, Settings) else load_settings()
-    when = (as_of or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    s, when = hourly_run(as_of, settings)
     with connect(resolve_dsn(s)) as conn:
         return run_interruptions(conn, s, when, notify, dry_run)

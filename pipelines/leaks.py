@@ -5,7 +5,7 @@ both call it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -15,8 +15,9 @@ from prefect import flow
 from analytics.leaks.detectors import detect_all
 from analytics.leaks.hourly import normalise_readings
 from analytics.leaks.messages import describe
-from meterflow.config import Settings, load_settings
+from meterflow.config import Settings
 from meterflow.logs import ctx, get_logger
+from pipelines.hourly import hourly_run
 from pipelines.maintenance import maintenance_step
 from storage.alerts import dispatcher_closes, load_input, registry_context, removal_times, sync
 from storage.db import connect, resolve_dsn
@@ -78,8 +79,7 @@ HOURLY_CRON = "5 * * * *"  # five past each hour, after the last quarter-hour te
 def leak_detection_flow(as_of: datetime | None = None, notify: bool = False, dry_run: bool = True,
                         settings: Any = None) -> dict[str, Any]:
     """Hourly: detectors over the last history_days, incidents stored (opened, updated, closed), notifications."""
-    s: Settings = settings if isinstance(settings, Settings) else load_settings()
-    when = (as_of or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    s, when = hourly_run(as_of, settings)
     with connect(resolve_dsn(s)) as conn:
         out = run_detection(conn, s, when).summary()
         from pipelines.interruptions import run_interruptions  # its own step: supply interruptions
